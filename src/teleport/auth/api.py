@@ -1,0 +1,297 @@
+"""The auth API: HTTPS with mutual TLS on port 3025. Every endpoint authorizes its caller.
+
+The caller's identity is read from its client certificate (issued by the cluster's TLS CA).
+Three endpoints are public: ping, the TLS CA certificate (for pin checks) and register (which
+requires a join token instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from teleport import __version__
+from teleport.auth.authz import authorize
+from teleport.auth.server import AuthServer, host_identity_to_dict
+from teleport.ca import tlsca
+from teleport.files import write_secret
+from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError, error_to_dict
+from teleport.types.resources import Server, split_csv
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IDENTITY = web.AppKey("identity", object)
+
+
+def caller_identity(request: web.Request) -> tlsca.Identity | None:
+    """The identity in the verified client certificate, or None when none was presented."""
+    ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if ssl_obj is None:
+        return None
+    der = ssl_obj.getpeercert(binary_form=True)
+    if not der:
+        return None
+    return tlsca.identity_from_cert(der)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except TeleportError as err:
+        return web.json_response(error_to_dict(err), status=err.http_status)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": "TeleportError", "message": "internal error in the auth service (see its log)"},
+            status=500,
+        )
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except Exception:
+        raise BadParameter("request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadParameter("request body must be a JSON object")
+    return data
+
+
+def _str(data: dict[str, Any], key: str, required: bool = True) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str) or (required and not value):
+        raise BadParameter(f"missing or invalid field {key!r}")
+    return value
+
+
+class AuthAPI:
+    """aiohttp routes over an AuthServer."""
+
+    def __init__(self, server: AuthServer) -> None:
+        self.server = server
+
+    async def _authorize(self, request: web.Request, resource: str, verb: str) -> tlsca.Identity:
+        identity = caller_identity(request)
+        roleset = None
+        if identity is not None and identity.system_role == "User":
+            try:
+                user = await self.server.store.get_user(identity.username)
+            except NotFound:
+                raise AccessDenied(f"user {identity.username!r} no longer exists") from None
+            roleset = await self.server.roleset_for(user)
+        authorize(identity, resource, verb, roleset)
+        assert identity is not None
+        return identity
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[error_middleware], client_max_size=4 * 1024 * 1024)
+        r = app.router
+        r.add_get("/v1/ping", self.ping)
+        r.add_get("/v1/tlsca", self.tls_ca)
+        r.add_post("/v1/register", self.register)
+        r.add_get("/v1/authorities", self.get_authorities)
+        r.add_get("/v1/authorities/{type}", self.get_authority)
+        r.add_post("/v1/invites", self.create_invite)
+        r.add_get("/v1/invites/{token}", self.get_invite)
+        r.add_post("/v1/invites/{token}/complete", self.complete_invite)
+        r.add_get("/v1/users", self.list_users)
+        r.add_get("/v1/users/{name}", self.get_user)
+        r.add_delete("/v1/users/{name}", self.delete_user)
+        r.add_post("/v1/users/{name}/password", self.set_password)
+        r.add_post("/v1/users/{name}/ssh/authenticate", self.authenticate_ssh)
+        r.add_post("/v1/users/{name}/certs", self.sign_user)
+        r.add_post("/v1/hosts/certs", self.sign_host)
+        r.add_post("/v1/tokens", self.create_token)
+        r.add_get("/v1/tokens", self.list_tokens)
+        r.add_delete("/v1/tokens/{token}", self.delete_token)
+        r.add_get("/v1/nodes", self.list_nodes)
+        r.add_post("/v1/nodes", self.heartbeat)
+        return app
+
+    # public ----------------------------------------------------------------------------
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "cluster_name": self.server.cluster_name,
+                "server_version": __version__,
+                "second_factor": self.server.second_factor,
+            }
+        )
+
+    async def tls_ca(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.server.tls_ca_cert, content_type="application/x-pem-file")
+
+    async def register(self, request: web.Request) -> web.Response:
+        data = await _body(request)
+        addresses = data.get("addresses") or []
+        if not isinstance(addresses, list):
+            raise BadParameter("addresses must be a list")
+        ident = await self.server.register_host(
+            _str(data, "token"),
+            _str(data, "role"),
+            _str(data, "host_id"),
+            _str(data, "nodename"),
+            [str(a) for a in addresses],
+        )
+        return web.json_response(host_identity_to_dict(ident))
+
+    # certificate authorities --------------------------------------------------------------
+    async def get_authorities(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "cert_authority", "read")
+        cas = await self.server.get_cert_authorities()
+        return web.json_response([ca.to_dict() for ca in cas])
+
+    async def get_authority(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "cert_authority", "read")
+        if request.query.get("with_secrets"):
+            raise AccessDenied("CA private keys never leave the auth service")
+        ca = await self.server.store.get_ca(request.match_info["type"])
+        return web.json_response(ca.without_secrets().to_dict())
+
+    # users and invites -------------------------------------------------------------------
+    async def create_invite(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user", "create")
+        data = await _body(request)
+        invite = await self.server.create_invite(
+            _str(data, "user"),
+            split_csv(data.get("logins")),
+            split_csv(data.get("roles")),
+            data.get("ttl"),
+            _str(data, "proxy_addr"),
+        )
+        return web.json_response(invite)
+
+    async def get_invite(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "invite", "read")
+        return web.json_response(await self.server.get_invite(request.match_info["token"]))
+
+    async def complete_invite(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "invite", "use")
+        data = await _body(request)
+        user = await self.server.complete_invite(
+            request.match_info["token"], _str(data, "password"), _str(data, "otp_code", False)
+        )
+        return web.json_response({"user": user.name})
+
+    async def list_users(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user", "list")
+        return web.json_response([u.to_dict() for u in await self.server.list_users()])
+
+    async def get_user(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user", "read")
+        user = await self.server.store.get_user(request.match_info["name"])
+        return web.json_response(user.to_dict())
+
+    async def delete_user(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user", "delete")
+        await self.server.delete_user(request.match_info["name"])
+        return web.json_response({"deleted": request.match_info["name"]})
+
+    async def set_password(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user", "update")
+        data = await _body(request)
+        await self.server.set_password(request.match_info["name"], _str(data, "password"))
+        return web.json_response({"ok": True})
+
+    async def authenticate_ssh(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user", "authenticate")
+        data = await _body(request)
+        result = await self.server.authenticate_ssh(
+            request.match_info["name"],
+            _str(data, "password", False),
+            _str(data, "otp_code", False),
+            _str(data, "public_key"),
+            data.get("ttl"),
+        )
+        return web.json_response(
+            {
+                "cert": result.cert,
+                "tls_cert": result.tls_cert.decode(),
+                "username": result.username,
+                "roles": result.roles,
+                "logins": result.logins,
+                "expires": result.expires,
+                "cluster_name": self.server.cluster_name,
+                "host_ca_keys": await self.server.checking_keys("host"),
+                "tls_ca": self.server.tls_ca_cert.decode(),
+            }
+        )
+
+    async def sign_user(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "user_cert", "create")
+        data = await _body(request)
+        key, cert = await self.server.sign_for_automation(request.match_info["name"], data.get("ttl"))
+        return web.json_response({"private_key": key.decode(), "cert": cert})
+
+    async def sign_host(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "host_cert", "create")
+        data = await _body(request)
+        import uuid
+
+        host_id = data.get("host_id") or str(uuid.uuid4())
+        ident = await self.server.issue_host_identity(
+            data.get("role") or "node", host_id, _str(data, "nodename"), split_csv(data.get("addresses"))
+        )
+        return web.json_response(host_identity_to_dict(ident))
+
+    # tokens ----------------------------------------------------------------------------
+    async def create_token(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "token", "create")
+        data = await _body(request)
+        tok = await self.server.create_join_token(split_csv(data.get("roles")), data.get("ttl"))
+        exp = tok.metadata.expires
+        return web.json_response(
+            {"token": tok.name, "roles": tok.roles, "expires": exp.timestamp() if exp else None}
+        )
+
+    async def list_tokens(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "token", "list")
+        return web.json_response(await self.server.list_tokens())
+
+    async def delete_token(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "token", "delete")
+        await self.server.delete_token(request.match_info["token"])
+        return web.json_response({"ok": True})
+
+    # nodes -----------------------------------------------------------------------------
+    async def list_nodes(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "node", "list")
+        nodes = await self.server.store.list_nodes()
+        return web.json_response([n.to_dict() for n in nodes])
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        identity = await self._authorize(request, "node", "heartbeat")
+        data = await _body(request)
+        server = Server.from_dict(data)
+        if identity.system_role == "Node" and server.name != identity.host_id:
+            raise AccessDenied("a node may only heartbeat for itself")
+        from teleport import defaults
+
+        await self.server.store.upsert_node(server, defaults.SERVER_TTL)  # type: ignore[arg-type]
+        return web.json_response({"ok": True})
+
+
+def server_ssl_context(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, cert_dir: str) -> ssl.SSLContext:
+    """TLS for the auth listener: our identity, and client certificates checked against the CA
+    when presented (public endpoints work without one; the rest refuse)."""
+    import os
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert_file = os.path.join(cert_dir, "auth-server-cert.pem")
+    key_file = os.path.join(cert_dir, "auth-server-key.pem")
+    write_secret(cert_file, cert_pem)
+    write_secret(key_file, key_pem)
+    ctx.load_cert_chain(cert_file, key_file)
+    ctx.load_verify_locations(cadata=ca_pem.decode())
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+

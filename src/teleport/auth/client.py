@@ -1,0 +1,135 @@
+"""A client of the auth API (mutual TLS), used by the proxy, nodes and tctl."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import aiohttp
+
+from teleport.errors import ConnectionProblem, TeleportError, error_from_dict
+
+
+def client_ssl_context(
+    ca_pem: bytes | None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """TLS that trusts only the cluster's CA and presents our identity when we have one."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_pem is not None:
+        ctx.load_verify_locations(cadata=ca_pem.decode())
+    if cert_file and key_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+class AuthClient:
+    """Calls the auth API on one of several auth servers, trying the next on connection failure."""
+
+    def __init__(self, addrs: list[str], ssl_context: ssl.SSLContext, timeout: float = 30) -> None:
+        if not addrs:
+            raise ConnectionProblem("no auth server address configured (teleport.auth_servers)")
+        self.addrs = list(addrs)
+        self.ssl = ssl_context
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl, limit=100), timeout=self._timeout
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> AuthClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def call(self, method: str, path: str, body: Any = None, raw: bool = False) -> Any:
+        """One API call; raises the server's error type with its message."""
+        session = await self._get_session()
+        last: Exception | None = None
+        for addr in self.addrs:
+            try:
+                async with session.request(method, f"https://{addr}{path}", json=body) as resp:
+                    if raw and resp.status == 200:
+                        return await resp.read()
+                    try:
+                        data = await resp.json(content_type=None)
+                    except Exception:
+                        data = None
+                    if resp.status >= 400:
+                        if isinstance(data, dict) and "error" in data:
+                            raise error_from_dict(data)
+                        raise TeleportError(f"auth server {addr} answered HTTP {resp.status}")
+                    return data
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+                    raise ConnectionProblem(
+                        f"auth server {addr} presented a certificate not signed by this "
+                        f"cluster's CA: {exc.certificate_error}"
+                    ) from None
+                last = exc
+                continue
+        raise ConnectionProblem(
+            f"cannot reach the auth server at {', '.join(self.addrs)}: {last}; is it running?"
+        )
+
+    # typed helpers ------------------------------------------------------------------------
+    async def ping(self) -> dict[str, Any]:
+        return await self.call("GET", "/v1/ping")  # type: ignore[no-any-return]
+
+    async def get_authorities(self) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/authorities")  # type: ignore[no-any-return]
+
+    async def create_invite(
+        self, user: str, logins: list[str], roles: list[str], ttl: float | None, proxy_addr: str
+    ) -> dict[str, Any]:
+        body = {"user": user, "logins": logins, "roles": roles, "ttl": ttl, "proxy_addr": proxy_addr}
+        return await self.call("POST", "/v1/invites", body)  # type: ignore[no-any-return]
+
+    async def get_invite(self, token: str) -> dict[str, Any]:
+        return await self.call("GET", f"/v1/invites/{token}")  # type: ignore[no-any-return]
+
+    async def complete_invite(self, token: str, password: str, otp_code: str) -> dict[str, Any]:
+        body = {"password": password, "otp_code": otp_code}
+        return await self.call("POST", f"/v1/invites/{token}/complete", body)  # type: ignore[no-any-return]
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/users")  # type: ignore[no-any-return]
+
+    async def delete_user(self, name: str) -> None:
+        await self.call("DELETE", f"/v1/users/{name}")
+
+    async def authenticate_ssh(
+        self, user: str, password: str, otp_code: str, public_key: str, ttl: float | None
+    ) -> dict[str, Any]:
+        body = {"password": password, "otp_code": otp_code, "public_key": public_key, "ttl": ttl}
+        return await self.call("POST", f"/v1/users/{user}/ssh/authenticate", body)  # type: ignore[no-any-return]
+
+    async def sign_user(self, user: str, ttl: float | None) -> dict[str, Any]:
+        return await self.call("POST", f"/v1/users/{user}/certs", {"ttl": ttl})  # type: ignore[no-any-return]
+
+    async def sign_host(self, nodename: str, addresses: list[str]) -> dict[str, Any]:
+        body = {"nodename": nodename, "addresses": addresses}
+        return await self.call("POST", "/v1/hosts/certs", body)  # type: ignore[no-any-return]
+
+    async def create_token(self, roles: list[str], ttl: float | None) -> dict[str, Any]:
+        return await self.call("POST", "/v1/tokens", {"roles": roles, "ttl": ttl})  # type: ignore[no-any-return]
+
+    async def list_tokens(self) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/tokens")  # type: ignore[no-any-return]
+
+    async def delete_token(self, token: str) -> None:
+        await self.call("DELETE", f"/v1/tokens/{token}")
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/nodes")  # type: ignore[no-any-return]
+
+    async def heartbeat(self, server: dict[str, Any]) -> None:
+        await self.call("POST", "/v1/nodes", server)

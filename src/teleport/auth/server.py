@@ -1,0 +1,579 @@
+"""The auth service's logic: CA custody, users and invites, login, join tokens, host identities.
+
+It talks only to a ClusterStore (never to a network); auth/api.py exposes it over mutual TLS.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from teleport import defaults
+from teleport.auth import secrets
+from teleport.auth.store import ClusterStore
+from teleport.ca import keys as cakeys
+from teleport.ca import sshcert, tlsca
+from teleport.errors import (
+    AccessDenied,
+    AlreadyExists,
+    BadParameter,
+    CompareFailed,
+    NotFound,
+)
+from teleport.rbac.presets import preset_roles
+from teleport.rbac.roleset import RoleSet
+from teleport.types.resources import CertAuthority, Metadata, ProvisionToken, User
+
+log = logging.getLogger(__name__)
+
+CA_TYPES = ("user", "host", "tls")
+
+# Principal given to a certificate whose roles allow no login: an empty principal list would
+# make OpenSSH accept the certificate for ANY login.
+NO_LOGIN_PRINCIPAL = "-teleport-nologin-"
+
+
+@dataclass
+class StaticToken:
+    roles: list[str]
+    token: str = field(repr=False)
+
+
+@dataclass
+class LoginResult:
+    cert: str
+    tls_cert: bytes
+    username: str
+    roles: list[str]
+    logins: list[str]
+    expires: float
+
+
+@dataclass
+class HostIdentity:
+    host_id: str
+    role: str
+    private_key: bytes  # OpenSSH private key (the SSH host key)
+    cert: str  # OpenSSH host certificate
+    tls_key: bytes
+    tls_cert: bytes
+    tls_ca: bytes
+    cluster_name: str
+    user_ca_keys: list[str]
+    host_ca_keys: list[str]
+
+
+def _now() -> float:
+    return time.time()
+
+
+def clamp_ttl(requested: float | None) -> int:
+    """Clamp a requested user certificate TTL to [1 min, 30 h] (default 23 h)."""
+    ttl = defaults.USER_CERT_TTL if not requested else float(requested)
+    return int(min(max(ttl, defaults.MIN_USER_CERT_TTL), defaults.MAX_USER_CERT_TTL))
+
+
+class AuthServer:
+    """Holds the cluster's CAs and state; every method is an action the API authorizes first."""
+
+    def __init__(
+        self,
+        store: ClusterStore,
+        cluster_name: str,
+        static_tokens: list[StaticToken] | None = None,
+        second_factor: str = defaults.SECOND_FACTOR,
+        ca_key_type: str = defaults.CA_KEY_TYPE,
+    ) -> None:
+        self.store = store
+        self.cluster_name = cluster_name
+        self.static_tokens = static_tokens or []
+        self.second_factor = second_factor
+        self.ca_key_type = ca_key_type
+        self._signers: dict[str, Any] = {}
+        self._tls_ca: tuple[bytes, bytes] | None = None
+
+    # start-up ---------------------------------------------------------------------------
+    @classmethod
+    async def init(
+        cls,
+        store: ClusterStore,
+        cluster_name: str | None,
+        static_tokens: list[StaticToken] | None = None,
+        second_factor: str = defaults.SECOND_FACTOR,
+        ca_key_type: str = defaults.CA_KEY_TYPE,
+    ) -> AuthServer:
+        """First start: create cluster name, CAs and preset roles; later starts: load them."""
+        wanted = cluster_name or str(uuid.uuid4())
+        stored = await store.create_cluster_name(wanted)
+        if cluster_name and stored != cluster_name:
+            raise BadParameter(
+                f"auth_service.cluster_name is {cluster_name!r} but this cluster's storage was "
+                f"created as {stored!r}: renaming a cluster invalidates all its keys; set "
+                f"cluster_name back to {stored!r} or start with an empty data_dir"
+            )
+        server = cls(store, stored, static_tokens, second_factor, ca_key_type)
+        for ca_type in CA_TYPES:
+            await server._ensure_ca(ca_type)
+        for role in preset_roles():
+            try:
+                await store.create_role(role)
+            except AlreadyExists:
+                pass
+        await server._load_signers()
+        return server
+
+    async def _ensure_ca(self, ca_type: str) -> None:
+        try:
+            await self.store.get_ca(ca_type)
+            return
+        except NotFound:
+            pass
+        if ca_type == "tls":
+            key_pem, cert_pem = tlsca.create_tls_ca(self.cluster_name)
+            spec = {
+                "type": "tls",
+                "cluster_name": self.cluster_name,
+                "checking_keys": [cert_pem.decode()],
+                "signing_keys": [key_pem.decode()],
+            }
+        else:
+            key = cakeys.generate_private_key(self.ca_key_type)
+            spec = {
+                "type": ca_type,
+                "cluster_name": self.cluster_name,
+                "checking_keys": [cakeys.public_key_to_openssh(key)],
+                "signing_keys": [cakeys.private_key_to_pem(key).decode()],
+            }
+        ca = CertAuthority(metadata=Metadata(name=ca_type), spec=spec)
+        if await self.store.create_ca(ca):
+            log.info("created the %s certificate authority", ca_type)
+
+    async def _load_signers(self) -> None:
+        for ca_type in ("user", "host"):
+            ca = await self.store.get_ca(ca_type)
+            self._signers[ca_type] = cakeys.load_private_key(ca.spec["signing_keys"][0].encode())
+        tls = await self.store.get_ca("tls")
+        self._tls_ca = (tls.spec["signing_keys"][0].encode(), tls.spec["checking_keys"][0].encode())
+
+    # certificate authorities (public parts only: private keys never leave this object) ----
+    async def get_cert_authorities(self) -> list[CertAuthority]:
+        return [(await self.store.get_ca(t)).without_secrets() for t in CA_TYPES]
+
+    async def checking_keys(self, ca_type: str) -> list[str]:
+        return list((await self.store.get_ca(ca_type)).spec["checking_keys"])
+
+    @property
+    def tls_ca_cert(self) -> bytes:
+        assert self._tls_ca is not None
+        return self._tls_ca[1]
+
+    def issue_tls_identity(
+        self, identity: tlsca.Identity, public_key: Any, ttl: int, dns_names: list[str] = ()  # type: ignore[assignment]
+    ) -> bytes:
+        """Sign an x509 identity for the internal API."""
+        assert self._tls_ca is not None
+        return tlsca.issue_identity_cert(
+            self._tls_ca[0], self._tls_ca[1], public_key, identity, ttl, dns_names=list(dns_names)
+        )
+
+    def new_tls_identity(
+        self, identity: tlsca.Identity, ttl: int = defaults.INTERNAL_TLS_TTL, dns_names: list[str] = ()  # type: ignore[assignment]
+    ) -> tuple[bytes, bytes]:
+        """Generate a key and an x509 identity; returns (key PEM, cert PEM)."""
+        key = tlsca.generate_tls_key()
+        cert = self.issue_tls_identity(identity, key.public_key(), ttl, dns_names)
+        return cakeys.private_key_to_pem(key), cert
+
+    # roles ---------------------------------------------------------------------------------
+    async def roleset_for(self, user: User) -> RoleSet:
+        roles = []
+        for name in user.roles:
+            try:
+                roles.append(await self.store.get_role(name))
+            except NotFound:
+                log.warning("user %s refers to a missing role %s", user.name, name)
+        return RoleSet(roles, user.traits)
+
+    # users and invites -------------------------------------------------------------------
+    async def create_invite(
+        self, username: str, logins: list[str], roles: list[str], ttl: float | None, proxy_addr: str
+    ) -> dict[str, Any]:
+        """Create a signup invite; the user does not exist until the invite is completed."""
+        if not username or "/" in username or username.strip() != username:
+            raise BadParameter(f"invalid user name {username!r}")
+        ttl = defaults.INVITE_TOKEN_TTL if not ttl else float(ttl)
+        if ttl <= 0 or ttl > defaults.MAX_INVITE_TOKEN_TTL:
+            raise BadParameter(
+                f"invite TTL must be between 1s and {defaults.MAX_INVITE_TOKEN_TTL // 3600}h"
+            )
+        try:
+            await self.store.get_user(username)
+            raise AlreadyExists(f"user {username!r} already exists")
+        except NotFound:
+            pass
+        for role in roles:
+            await self.store.get_role(role)
+        token = secrets.new_token()
+        expires = _now() + ttl
+        invite = {
+            "user": username,
+            "logins": logins or [username],
+            "roles": roles or ["admin"],
+            "otp_secret": secrets.new_totp_secret(),
+            "created": _now(),
+        }
+        await self.store.put_invite(secrets.token_digest(token), invite, expires)
+        return {
+            "token": token,
+            "url": f"https://{proxy_addr}/web/invite/{token}",
+            "expires": expires,
+            "user": username,
+        }
+
+    async def get_invite(self, token: str) -> dict[str, Any]:
+        """What the signup client needs: the user name and the one-time-code secret."""
+        _, invite = await self._find_invite(token)
+        out = {"user": invite["user"], "second_factor": self.second_factor}
+        if self.second_factor == "otp":
+            out["otp_secret"] = invite["otp_secret"]
+            out["otp_uri"] = secrets.totp_uri(invite["otp_secret"], invite["user"], self.cluster_name)
+        return out
+
+    async def _find_invite(self, token: str) -> tuple[Any, dict[str, Any]]:
+        try:
+            return await self.store.get_invite(secrets.token_digest(token))
+        except NotFound:
+            raise NotFound(
+                "invite not found: it has expired, was already used, or the URL is wrong; "
+                "ask your administrator for a new one"
+            ) from None
+
+    async def complete_invite(self, token: str, password: str, otp_code: str) -> User:
+        """Set the password and enrol the one-time code; the invite then stops working."""
+        item, invite = await self._find_invite(token)
+        secrets.check_password_strength(password)
+        counter = 0
+        if self.second_factor == "otp":
+            counter = secrets.verify_totp(invite["otp_secret"], otp_code, 0).counter
+        await self.store.consume_invite(item)
+        user = User(
+            metadata=Metadata(name=invite["user"]),
+            spec={
+                "roles": invite["roles"],
+                "traits": {"logins": invite["logins"]},
+                "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
+        await self.store.create_user(user)
+        await self.store.put_user_secret(user.name, "pwd", {"hash": secrets.hash_password(password)})
+        await self.store.put_user_secret(
+            user.name, "totp", {"secret": invite["otp_secret"], "last": counter}
+        )
+        return user
+
+    async def delete_user(self, name: str) -> None:
+        await self.store.delete_user(name)
+
+    async def list_users(self) -> list[User]:
+        return await self.store.list_users()
+
+    async def set_password(self, name: str, password: str) -> None:
+        """Set a user's password directly (tests and automation; no invite)."""
+        await self.store.get_user(name)
+        secrets.check_password_strength(password)
+        await self.store.put_user_secret(name, "pwd", {"hash": secrets.hash_password(password)})
+
+    # login -----------------------------------------------------------------------------
+    async def _check_lock(self, name: str) -> dict[str, Any]:
+        try:
+            state = await self.store.get_user_secret(name, "attempts")
+        except NotFound:
+            state = {"failures": 0, "locked_until": 0}
+        if state.get("locked_until", 0) > _now():
+            until = datetime.fromtimestamp(state["locked_until"], UTC).strftime("%H:%M:%S UTC")
+            raise AccessDenied(
+                f"user {name!r} is locked until {until} after {defaults.MAX_LOGIN_ATTEMPTS} "
+                "failed login attempts; wait, or ask an administrator"
+            )
+        return state
+
+    async def _record_failure(self, name: str, state: dict[str, Any]) -> None:
+        failures = int(state.get("failures", 0)) + 1
+        new = {"failures": failures, "locked_until": 0}
+        if failures >= defaults.MAX_LOGIN_ATTEMPTS:
+            new = {"failures": 0, "locked_until": _now() + defaults.ACCOUNT_LOCK_SECONDS}
+        await self.store.put_user_secret(name, "attempts", new)
+
+    async def check_credentials(self, name: str, password: str, otp_code: str) -> User:
+        """Password then one-time code; counts failures and locks the account after 5."""
+        try:
+            user = await self.store.get_user(name)
+        except NotFound:
+            # the same answer as a wrong password: do not reveal which users exist
+            secrets.verify_password(_DUMMY_HASH, password)
+            raise AccessDenied("invalid user name, password or one-time code") from None
+        state = await self._check_lock(name)
+        try:
+            pwd = await self.store.get_user_secret(name, "pwd")
+        except NotFound:
+            raise AccessDenied(f"user {name!r} has no password yet: complete the invite first") from None
+        if not secrets.verify_password(pwd["hash"], password):
+            await self._record_failure(name, state)
+            raise AccessDenied("invalid user name, password or one-time code")
+        if self.second_factor == "otp":
+            await self._check_totp(name, otp_code, state)
+        if state.get("failures"):
+            await self.store.put_user_secret(name, "attempts", {"failures": 0, "locked_until": 0})
+        return user
+
+    async def _check_totp(self, name: str, code: str, state: dict[str, Any]) -> None:
+        for _ in range(5):
+            totp = await self.store.get_user_secret(name, "totp")
+            try:
+                check = secrets.verify_totp(totp["secret"], code or "", int(totp.get("last", 0)))
+            except AccessDenied:
+                await self._record_failure(name, state)
+                raise
+            try:
+                await self.store.swap_user_secret(name, "totp", totp, {**totp, "last": check.counter})
+                return
+            except CompareFailed:
+                continue  # a concurrent login used a code; re-check against the new counter
+        raise AccessDenied("one-time code was already used: wait for the next code")
+
+    async def authenticate_ssh(
+        self, name: str, password: str, otp_code: str, public_key: str, ttl: float | None
+    ) -> LoginResult:
+        """Check credentials and sign the client's key: SSH user certificate + x509 identity."""
+        user = await self.check_credentials(name, password, otp_code)
+        return await self.generate_user_certs(user, public_key, ttl)
+
+    async def generate_user_certs(
+        self, user: User, public_key: str, ttl: float | None, route_to_cluster: str = ""
+    ) -> LoginResult:
+        """Sign a user's public key with the user CA, limited by the user's roles."""
+        try:
+            pub = cakeys.load_public_key(public_key)
+        except Exception as exc:
+            raise BadParameter(f"bad public key: {exc}") from None
+        roleset = await self.roleset_for(user)
+        effective = int(roleset.adjust_session_ttl(clamp_ttl(ttl)))
+        effective = max(effective, defaults.MIN_USER_CERT_TTL)
+        logins = roleset.logins()
+        principals = logins or [NO_LOGIN_PRINCIPAL + str(uuid.uuid4())]
+        now = _now()
+        cert = sshcert.sign_user_cert(
+            self._signers["user"],
+            public_key,
+            username=user.name,
+            principals=principals,
+            ttl=effective,
+            roles=user.roles,
+            traits=user.traits,
+            permit_port_forwarding=roleset.permit_port_forwarding(),
+            permit_agent_forwarding=roleset.permit_agent_forwarding(),
+            route_to_cluster=self.cluster_name,
+            now=now,
+        )
+        identity = tlsca.Identity(
+            username=user.name,
+            system_role="User",
+            roles=user.roles,
+            logins=logins,
+            cluster_name=self.cluster_name,
+        )
+        tls_cert = self.issue_tls_identity(identity, pub, effective)
+        return LoginResult(cert, tls_cert, user.name, user.roles, logins, now + effective)
+
+    async def sign_for_automation(self, name: str, ttl: float | None) -> tuple[bytes, str]:
+        """`tctl auth sign --user`: a fresh key and certificate for an existing user."""
+        user = await self.store.get_user(name)
+        key = cakeys.generate_private_key("ed25519")
+        result = await self.generate_user_certs(user, cakeys.public_key_to_openssh(key), ttl)
+        return cakeys.private_key_to_openssh(key), result.cert
+
+    # join tokens -----------------------------------------------------------------------
+    async def create_join_token(self, roles: list[str], ttl: float | None) -> ProvisionToken:
+        """A random token for `tctl nodes add`; lifetime at most 30 minutes."""
+        roles = _check_system_roles(roles or ["node"])
+        ttl = defaults.NODE_TOKEN_TTL if not ttl else float(ttl)
+        if ttl <= 0 or ttl > defaults.MAX_NODE_TOKEN_TTL:
+            raise BadParameter(
+                f"token TTL must be between 1s and {defaults.MAX_NODE_TOKEN_TTL // 60}m "
+                "(it can be shortened, not lengthened)"
+            )
+        token = secrets.new_token()
+        res = ProvisionToken(
+            metadata=Metadata(name=token, expires=datetime.fromtimestamp(_now() + ttl, UTC)),
+            spec={"roles": roles},
+        )
+        await self.store.put_token(secrets.token_digest(token), res)
+        return res
+
+    async def list_tokens(self) -> list[dict[str, Any]]:
+        """Static, dynamic and invite tokens, for `tctl tokens ls`."""
+        out: list[dict[str, Any]] = [
+            {"token": t.token, "roles": t.roles, "expires": None, "static": True}
+            for t in self.static_tokens
+        ]
+        for tok in await self.store.list_tokens():
+            exp = tok.metadata.expires
+            out.append(
+                {
+                    "token": tok.name,
+                    "roles": tok.roles,
+                    "expires": exp.timestamp() if exp else None,
+                    "static": False,
+                }
+            )
+        for inv in await self.store.list_invites():
+            out.append(
+                {"token": "(invite for " + inv["user"] + ")", "roles": ["signup"],
+                 "expires": inv["expires"], "static": False}
+            )
+        return out
+
+    async def delete_token(self, token: str) -> None:
+        for static in self.static_tokens:
+            if secrets.tokens_equal(static.token, token):
+                raise BadParameter(
+                    "this is a static token from auth_service.tokens in teleport.yaml: remove it "
+                    "from the file and restart the auth service instead"
+                )
+        digest = secrets.token_digest(token)
+        try:
+            await self.store.delete_token(digest)
+            return
+        except NotFound:
+            pass
+        try:
+            await self.store.delete_invite(digest)
+        except NotFound:
+            raise NotFound(f"token {token[:4]}... not found (expired or already deleted)") from None
+
+    async def validate_join_token(self, token: str, role: str) -> None:
+        """Refuse unknown, expired, deleted tokens, and roles the token does not carry."""
+        roles: list[str] | None = None
+        for static in self.static_tokens:
+            if secrets.tokens_equal(static.token, token):
+                roles = static.roles
+        if roles is None:
+            try:
+                tok = await self.store.get_token(secrets.token_digest(token))
+            except NotFound:
+                raise AccessDenied(
+                    "the join token is unknown, expired or deleted: ask an administrator for a "
+                    "new one ('tctl nodes add')"
+                ) from None
+            roles = tok.roles
+        if role.lower() not in roles:
+            raise AccessDenied(
+                f"the join token does not allow the role {role!r} (it allows {', '.join(roles)})"
+            )
+
+    async def register_host(
+        self,
+        token: str,
+        role: str,
+        host_id: str,
+        nodename: str,
+        addresses: list[str],
+    ) -> HostIdentity:
+        """Join: a valid token buys an SSH host certificate and an x509 identity for the role."""
+        await self.validate_join_token(token, role)
+        return await self.issue_host_identity(role, host_id, nodename, addresses)
+
+    async def issue_host_identity(
+        self, role: str, host_id: str, nodename: str, addresses: list[str]
+    ) -> HostIdentity:
+        """Generate and sign the keys of a node, proxy or auth server."""
+        role_title = role.capitalize()
+        if role_title not in ("Node", "Proxy", "Auth"):
+            raise BadParameter(f"unknown host role {role!r}: expected node, proxy or auth")
+        try:
+            uuid.UUID(host_id)
+        except ValueError:
+            raise BadParameter(f"host id must be a UUID, got {host_id!r}") from None
+        key = cakeys.generate_private_key("ed25519")
+        cert = sshcert.sign_host_cert(
+            self._signers["host"],
+            cakeys.public_key_to_openssh(key),
+            host_id=host_id,
+            nodename=nodename,
+            cluster_name=self.cluster_name,
+            role=role_title,
+            addresses=addresses,
+        )
+        identity = tlsca.Identity(
+            username=f"{host_id}.{self.cluster_name}",
+            system_role=role_title,
+            cluster_name=self.cluster_name,
+            host_id=host_id,
+        )
+        dns = [nodename, f"{host_id}.{self.cluster_name}", "localhost"]
+        tls_key, tls_cert = self.new_tls_identity(identity, dns_names=dns)
+        return HostIdentity(
+            host_id=host_id,
+            role=role_title,
+            private_key=cakeys.private_key_to_openssh(key),
+            cert=cert,
+            tls_key=tls_key,
+            tls_cert=tls_cert,
+            tls_ca=self.tls_ca_cert,
+            cluster_name=self.cluster_name,
+            user_ca_keys=await self.checking_keys("user"),
+            host_ca_keys=await self.checking_keys("host"),
+        )
+
+
+def _check_system_roles(roles: list[str]) -> list[str]:
+    out = []
+    for r in roles:
+        r = r.strip().lower()
+        if r not in defaults.SYSTEM_ROLES:
+            raise BadParameter(
+                f"unknown role {r!r}: expected one of {', '.join(defaults.SYSTEM_ROLES)}"
+            )
+        out.append(r)
+    return out
+
+
+def host_identity_to_dict(h: HostIdentity) -> dict[str, Any]:
+    return {
+        "host_id": h.host_id,
+        "role": h.role,
+        "private_key": h.private_key.decode(),
+        "cert": h.cert,
+        "tls_key": h.tls_key.decode(),
+        "tls_cert": h.tls_cert.decode(),
+        "tls_ca": h.tls_ca.decode(),
+        "cluster_name": h.cluster_name,
+        "user_ca_keys": h.user_ca_keys,
+        "host_ca_keys": h.host_ca_keys,
+    }
+
+
+def host_identity_from_dict(d: dict[str, Any]) -> HostIdentity:
+    return HostIdentity(
+        host_id=d["host_id"],
+        role=d["role"],
+        private_key=d["private_key"].encode(),
+        cert=d["cert"],
+        tls_key=d["tls_key"].encode(),
+        tls_cert=d["tls_cert"].encode(),
+        tls_ca=d["tls_ca"].encode(),
+        cluster_name=d["cluster_name"],
+        user_ca_keys=list(d["user_ca_keys"]),
+        host_ca_keys=list(d["host_ca_keys"]),
+    )
+
+
+_DUMMY_HASH = secrets.hash_password("not-a-real-password-" + str(uuid.uuid4()))
+
+__all__ = ["AuthServer", "StaticToken", "LoginResult", "HostIdentity", "clamp_ttl", "json", "hmac"]

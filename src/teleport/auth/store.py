@@ -1,0 +1,188 @@
+"""Typed access to the cluster state in a Backend: one place that knows the key layout.
+
+Nothing here knows which backend it runs on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from teleport.backend.base import Backend, Item
+from teleport.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
+from teleport.types.resources import CertAuthority, ProvisionToken, Server, User
+from teleport.types.role import Role
+
+CLUSTER_NAME_KEY = "/cluster/name"
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _expires(resource_expires: Any) -> float | None:
+    return resource_expires.timestamp() if resource_expires is not None else None
+
+
+class ClusterStore:
+    """Reads and writes users, roles, tokens, CAs, nodes and login state."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # cluster name -------------------------------------------------------------------------
+    async def get_cluster_name(self) -> str:
+        return (await self.backend.get(CLUSTER_NAME_KEY)).value.decode()
+
+    async def create_cluster_name(self, name: str) -> str:
+        """Store the name unless one exists; return the stored name either way."""
+        try:
+            await self.backend.create(Item(CLUSTER_NAME_KEY, name.encode()))
+            return name
+        except AlreadyExists:
+            return await self.get_cluster_name()
+
+    # certificate authorities --------------------------------------------------------------
+    async def get_ca(self, ca_type: str) -> CertAuthority:
+        try:
+            item = await self.backend.get(f"/authorities/{ca_type}")
+        except NotFound:
+            raise NotFound(f"certificate authority {ca_type!r} not found") from None
+        return CertAuthority.from_json(item.value)  # type: ignore[return-value]
+
+    async def create_ca(self, ca: CertAuthority) -> bool:
+        """Create the CA if absent; False when another auth server already made it."""
+        try:
+            await self.backend.create(Item(f"/authorities/{ca.name}", ca.to_json()))
+            return True
+        except AlreadyExists:
+            return False
+
+    # users --------------------------------------------------------------------------------
+    async def get_user(self, name: str) -> User:
+        try:
+            item = await self.backend.get(f"/users/{name}/params")
+        except NotFound:
+            raise NotFound(f"user {name!r} not found") from None
+        return User.from_json(item.value)  # type: ignore[return-value]
+
+    async def list_users(self) -> list[User]:
+        items = await self.backend.get_range("/users/")
+        return [User.from_json(i.value) for i in items if i.key.endswith("/params")]  # type: ignore[misc]
+
+    async def create_user(self, user: User) -> None:
+        try:
+            await self.backend.create(Item(f"/users/{user.name}/params", user.to_json()))
+        except AlreadyExists:
+            raise AlreadyExists(f"user {user.name!r} already exists") from None
+
+    async def upsert_user(self, user: User) -> None:
+        await self.backend.put(Item(f"/users/{user.name}/params", user.to_json()))
+
+    async def delete_user(self, name: str) -> None:
+        await self.get_user(name)
+        await self.backend.delete_range(f"/users/{name}/")
+
+    async def get_user_secret(self, name: str, what: str) -> dict[str, Any]:
+        """Per-user private state: 'pwd' (hash), 'totp' (secret, last counter), 'attempts'."""
+        return json.loads((await self.backend.get(f"/users/{name}/{what}")).value)
+
+    async def put_user_secret(self, name: str, what: str, value: dict[str, Any]) -> None:
+        await self.backend.put(Item(f"/users/{name}/{what}", _json(value)))
+
+    async def swap_user_secret(
+        self, name: str, what: str, old: dict[str, Any], new: dict[str, Any]
+    ) -> None:
+        """Atomically replace per-user state; CompareFailed when someone else changed it."""
+        key = f"/users/{name}/{what}"
+        await self.backend.compare_and_swap(Item(key, _json(old)), Item(key, _json(new)))
+
+    # roles --------------------------------------------------------------------------------
+    async def get_role(self, name: str) -> Role:
+        try:
+            item = await self.backend.get(f"/roles/{name}")
+        except NotFound:
+            raise NotFound(f"role {name!r} not found") from None
+        return Role.from_json(item.value)  # type: ignore[return-value]
+
+    async def list_roles(self) -> list[Role]:
+        return [Role.from_json(i.value) for i in await self.backend.get_range("/roles/")]  # type: ignore[misc]
+
+    async def upsert_role(self, role: Role) -> None:
+        await self.backend.put(Item(f"/roles/{role.name}", role.to_json()))
+
+    async def create_role(self, role: Role) -> None:
+        try:
+            await self.backend.create(Item(f"/roles/{role.name}", role.to_json()))
+        except AlreadyExists:
+            raise AlreadyExists(
+                f"role {role.name!r} already exists: use 'tctl create -f' to replace it"
+            ) from None
+
+    async def delete_role(self, name: str) -> None:
+        try:
+            await self.backend.delete(f"/roles/{name}")
+        except NotFound:
+            raise NotFound(f"role {name!r} not found") from None
+
+    # join tokens and invites (stored under the digest of the token) ------------------------
+    async def put_token(self, digest: str, token: ProvisionToken) -> None:
+        await self.backend.create(
+            Item(f"/tokens/{digest}", token.to_json(), expires=_expires(token.metadata.expires))
+        )
+
+    async def get_token(self, digest: str) -> ProvisionToken:
+        item = await self.backend.get(f"/tokens/{digest}")
+        return ProvisionToken.from_json(item.value)  # type: ignore[return-value]
+
+    async def list_tokens(self) -> list[ProvisionToken]:
+        return [
+            ProvisionToken.from_json(i.value)  # type: ignore[misc]
+            for i in await self.backend.get_range("/tokens/")
+        ]
+
+    async def delete_token(self, digest: str) -> None:
+        await self.backend.delete(f"/tokens/{digest}")
+
+    async def put_invite(self, digest: str, invite: dict[str, Any], expires: float) -> None:
+        await self.backend.create(Item(f"/invites/{digest}", _json(invite), expires=expires))
+
+    async def get_invite(self, digest: str) -> tuple[Item, dict[str, Any]]:
+        item = await self.backend.get(f"/invites/{digest}")
+        return item, json.loads(item.value)
+
+    async def list_invites(self) -> list[dict[str, Any]]:
+        out = []
+        for item in await self.backend.get_range("/invites/"):
+            data = json.loads(item.value)
+            data["expires"] = item.expires
+            out.append(data)
+        return out
+
+    async def consume_invite(self, item: Item) -> None:
+        """Delete the invite only if it is unchanged, so that it works exactly once."""
+        try:
+            await self.backend.compare_and_swap(item, Item(item.key, b"", expires=time.time() + 1))
+        except (CompareFailed, NotFound):
+            raise BadParameter("this invite was already used or has expired") from None
+        await self.backend.delete(item.key)
+
+    async def delete_invite(self, digest: str) -> None:
+        await self.backend.delete(f"/invites/{digest}")
+
+    # nodes --------------------------------------------------------------------------------
+    async def upsert_node(self, server: Server, ttl: float) -> None:
+        await self.backend.put(
+            Item(
+                f"/nodes/{server.metadata.namespace}/{server.name}",
+                server.to_json(),
+                expires=time.time() + ttl,
+            )
+        )
+
+    async def list_nodes(self, namespace: str = "default") -> list[Server]:
+        return [
+            Server.from_json(i.value)  # type: ignore[misc]
+            for i in await self.backend.get_range(f"/nodes/{namespace}/")
+        ]

@@ -1,0 +1,133 @@
+"""The proxy's HTTPS listener (3080): the login gateway for tsh and, later, the web UI.
+
+It holds no secrets of its own beyond its TLS key: every credential is checked by the auth
+service, which the proxy calls with its own cluster identity.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from teleport import __version__
+from teleport.auth.api import error_middleware
+from teleport.auth.client import AuthClient
+from teleport.errors import BadParameter
+
+log = logging.getLogger(__name__)
+
+
+class WebProxy:
+    """Routes of the public web API (/v1/webapi/...) and the invite page."""
+
+    def __init__(self, auth: AuthClient, cluster_name: str, ssh_public_addr: str, web_public_addr: str) -> None:
+        self.auth = auth
+        self.cluster_name = cluster_name
+        self.ssh_public_addr = ssh_public_addr
+        self.web_public_addr = web_public_addr
+        self._second_factor: str | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+        r = app.router
+        r.add_get("/", self.index)
+        r.add_get("/webapi/ping", self.ping)
+        r.add_get("/v1/webapi/ping", self.ping)
+        r.add_post("/v1/webapi/ssh/certs", self.ssh_certs)
+        r.add_get("/v1/webapi/users/invites/{token}", self.get_invite)
+        r.add_post("/v1/webapi/users", self.complete_invite)
+        r.add_get("/web/invite/{token}", self.invite_page)
+        return app
+
+    async def second_factor(self) -> str:
+        if self._second_factor is None:
+            self._second_factor = str((await self.auth.ping())["second_factor"])
+        return self._second_factor
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "auth": {"type": "local", "second_factor": await self.second_factor()},
+                "proxy": {
+                    "ssh": {"public_addr": self.ssh_public_addr},
+                    "web": {"public_addr": self.web_public_addr},
+                },
+                "cluster_name": self.cluster_name,
+                "server_version": __version__,
+            }
+        )
+
+    async def ssh_certs(self, request: web.Request) -> web.Response:
+        data = await _json_body(request)
+        user = data.get("user")
+        if not isinstance(user, str) or not user:
+            raise BadParameter("missing user name")
+        result = await self.auth.authenticate_ssh(
+            user,
+            str(data.get("password") or ""),
+            str(data.get("otp_token") or ""),
+            str(data.get("pub_key") or ""),
+            data.get("ttl"),
+        )
+        return web.json_response(
+            {
+                "username": result["username"],
+                "cert": result["cert"],
+                "tls_cert": result["tls_cert"],
+                "roles": result["roles"],
+                "logins": result["logins"],
+                "expires": result["expires"],
+                "host_signers": [
+                    {
+                        "cluster_name": result["cluster_name"],
+                        "type": "host",
+                        "checking_keys": result["host_ca_keys"],
+                    }
+                ],
+                "tls_ca": result["tls_ca"],
+                "cluster_name": result["cluster_name"],
+            }
+        )
+
+    async def get_invite(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.auth.get_invite(request.match_info["token"]))
+
+    async def complete_invite(self, request: web.Request) -> web.Response:
+        data = await _json_body(request)
+        token = data.get("invite_token")
+        if not isinstance(token, str) or not token:
+            raise BadParameter("missing invite_token")
+        result = await self.auth.complete_invite(
+            token, str(data.get("password") or ""), str(data.get("otp_code") or "")
+        )
+        return web.json_response(result)
+
+    async def index(self, request: web.Request) -> web.Response:
+        body = (
+            f"<!doctype html><title>Teleport: {html.escape(self.cluster_name)}</title>"
+            f"<h1>Cluster {html.escape(self.cluster_name)}</h1>"
+            f"<p>Log in from a terminal: <code>tsh --proxy={html.escape(self.web_public_addr)} login</code></p>"
+        )
+        return web.Response(text=body, content_type="text/html")
+
+    async def invite_page(self, request: web.Request) -> web.Response:
+        url = f"https://{self.web_public_addr}/web/invite/{request.match_info['token']}"
+        body = (
+            "<!doctype html><title>Complete your invite</title><h1>Welcome</h1>"
+            "<p>Complete your account from a terminal:</p>"
+            f"<pre>tsh signup {html.escape(url)}</pre>"
+        )
+        return web.Response(text=body, content_type="text/html")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except Exception:
+        raise BadParameter("request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadParameter("request body must be a JSON object")
+    return data
