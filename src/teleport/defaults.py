@@ -77,3 +77,7 @@ ARGON2_PARALLELISM = 1
 
 # Identity files written by the auth service for tctl on the same host (under data_dir)
 ADMIN_IDENTITY_DIR = "keys"
+
+# The DNS name every auth server's TLS certificate carries and every client checks, whatever
+# address it dialled (only auth identities are issued with it).
+AUTH_SERVER_NAME = "auth.teleport.cluster.local"

@@ -8,19 +8,21 @@ requires a join token instead).
 from __future__ import annotations
 
 import logging
+import os
 import ssl
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from teleport import __version__
+from teleport import __version__, defaults
 from teleport.auth.authz import authorize
 from teleport.auth.server import AuthServer, host_identity_to_dict
 from teleport.ca import tlsca
 from teleport.files import write_secret
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError, error_to_dict
-from teleport.types.resources import Server, split_csv
+from teleport.types.resources import ProxyServer, Server, split_csv
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,8 @@ class AuthAPI:
         r.add_delete("/v1/tokens/{token}", self.delete_token)
         r.add_get("/v1/nodes", self.list_nodes)
         r.add_post("/v1/nodes", self.heartbeat)
+        r.add_get("/v1/proxies", self.list_proxies)
+        r.add_post("/v1/proxies", self.proxy_heartbeat)
         return app
 
     # public ----------------------------------------------------------------------------
@@ -165,9 +169,24 @@ class AuthAPI:
             split_csv(data.get("logins")),
             split_csv(data.get("roles")),
             data.get("ttl"),
-            _str(data, "proxy_addr"),
+            await self._proxy_addr(data),
         )
         return web.json_response(invite)
+
+    async def _proxy_addr(self, data: dict[str, Any]) -> str:
+        """The web address in invite URLs: as given, else a registered proxy's public address."""
+        given = data.get("proxy_addr")
+        if isinstance(given, str) and given:
+            return given
+        proxies = await self.server.store.list_nodes(kind="proxies")
+        for p in proxies:
+            addr = p.spec.get("public_addr")
+            if addr:
+                return str(addr)
+        raise BadParameter(
+            "no proxy has registered with this cluster yet: start a proxy service "
+            "(teleport start --roles=proxy) so that the invite URL can point at it"
+        )
 
     async def get_invite(self, request: web.Request) -> web.Response:
         await self._authorize(request, "invite", "read")
@@ -234,8 +253,6 @@ class AuthAPI:
     async def sign_host(self, request: web.Request) -> web.Response:
         await self._authorize(request, "host_cert", "create")
         data = await _body(request)
-        import uuid
-
         host_id = data.get("host_id") or str(uuid.uuid4())
         ident = await self.server.issue_host_identity(
             data.get("role") or "node", host_id, _str(data, "nodename"), split_csv(data.get("addresses"))
@@ -273,17 +290,26 @@ class AuthAPI:
         server = Server.from_dict(data)
         if identity.system_role == "Node" and server.name != identity.host_id:
             raise AccessDenied("a node may only heartbeat for itself")
-        from teleport import defaults
-
         await self.server.store.upsert_node(server, defaults.SERVER_TTL)  # type: ignore[arg-type]
+        return web.json_response({"ok": True})
+
+    async def list_proxies(self, request: web.Request) -> web.Response:
+        await self._authorize(request, "proxy", "list")
+        proxies = await self.server.store.list_nodes(kind="proxies")
+        return web.json_response([p.to_dict() for p in proxies])
+
+    async def proxy_heartbeat(self, request: web.Request) -> web.Response:
+        identity = await self._authorize(request, "proxy", "heartbeat")
+        server = ProxyServer.from_dict(await _body(request))
+        if identity.system_role == "Proxy" and server.name != identity.host_id:
+            raise AccessDenied("a proxy may only heartbeat for itself")
+        await self.server.store.upsert_node(server, defaults.SERVER_TTL, kind="proxies")  # type: ignore[arg-type]
         return web.json_response({"ok": True})
 
 
 def server_ssl_context(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, cert_dir: str) -> ssl.SSLContext:
     """TLS for the auth listener: our identity, and client certificates checked against the CA
     when presented (public endpoints work without one; the rest refuse)."""
-    import os
-
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert_file = os.path.join(cert_dir, "auth-server-cert.pem")
     key_file = os.path.join(cert_dir, "auth-server-key.pem")

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from teleport.defaults import AUTH_SERVER_NAME
 from teleport.errors import ConnectionProblem, TeleportError, error_from_dict
 
 
@@ -56,7 +57,9 @@ class AuthClient:
         last: Exception | None = None
         for addr in self.addrs:
             try:
-                async with session.request(method, f"https://{addr}{path}", json=body) as resp:
+                async with session.request(
+                    method, f"https://{addr}{path}", json=body, server_hostname=AUTH_SERVER_NAME
+                ) as resp:
                     if raw and resp.status == 200:
                         return await resp.read()
                     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 from teleport.backend.base import Backend, Item
 from teleport.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
-from teleport.types.resources import CertAuthority, ProvisionToken, Server, User
+from teleport.types.resources import CertAuthority, ProvisionToken, ProxyServer, Server, User
 from teleport.types.role import Role
 
 CLUSTER_NAME_KEY = "/cluster/name"
@@ -172,17 +172,19 @@ class ClusterStore:
         await self.backend.delete(f"/invites/{digest}")
 
     # nodes --------------------------------------------------------------------------------
-    async def upsert_node(self, server: Server, ttl: float) -> None:
+    async def upsert_node(self, server: Server, ttl: float, kind: str = "nodes") -> None:
+        """Record a heartbeat of a node (kind 'nodes') or proxy (kind 'proxies') for ttl."""
         await self.backend.put(
             Item(
-                f"/nodes/{server.metadata.namespace}/{server.name}",
+                f"/{kind}/{server.metadata.namespace}/{server.name}",
                 server.to_json(),
                 expires=time.time() + ttl,
             )
         )
 
-    async def list_nodes(self, namespace: str = "default") -> list[Server]:
+    async def list_nodes(self, namespace: str = "default", kind: str = "nodes") -> list[Server]:
+        cls = ProxyServer if kind == "proxies" else Server
         return [
-            Server.from_json(i.value)  # type: ignore[misc]
-            for i in await self.backend.get_range(f"/nodes/{namespace}/")
+            cls.from_json(i.value)  # type: ignore[misc]
+            for i in await self.backend.get_range(f"/{kind}/{namespace}/")
         ]

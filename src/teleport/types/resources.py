@@ -159,6 +159,13 @@ class Server(Resource):
     KIND: ClassVar[str] = "node"
 
 
+@dataclass
+class ProxyServer(Server):
+    """A proxy heartbeat. spec: hostname, public_addr (web), ssh_public_addr."""
+
+    KIND: ClassVar[str] = "proxy"
+
+
 def split_csv(value: str | list[str] | None) -> list[str]:
     """'a, b,,c' -> ['a', 'b', 'c']; lists pass through trimmed."""
     if value is None:

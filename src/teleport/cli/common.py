@@ -1,0 +1,63 @@
+"""What the three command-line tools share: error reporting, tables, time formatting."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from teleport.errors import TeleportError
+
+
+def fail(message: str, code: int = 1) -> int:
+    sys.stderr.write(f"ERROR: {message}\n")
+    return code
+
+
+def run_cli(fn: Callable[[], int | None]) -> int:
+    """Run a command: known errors print one line and exit non-zero; Ctrl-C exits 130."""
+    try:
+        return fn() or 0
+    except TeleportError as err:
+        return fail(str(err))
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as err:
+        return fail(str(err))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table with a dashed underline, as the reference shows."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = [
+        "  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip(),
+        "  ".join(("-" * len(h)).ljust(widths[i]) for i, h in enumerate(headers)).rstrip(),
+    ]
+    for row in rows:
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    return "\n".join(lines)
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    return datetime.fromtimestamp(ts, UTC).strftime("%d %b %y %H:%M UTC")
+
+
+def fmt_remaining(seconds: float) -> str:
+    if seconds <= 0:
+        return "EXPIRED"
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"

@@ -1,0 +1,103 @@
+"""Typed teleport.yaml: what fileconf.py produces and the services consume. Pure data."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from teleport import defaults
+from teleport.config.addr import HostPort
+
+
+@dataclass
+class StaticToken:
+    """A join token from ``auth_service.tokens`` ("proxy,node:secret"); repr hides the secret."""
+
+    roles: list[str]
+    token: str = field(repr=False)
+
+
+@dataclass
+class CommandLabel:
+    """A label whose value is the output of ``command``, re-run every ``period`` seconds."""
+
+    name: str
+    command: list[str]
+    period: float
+
+
+@dataclass
+class GlobalConfig:
+    """The ``teleport:`` section, shared by every service."""
+
+    nodename: str = field(default_factory=socket.gethostname)
+    data_dir: str = defaults.DATA_DIR
+    auth_token: str | None = field(default=None, repr=False)
+    ca_pin: str | None = None
+    advertise_ip: str | None = None
+    auth_servers: list[HostPort] = field(default_factory=list)
+    max_connections: int = defaults.MAX_CONNECTIONS
+    max_users: int = defaults.MAX_USERS
+    log_output: str = defaults.LOG_OUTPUT
+    log_severity: str = defaults.LOG_SEVERITY
+    # validated and normalized: {"type": "dir"[, "path"]} or {"type": "etcd", "peers": [...], ...}
+    storage: dict[str, Any] = field(default_factory=lambda: {"type": defaults.STORAGE_TYPE})
+
+
+@dataclass
+class AuthServiceConfig:
+    """The ``auth_service:`` section."""
+
+    enabled: bool = True
+    cluster_name: str | None = None
+    listen_addr: HostPort = HostPort("0.0.0.0", defaults.AUTH_PORT)
+    tokens: list[StaticToken] = field(default_factory=list)
+    auth_type: str = defaults.AUTH_TYPE
+    second_factor: str = defaults.SECOND_FACTOR
+    session_recording: str = "node"
+
+
+@dataclass
+class SSHServiceConfig:
+    """The ``ssh_service:`` section (the node)."""
+
+    enabled: bool = True
+    listen_addr: HostPort = HostPort("0.0.0.0", defaults.NODE_SSH_PORT)
+    labels: dict[str, str] = field(default_factory=dict)
+    commands: list[CommandLabel] = field(default_factory=list)
+
+
+@dataclass
+class ProxyServiceConfig:
+    """The ``proxy_service:`` section."""
+
+    enabled: bool = True
+    listen_addr: HostPort = HostPort("0.0.0.0", defaults.PROXY_SSH_PORT)
+    web_listen_addr: HostPort = HostPort("0.0.0.0", defaults.PROXY_WEB_PORT)
+    tunnel_listen_addr: HostPort = HostPort("0.0.0.0", defaults.PROXY_TUNNEL_PORT)
+    public_addr: HostPort | None = None
+    https_key_file: str | None = None
+    https_cert_file: str | None = None
+
+
+@dataclass
+class FileConfig:
+    """A whole teleport.yaml; ``source`` is the file it came from ("" for built-in defaults)."""
+
+    teleport: GlobalConfig = field(default_factory=GlobalConfig)
+    auth_service: AuthServiceConfig = field(default_factory=AuthServiceConfig)
+    ssh_service: SSHServiceConfig = field(default_factory=SSHServiceConfig)
+    proxy_service: ProxyServiceConfig = field(default_factory=ProxyServiceConfig)
+    source: str = ""
+
+    def roles(self) -> list[str]:
+        """The enabled service roles, in the order auth, node, proxy."""
+        out = []
+        if self.auth_service.enabled:
+            out.append("auth")
+        if self.ssh_service.enabled:
+            out.append("node")
+        if self.proxy_service.enabled:
+            out.append("proxy")
+        return out

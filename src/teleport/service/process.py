@@ -1,0 +1,305 @@
+"""`teleport start`: one process running any mix of the auth, proxy and node services on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from teleport import defaults
+from teleport.auth.api import AuthAPI, server_ssl_context
+from teleport.auth.client import AuthClient, client_ssl_context
+from teleport.auth.server import AuthServer, HostIdentity, StaticToken
+from teleport.auth.store import ClusterStore
+from teleport.backend import open_backend
+from teleport.backend.base import Backend
+from teleport.ca import tlsca
+from teleport.config.addr import HostPort
+from teleport.config.model import FileConfig
+from teleport.config.start import effective_auth_servers
+from teleport.files import ensure_private_dir, write_public, write_secret
+from teleport.proxy.web import WebProxy
+from teleport.service import identity as idstore
+
+log = logging.getLogger("teleport")
+
+
+def admin_identity_paths(data_dir: str) -> dict[str, str]:
+    """Where the auth service leaves tctl's admin identity on its own host."""
+    base = os.path.join(data_dir, defaults.ADMIN_IDENTITY_DIR)
+    return {
+        "cert": os.path.join(base, "admin-cert.pem"),
+        "key": os.path.join(base, "admin-key.pem"),
+        "ca": os.path.join(base, "tls-ca.pem"),
+        "auth_addr": os.path.join(base, "auth-addr"),
+    }
+
+
+def dial_addr(listen: HostPort) -> str:
+    """An address to dial a local listener at (wildcard hosts become loopback)."""
+    host = listen.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return str(HostPort(host, listen.port))
+
+
+def public_host(cfg: FileConfig) -> str:
+    """The host name users reach this machine at: advertise_ip, else the nodename when it
+    resolves, else loopback."""
+    if cfg.teleport.advertise_ip:
+        return cfg.teleport.advertise_ip
+    try:
+        socket.getaddrinfo(cfg.teleport.nodename, None)
+        return cfg.teleport.nodename
+    except OSError:
+        return "127.0.0.1"
+
+
+@dataclass
+class TeleportProcess:
+    cfg: FileConfig
+    backend: Backend | None = None
+    auth: AuthServer | None = None
+    runners: list[web.AppRunner] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    clients: list[AuthClient] = field(default_factory=list)
+    host_id: str = ""
+    banner: list[str] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> str:
+        return self.cfg.teleport.data_dir
+
+    async def start(self) -> None:
+        ensure_private_dir(self.data_dir)
+        self.host_id = idstore.host_uuid(self.data_dir)
+        if self.cfg.auth_service.enabled:
+            await self._start_auth()
+        if self.cfg.proxy_service.enabled:
+            await self._start_proxy()
+        if self.cfg.ssh_service.enabled:
+            await self._start_node()
+
+    # auth -----------------------------------------------------------------------------
+    async def _start_auth(self) -> None:
+        a = self.cfg.auth_service
+        self.backend = await open_backend(self.cfg.teleport.storage, self.data_dir)
+        store = ClusterStore(self.backend)
+        self.auth = await AuthServer.init(
+            store,
+            a.cluster_name,
+            [StaticToken(t.roles, t.token) for t in a.tokens],
+            a.second_factor,
+        )
+        auth = self.auth
+        ident = tlsca.Identity(
+            username=f"{self.host_id}.{auth.cluster_name}",
+            system_role="Auth",
+            cluster_name=auth.cluster_name,
+            host_id=self.host_id,
+        )
+        key_pem, cert_pem = auth.new_tls_identity(ident, dns_names=[defaults.AUTH_SERVER_NAME])
+        keys = idstore.keys_dir(self.data_dir)
+        ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
+        await self._serve(AuthAPI(auth).app(), a.listen_addr, ctx)
+        self._write_admin_identity(auth, a.listen_addr)
+        self.banner.append(
+            f"[AUTH]  auth service is listening on {a.listen_addr} (cluster {auth.cluster_name!r})"
+        )
+
+    def _write_admin_identity(self, auth: AuthServer, listen: HostPort) -> None:
+        paths = admin_identity_paths(self.data_dir)
+        ident = tlsca.Identity(username="admin", system_role="Admin", cluster_name=auth.cluster_name)
+        key_pem, cert_pem = auth.new_tls_identity(ident)
+        write_secret(paths["key"], key_pem)
+        write_secret(paths["cert"], cert_pem)
+        write_secret(paths["ca"], auth.tls_ca_cert)
+        write_public(paths["auth_addr"], dial_addr(listen) + "\n", 0o600)
+
+    # identities for proxy and node ------------------------------------------------------
+    def _addresses(self) -> list[str]:
+        addrs = []
+        if self.cfg.teleport.advertise_ip:
+            addrs.append(self.cfg.teleport.advertise_ip)
+        return addrs
+
+    async def _identity(self, role: str) -> HostIdentity:
+        existing = idstore.load_identity(self.data_dir, role)
+        if existing is not None:
+            return existing
+        if self.auth is not None:
+            ident = await self.auth.issue_host_identity(
+                role, self.host_id, self.cfg.teleport.nodename, self._addresses()
+            )
+        else:
+            ident = await idstore.join_cluster(
+                [str(a) for a in effective_auth_servers(self.cfg)],
+                self.cfg.teleport.auth_token or "",
+                role,
+                self.host_id,
+                self.cfg.teleport.nodename,
+                self._addresses(),
+                self.cfg.teleport.ca_pin,
+            )
+            log.info("joined cluster %s as %s %s", ident.cluster_name, role, self.host_id)
+        idstore.save_identity(self.data_dir, ident)
+        return ident
+
+    def _auth_client(self, ident: HostIdentity) -> AuthClient:
+        cert, key = idstore.identity_tls_files(self.data_dir, ident)
+        client = AuthClient(
+            [str(a) for a in effective_auth_servers(self.cfg)],
+            client_ssl_context(ident.tls_ca, cert, key),
+        )
+        self.clients.append(client)
+        return client
+
+    # proxy ----------------------------------------------------------------------------
+    def _proxy_tls(self) -> tuple[str, str]:
+        p = self.cfg.proxy_service
+        if p.https_cert_file and p.https_key_file:
+            return p.https_cert_file, p.https_key_file
+        d = ensure_private_dir(os.path.join(self.data_dir, "proxy"))
+        cert, key = os.path.join(d, "webproxy_cert.pem"), os.path.join(d, "webproxy_key.pem")
+        if not (os.path.exists(cert) and os.path.exists(key)):
+            names = sorted({self.cfg.teleport.nodename, "localhost"})
+            ips = ["127.0.0.1", "::1"] + self._addresses()
+            key_pem, cert_pem = tlsca.self_signed_https_cert(names, ips)
+            write_secret(key, key_pem)
+            write_public(cert, cert_pem)
+            log.warning(
+                "the web proxy uses a self-signed certificate (%s); set "
+                "proxy_service.https_cert_file/https_key_file for production", cert
+            )
+        return cert, key
+
+    def web_public_addr(self) -> str:
+        p = self.cfg.proxy_service
+        if p.public_addr is not None:
+            return str(p.public_addr)
+        host = p.web_listen_addr.host
+        if host in ("", "0.0.0.0", "::"):
+            host = public_host(self.cfg)
+        return str(HostPort(host, p.web_listen_addr.port))
+
+    def ssh_public_addr(self) -> str:
+        p = self.cfg.proxy_service
+        host = p.public_addr.host if p.public_addr is not None else p.listen_addr.host
+        if host in ("", "0.0.0.0", "::"):
+            host = public_host(self.cfg)
+        return str(HostPort(host, p.listen_addr.port))
+
+    async def _start_proxy(self) -> None:
+        ident = await self._identity("proxy")
+        client = self._auth_client(ident)
+        p = self.cfg.proxy_service
+        web_proxy = WebProxy(client, ident.cluster_name, self.ssh_public_addr(), self.web_public_addr())
+        cert, key = self._proxy_tls()
+        import ssl
+
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        await self._serve(web_proxy.app(), p.web_listen_addr, ctx)
+        self.tasks.append(asyncio.create_task(self._proxy_heartbeat(client, ident)))
+        self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
+
+    async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
+        while True:
+            try:
+                await client.call(
+                    "POST",
+                    "/v1/proxies",
+                    {
+                        "kind": "proxy",
+                        "version": "v2",
+                        "metadata": {"name": ident.host_id},
+                        "spec": {
+                            "hostname": self.cfg.teleport.nodename,
+                            "public_addr": self.web_public_addr(),
+                            "ssh_public_addr": self.ssh_public_addr(),
+                        },
+                    },
+                )
+            except Exception as exc:  # keep beating; the auth server may be restarting
+                log.warning("proxy heartbeat failed: %s", exc)
+            await asyncio.sleep(defaults.HEARTBEAT_INTERVAL)
+
+    # node -----------------------------------------------------------------------------
+    async def _start_node(self) -> None:
+        ident = await self._identity("node")
+        self.banner.append(
+            f"[NODE]  node {self.cfg.teleport.nodename} ({ident.host_id}) joined cluster "
+            f"{ident.cluster_name!r}"
+        )
+
+    # plumbing -------------------------------------------------------------------------
+    async def _serve(self, app: web.Application, addr: HostPort, ctx: object) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, addr.host or None, addr.port, ssl_context=ctx, reuse_address=True)  # type: ignore[arg-type]
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
+        self.runners.append(runner)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        for r in reversed(self.runners):
+            await r.cleanup()
+        for c in self.clients:
+            await c.close()
+        if self.backend is not None:
+            await self.backend.close()
+
+
+async def run(cfg: FileConfig, ready: asyncio.Event | None = None) -> None:
+    """Start the configured services, print what the user does next, and run until signalled."""
+    proc = TeleportProcess(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await proc.start()
+        print_banner(proc)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        await proc.close()
+
+
+def print_banner(proc: TeleportProcess) -> None:
+    import sys
+
+    cfg = proc.cfg
+    lines = list(proc.banner)
+    if cfg.auth_service.enabled:
+        conf = f" -c {cfg.source}" if cfg.source and os.path.exists(cfg.source) else ""
+        proxy = proc.web_public_addr() if cfg.proxy_service.enabled else "PROXY:3080"
+        lines += [
+            "",
+            "Teleport is running. What to do next, in another terminal:",
+            f"  1. invite a user:        tctl{conf} users add $USER",
+            "  2. complete the invite:  tsh --insecure signup <the URL it prints>",
+            f"  3. log in:               tsh --insecure --proxy={proxy} login --user=$USER",
+            "  4. see your certificate: tsh status",
+            "(--insecure because the proxy uses a self-signed certificate; see proxy_service.https_cert_file)",
+        ]
+    print("\n".join(lines), flush=True)
+    sys.stdout.flush()
