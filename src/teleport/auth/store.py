@@ -104,10 +104,10 @@ class ClusterStore:
             item = await self.backend.get(f"/roles/{name}")
         except NotFound:
             raise NotFound(f"role {name!r} not found") from None
-        return Role.from_json(item.value)  # type: ignore[return-value]
+        return Role.from_json(item.value)
 
     async def list_roles(self) -> list[Role]:
-        return [Role.from_json(i.value) for i in await self.backend.get_range("/roles/")]  # type: ignore[misc]
+        return [Role.from_json(i.value) for i in await self.backend.get_range("/roles/")]
 
     async def upsert_role(self, role: Role) -> None:
         await self.backend.put(Item(f"/roles/{role.name}", role.to_json()))

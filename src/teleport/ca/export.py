@@ -34,5 +34,7 @@ def known_hosts_line(ca_public_key: str, cluster_name: str, hosts: Iterable[str]
         )
     for p in patterns:
         if any(c.isspace() for c in p) or "," in p:
-            raise BadParameter(f"invalid known_hosts host pattern {p!r}: no spaces or commas allowed")
+            raise BadParameter(
+                f"invalid known_hosts host pattern {p!r}: no spaces or commas allowed"
+            )
     return f"@cert-authority {','.join(patterns)} {_key(ca_public_key)} type=host"

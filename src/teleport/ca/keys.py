@@ -50,7 +50,9 @@ def generate_private_key(kind: str = "ed25519") -> PrivateKey:
 
 
 def _check_private(key: Any) -> PrivateKey:
-    if not isinstance(key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+    if not isinstance(
+        key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    ):
         raise BadParameter(
             f"unsupported private key type {type(key).__name__}: expected Ed25519, RSA or ECDSA"
         )
@@ -85,7 +87,9 @@ def load_private_key(data: bytes | str) -> PrivateKey:
             key = serialization.load_pem_private_key(raw, password=None)
     except TypeError as exc:
         # cryptography raises TypeError for a missing passphrase.
-        raise BadParameter(f"cannot load private key: {exc} (encrypted keys are not supported)") from None
+        raise BadParameter(
+            f"cannot load private key: {exc} (encrypted keys are not supported)"
+        ) from None
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise BadParameter(
             f"cannot load private key: {exc}; expected an OpenSSH or PEM private key"
@@ -109,7 +113,9 @@ def load_public_key(line: str | bytes) -> PublicKey:
     """Parse an authorized_keys-style public key line (options and comment allowed)."""
     key = _parse_public_key(line)
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise BadParameter(f"RSA key of {key.key_size} bits is too short: use at least {MIN_RSA_BITS}")
+        raise BadParameter(
+            f"RSA key of {key.key_size} bits is too short: use at least {MIN_RSA_BITS}"
+        )
     return key
 
 
@@ -134,8 +140,12 @@ def public_key_to_openssh(key: PrivateKey | PublicKey) -> str:
     if isinstance(key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         key = key.public_key()
     if not isinstance(key, ed25519.Ed25519PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise BadParameter(f"unsupported key type {type(key).__name__}: expected Ed25519, RSA or ECDSA")
-    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        raise BadParameter(
+            f"unsupported key type {type(key).__name__}: expected Ed25519, RSA or ECDSA"
+        )
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
 
 
 def fingerprint_sha256(public_key_line: str) -> str:

@@ -69,7 +69,9 @@ def sign_user_cert(
     if not username:
         raise BadParameter("cannot sign a user certificate without a username")
     if not principals:
-        raise BadParameter(f"user {username!r} has no logins: a certificate needs at least one principal")
+        raise BadParameter(
+            f"user {username!r} has no logins: a certificate needs at least one principal"
+        )
     if ttl <= 0:
         raise BadParameter(f"certificate TTL must be positive, got {ttl}")
     current = int(time.time() if now is None else now)
@@ -195,9 +197,13 @@ class CertInfo:
             data = json.loads(raw)
             roles = data["roles"]
         except (ValueError, KeyError, TypeError):
-            raise BadParameter(f"certificate {self.key_id!r} has a malformed teleport-roles extension") from None
+            raise BadParameter(
+                f"certificate {self.key_id!r} has a malformed teleport-roles extension"
+            ) from None
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise BadParameter(f"certificate {self.key_id!r} has a malformed teleport-roles extension")
+            raise BadParameter(
+                f"certificate {self.key_id!r} has a malformed teleport-roles extension"
+            )
         return roles
 
     @property
@@ -213,7 +219,9 @@ class CertInfo:
         if not isinstance(data, dict) or not all(
             isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
         ):
-            raise BadParameter(f"certificate {self.key_id!r} has a malformed teleport-traits extension")
+            raise BadParameter(
+                f"certificate {self.key_id!r} has a malformed teleport-traits extension"
+            )
         return data
 
     @property
@@ -240,7 +248,9 @@ def _load_cert(line: str | bytes) -> SSHCertificate:
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise BadParameter(f"not a valid OpenSSH certificate: {exc}") from None
     if not isinstance(obj, SSHCertificate):
-        raise BadParameter("expected an OpenSSH certificate (…-cert-v01@openssh.com), got a plain public key")
+        raise BadParameter(
+            "expected an OpenSSH certificate (…-cert-v01@openssh.com), got a plain public key"
+        )
     return obj
 
 

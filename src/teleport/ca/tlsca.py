@@ -118,7 +118,9 @@ def create_tls_ca(cluster_name: str) -> tuple[bytes, bytes]:
             critical=True,
         )
         .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
     return _pem_key(key), _cert_pem(cert)
@@ -128,9 +130,13 @@ def _public_key_object(public_key: Any) -> Any:
     """Accept a cryptography public key, a private key, or an OpenSSH public key line."""
     if isinstance(public_key, str | bytes):
         return keys.load_public_key(public_key)
-    if isinstance(public_key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+    if isinstance(
+        public_key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    ):
         return public_key.public_key()
-    if isinstance(public_key, ed25519.Ed25519PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+    if isinstance(
+        public_key, ed25519.Ed25519PublicKey | rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+    ):
         return public_key
     raise BadParameter(
         f"unsupported public key {type(public_key).__name__}: expected an Ed25519, RSA or ECDSA key"
@@ -205,7 +211,9 @@ def issue_identity_cert(
             critical=True,
         )
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
             critical=False,
         )
         .add_extension(
@@ -254,7 +262,9 @@ def identity_from_cert(cert: x509.Certificate | bytes) -> Identity:
     try:
         ext = c.extensions.get_extension_for_oid(IDENTITY_OID).value
     except x509.ExtensionNotFound:
-        raise AccessDenied("the certificate carries no Teleport identity: it was not issued by the cluster's TLS CA") from None
+        raise AccessDenied(
+            "the certificate carries no Teleport identity: it was not issued by the cluster's TLS CA"
+        ) from None
     if not isinstance(ext, x509.UnrecognizedExtension):  # pragma: no cover - OID is private
         raise AccessDenied("malformed Teleport identity in certificate")
     try:
@@ -277,9 +287,11 @@ def identity_from_cert(cert: x509.Certificate | bytes) -> Identity:
 
 
 def ca_pin(ca_cert_pem: bytes) -> str:
-    """"sha256:" + hex SHA-256 of the CA certificate's SubjectPublicKeyInfo (DER)."""
-    spki = load_cert(ca_cert_pem).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    """The CA pin: "sha256:" + hex SHA-256 of the CA certificate's SubjectPublicKeyInfo (DER)."""
+    spki = (
+        load_cert(ca_cert_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
@@ -313,9 +325,7 @@ def self_signed_https_cert(
         .not_valid_before(now - datetime.timedelta(seconds=defaults.CERT_BACKDATE))
         .not_valid_after(now + HTTPS_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(_sans(names, ip_addresses)), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -75,6 +75,7 @@ _PROXY_KEYS = (
     "https_key_file",
     "https_cert_file",
 )
+_BOOL_WORDS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 _ETCD_KEYS = ("type", "peers", "tls_cert_file", "tls_key_file", "tls_ca_file", "prefix", "insecure")
 _DIR_KEYS = ("type", "path")
 
@@ -119,6 +120,9 @@ def _load_yaml(text: str, source: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
         what = exc.problem or exc.context or "syntax error"
+        lines = text.splitlines()
+        if mark and mark.line < len(lines) and re.search(r":\s*\[[0-9a-fA-F]*:", lines[mark.line]):
+            what += ' (quote IPv6 addresses: "[::1]:3025")'
         raise ConfigError(f"{source}: {where}: invalid YAML: {what}") from None
     except yaml.YAMLError as exc:
         one_line = " ".join(str(exc).split())
@@ -175,6 +179,9 @@ class _Ctx:
         return value
 
     def boolean(self, value: Any, path: str) -> bool:
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            # a quoted "yes" still means yes
+            return _BOOL_WORDS[value.strip().lower()]
         if not isinstance(value, bool):
             self.fail(path, f"expected yes/no (or true/false), got {_describe(value)}")
         return value
@@ -212,6 +219,9 @@ class _Ctx:
             self.fail(
                 path, f'expected host:port, got {value} (write ":{value}" or "0.0.0.0:{value}")'
             )
+        if isinstance(value, list):
+            # unquoted "[::1]:3025" is a YAML list followed by junk, or just a list
+            self.fail(path, 'expected host:port, got a list (quote IPv6 addresses: "[::1]:3025")')
         if not isinstance(value, str):
             self.fail(path, f"expected host:port, got {_describe(value)}")
         try:

@@ -131,9 +131,10 @@ class RoleConditions:
         logins = _str_list(data.get("logins"), f"{where}.logins")
         for i, login in enumerate(logins):
             path = f"{where}.logins[{i}]"
-            if not login.strip() or login != login.strip():
-                raise BadParameter(f"{path}: a login must be non-empty without spaces, got {login!r}")
-            parse_template(login, path)
+            template = parse_template(login, path)
+            literal_parts = [login] if template.is_literal else [template.prefix, template.suffix]
+            if any(c.isspace() for part in literal_parts for c in part):
+                raise BadParameter(f"{path}: a login may not contain spaces, got {login!r}")
         raw_labels = data.get("node_labels")
         if raw_labels is None:
             # v3 default: logins without node_labels grant every node; deny defaults to nothing.
