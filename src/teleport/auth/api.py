@@ -117,6 +117,7 @@ class AuthAPI:
         r.add_get("/v1/nodes", self.list_nodes)
         r.add_post("/v1/nodes", self.heartbeat)
         r.add_get("/v1/proxies", self.list_proxies)
+        r.add_post("/v1/access/check", self.check_access)
         r.add_post("/v1/proxies", self.proxy_heartbeat)
         return app
 
@@ -293,6 +294,25 @@ class AuthAPI:
         await self.server.store.upsert_node(server, defaults.SERVER_TTL)  # type: ignore[arg-type]
         return web.json_response({"ok": True})
 
+    async def check_access(self, request: web.Request) -> web.Response:
+        """May this user log in as this login on this node? (asked by nodes and proxies)."""
+        identity = await self._authorize(request, "access", "check")
+        data = await _body(request)
+        host_id = _str(data, "host_id")
+        labels = data.get("labels")
+        if identity.system_role == "Node" and host_id == identity.host_id and isinstance(labels, dict):
+            node_labels = {str(k): str(v) for k, v in labels.items()}
+        else:
+            node_labels = await self._stored_labels(host_id)
+        result = await self.server.check_ssh_access(_str(data, "user"), _str(data, "login"), node_labels)
+        return web.json_response(result)
+
+    async def _stored_labels(self, host_id: str) -> dict[str, str]:
+        for node in await self.server.store.list_nodes():
+            if node.name == host_id:
+                return node_labels(node)
+        raise NotFound(f"node {host_id!r} is not registered (offline?)")
+
     async def list_proxies(self, request: web.Request) -> web.Response:
         await self._authorize(request, "proxy", "list")
         proxies = await self.server.store.list_nodes(kind="proxies")
@@ -305,6 +325,15 @@ class AuthAPI:
             raise AccessDenied("a proxy may only heartbeat for itself")
         await self.server.store.upsert_node(server, defaults.SERVER_TTL, kind="proxies")  # type: ignore[arg-type]
         return web.json_response({"ok": True})
+
+
+def node_labels(node: Server) -> dict[str, str]:
+    """A node's static labels plus the latest results of its command labels."""
+    labels = dict(node.metadata.labels)
+    for name, cmd in (node.spec.get("cmd_labels") or {}).items():
+        if isinstance(cmd, dict):
+            labels[name] = str(cmd.get("result", ""))
+    return labels
 
 
 def server_ssl_context(cert_pem: bytes, key_pem: bytes, ca_pem: bytes, cert_dir: str) -> ssl.SSLContext:

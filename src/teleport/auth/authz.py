@@ -18,6 +18,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("node", "list"),
             ("node", "read"),
             ("proxy", "heartbeat"),
+            ("proxy", "list"),
             ("event", "create"),
             ("access", "check"),
         }

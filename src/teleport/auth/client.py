@@ -136,3 +136,15 @@ class AuthClient:
 
     async def heartbeat(self, server: dict[str, Any]) -> None:
         await self.call("POST", "/v1/nodes", server)
+
+    async def check_access(
+        self, user: str, login: str, host_id: str, labels: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Ask auth whether user may log in as login on the node; raises AccessDenied."""
+        body: dict[str, Any] = {"user": user, "login": login, "host_id": host_id}
+        if labels is not None:
+            body["labels"] = labels
+        return await self.call("POST", "/v1/access/check", body)  # type: ignore[no-any-return]
+
+    async def list_proxies(self) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/proxies")  # type: ignore[no-any-return]

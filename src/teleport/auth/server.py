@@ -398,6 +398,25 @@ class AuthServer:
         result = await self.generate_user_certs(user, cakeys.public_key_to_openssh(key), ttl)
         return cakeys.private_key_to_openssh(key), result.cert
 
+    async def check_ssh_access(self, username: str, login: str, node_labels: dict[str, str]) -> dict[str, Any]:
+        """Decide with the user's current roles whether login is allowed on a node with these
+        labels; returns the session options the roles grant. Raises AccessDenied."""
+        try:
+            user = await self.store.get_user(username)
+        except NotFound:
+            raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
+        roleset = await self.roleset_for(user)
+        roleset.check_login(login, node_labels)
+        return {
+            "user": username,
+            "login": login,
+            "roles": user.roles,
+            "permit_port_forwarding": roleset.permit_port_forwarding(),
+            "permit_agent_forwarding": roleset.permit_agent_forwarding(),
+            "client_idle_timeout": roleset.client_idle_timeout(),
+            "disconnect_expired_cert": roleset.disconnect_expired_cert(),
+        }
+
     # join tokens -----------------------------------------------------------------------
     async def create_join_token(self, roles: list[str], ttl: float | None) -> ProvisionToken:
         """A random token for `tctl nodes add`; lifetime at most 30 minutes."""

@@ -208,6 +208,7 @@ class TeleportProcess:
         ctx.load_cert_chain(cert, key)
         await self._serve(web_proxy.app(), p.web_listen_addr, ctx)
         self.tasks.append(asyncio.create_task(self._proxy_heartbeat(client, ident)))
+        # PROXY-WIRING: start the proxy SSH service here (see proxy/sshproxy.py)
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
@@ -234,6 +235,7 @@ class TeleportProcess:
     # node -----------------------------------------------------------------------------
     async def _start_node(self) -> None:
         ident = await self._identity("node")
+        # NODE-WIRING: start the node SSH service here (see node/service.py)
         self.banner.append(
             f"[NODE]  node {self.cfg.teleport.nodename} ({ident.host_id}) joined cluster "
             f"{ident.cluster_name!r}"
