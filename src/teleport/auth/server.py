@@ -224,7 +224,7 @@ class AuthServer:
         invite = {
             "user": username,
             "logins": logins or [username],
-            "roles": roles or ["admin"],
+            "roles": roles or ["access"],
             "otp_secret": secrets.new_totp_secret(),
             "created": _now(),
         }

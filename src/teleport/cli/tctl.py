@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name", help="Teleport user name")
     add.add_argument("logins_pos", nargs="?", metavar="LOGINS", help="Allowed OS logins, comma-separated")
     add.add_argument("--logins", help="Allowed OS logins, comma-separated (default: the user name)")
-    add.add_argument("--roles", help="Roles to give the user, comma-separated (default: admin)")
+    add.add_argument("--roles", help="Roles to give the user, comma-separated (default: access)")
     add.add_argument("--ttl", default="1h", help="How long the invite works (default 1h, max 48h)")
     us.add_parser("ls", help="List users.", description="List users and their allowed logins.")
     rm = us.add_parser("del", help="Delete a user.", description="Delete a user account.")

@@ -1,4 +1,4 @@
-"""`tsh`: the user's client. login | logout | status | signup (ssh, scp, ls and more build on it).
+"""`tsh`: the user's client: login | logout | status | signup | ssh | scp | ls | config | agent.
 
 Kept light on imports: `tsh status` runs at every prompt of some users' shells.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from teleport.cli.common import fmt_remaining, run_cli
 from teleport.errors import BadParameter, NotAuthenticated
@@ -55,6 +56,48 @@ def build_parser() -> argparse.ArgumentParser:
         "authenticator app for one-time codes.",
     )
     sp.add_argument("url", help="The invite URL, https://PROXY:3080/web/invite/TOKEN")
+
+    ssh = add(
+        "ssh",
+        "Run a shell or a command on a node.",
+        "Connect to a node through the proxy. The target is [user@]host (a node name, ID or "
+        "address) or [user@]key=value to run the command on every node with that label.",
+    )
+    ssh.add_argument("-p", "--port", type=int, default=3022, help="Node SSH port (default 3022)")
+    ssh.add_argument("-l", "--login", default=None, help="Remote login (default: your OS user name)")
+    tty = ssh.add_mutually_exclusive_group()
+    tty.add_argument("-t", dest="tty", action="store_const", const=True, default=None,
+                     help="Force a terminal (PTY) even for a command")
+    tty.add_argument("-T", dest="tty", action="store_const", const=False, help="Never allocate a terminal")
+    ssh.add_argument("-L", dest="forward", action="append", default=[], metavar="[BIND:]PORT:HOST:HOSTPORT",
+                     help="Forward a local port to HOST:HOSTPORT as seen from the node")
+    ssh.add_argument("-A", dest="agent", action="store_true", help="Forward your SSH agent to the node")
+    ssh.add_argument("--cluster", default="", help="The cluster of the node (default: your login's cluster)")
+    ssh.add_argument("destination", help="[user@]host or [user@]key=value")
+    ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="Command to run (default: a shell)")
+
+    scp = add(
+        "scp",
+        "Copy files to or from nodes.",
+        "Copy with SFTP through the proxy; one side is [user@]host:path.",
+    )
+    scp.add_argument("-r", "--recursive", action="store_true", help="Copy directories recursively")
+    scp.add_argument("-P", "--port", type=int, default=3022, help="Node SSH port (default 3022)")
+    scp.add_argument("--cluster", default="", help="The cluster of the node")
+    scp.add_argument("-q", "--quiet", action="store_true", help="No progress bar")
+    scp.add_argument("paths", nargs="+", metavar="SRC... DST")
+
+    ls = add("ls", "List the cluster's nodes.", "List online nodes, optionally only those with all the given labels.")
+    ls.add_argument("labels", nargs="*", metavar="key=value", help="Only nodes with these labels")
+    ls.add_argument("--format", choices=["text", "json", "yaml"], default="text", help="Output format")
+    ls.add_argument("--cluster", default="", help=argparse.SUPPRESS)
+
+    add("config", "Print an OpenSSH client configuration.",
+        "Print an ssh_config block that sends ssh through the proxy with your tsh certificate, "
+        "e.g. 'tsh config >> ~/.ssh/config'.")
+    add("agent", "Start an SSH agent with your certificate.",
+        "Start an ssh-agent holding your key and certificate (until it expires) and print the "
+        "SSH_AUTH_SOCK / SSH_AGENT_PID lines: eval $(tsh agent)")
     return parser
 
 
@@ -87,7 +130,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if left > 0 else 1
 
 
-def _client_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _client_for(args: argparse.Namespace):  # type: ignore[no-untyped-def,unused-ignore]
     from teleport.client.keystore import KeyStore
     from teleport.client.webclient import WebClient
 
@@ -170,6 +213,185 @@ def cmd_signup(args: argparse.Namespace) -> int:
     return 0
 
 
+# ssh, scp, ls -----------------------------------------------------------------------------
+def _split_target(dest: str, login: str | None) -> tuple[str, str]:
+    import getpass
+
+    user, at, host = dest.rpartition("@")
+    if not host:
+        raise BadParameter(f"bad target {dest!r}: use [user@]host")
+    return (user if at else (login or getpass.getuser())), host
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_ssh(args))
+
+
+async def _ssh(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client import ssh
+    from teleport.proxy.lookup import filter_by_labels, label_selector
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    login, host = _split_target(args.destination, args.login)
+    # joined with spaces and run by the remote shell, exactly as OpenSSH's ssh does
+    command = " ".join(args.remote_command) if args.remote_command else None
+    proxy = await ssh.connect_proxy(creds, login)
+    try:
+        selector = label_selector(host)
+        if selector is not None:
+            if command is None:
+                raise BadParameter("a label target runs a command on many nodes: give the command")
+            nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
+            if not nodes:
+                raise BadParameter(f"no nodes match the labels {host!r} (see 'tsh ls')")
+            return max(await asyncio.gather(*(
+                _run_on(proxy, creds, n, args, login, command) for n in nodes
+            )))
+        conn = await ssh.connect_node(
+            proxy, creds, host, args.port, login, args.cluster, agent_forwarding=args.agent
+        )
+        async with conn:
+            for spec in args.forward:
+                bind, lport, rhost, rport = ssh.parse_forward(spec)
+                await conn.forward_local_port(bind, lport, rhost, rport)
+            code = await ssh.run_session(conn, command, args.tty)
+        return code
+    finally:
+        proxy.close()
+
+
+async def _run_on(proxy: Any, creds: Any, node: dict[str, Any], args: argparse.Namespace,
+                  login: str, command: str) -> int:
+    from teleport.client import ssh
+
+    name = node.get("spec", {}).get("hostname") or node["metadata"]["name"]
+    try:
+        conn = await ssh.connect_node(proxy, creds, node["metadata"]["name"], args.port, login,
+                                      args.cluster)
+    except Exception as exc:  # one node's failure must not hide the others' output
+        sys.stderr.write(f"[{name}] ERROR: {exc}\n")
+        return 1
+    async with conn:
+        code = await ssh.run_prefixed(conn, command, name)
+    return code
+
+
+def cmd_scp(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_scp(args))
+
+
+async def _scp(args: argparse.Namespace) -> int:
+    from teleport.client import scp, ssh
+
+    if len(args.paths) < 2:
+        raise BadParameter("tsh scp needs a source and a destination: tsh scp SRC... DST")
+    locs = [scp.parse_location(p) for p in args.paths]
+    src, dst = locs[:-1], locs[-1]
+    remotes = {(loc.host, loc.login) for loc in locs if loc.remote}
+    if len(remotes) != 1 or (dst.remote and any(s.remote for s in src)) or (
+        not dst.remote and not all(s.remote for s in src)
+    ):
+        raise BadParameter(
+            "tsh scp copies between this machine and one node: use host:path on exactly one side"
+        )
+    host, login = next(iter(remotes))
+    login, host = _split_target(f"{login}@{host}" if login else host, None)
+    creds = ssh.load_credentials(proxy=args.proxy)
+    proxy = await ssh.connect_proxy(creds, login)
+    try:
+        conn = await ssh.connect_node(proxy, creds, host, args.port, login, args.cluster)
+        async with conn:
+            async with conn.start_sftp_client() as sftp:
+                progress = None if args.quiet else scp.Progress()
+                try:
+                    await scp.copy(sftp, src, dst, args.recursive, progress)
+                except OSError as exc:
+                    raise BadParameter(f"scp: {exc}") from None
+                except Exception as exc:
+                    import asyncssh
+
+                    if isinstance(exc, asyncssh.SFTPError):
+                        raise BadParameter(f"scp: {exc.reason}") from None
+                    raise
+    finally:
+        proxy.close()
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_ls(args))
+
+
+async def _ls(args: argparse.Namespace) -> int:
+    import json
+
+    from teleport.cli.common import table
+    from teleport.client import ssh
+    from teleport.proxy.lookup import filter_by_labels, label_selector, node_labels
+
+    selector: dict[str, str] = {}
+    for item in args.labels:
+        sel = label_selector(item)
+        if sel is None:
+            raise BadParameter(f"bad label filter {item!r}: use key=value")
+        selector.update(sel)
+    creds = ssh.load_credentials(proxy=args.proxy)
+    proxy = await ssh.connect_proxy(creds)
+    try:
+        nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
+    finally:
+        proxy.close()
+    nodes.sort(key=lambda n: (n.get("spec", {}).get("hostname", ""), n["metadata"]["name"]))
+    if args.format == "json":
+        print(json.dumps(nodes, indent=2))
+    elif args.format == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(nodes, sort_keys=False), end="")
+    else:
+        rows = [
+            [
+                n.get("spec", {}).get("hostname", ""),
+                n["metadata"]["name"],
+                n.get("spec", {}).get("addr", ""),
+                ",".join(f"{k}={v}" for k, v in sorted(node_labels(n).items())),
+            ]
+            for n in nodes
+        ]
+        print(table(["Node Name", "Node ID", "Address", "Labels"], rows))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from teleport.client import ssh
+    from teleport.client.sshconfig import ssh_config_block
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    host, port = ssh._split_hostport(creds.ssh_proxy_addr, 3023)
+    sys.stdout.write(ssh_config_block(
+        cluster=creds.profile.cluster, proxy_host=host, proxy_port=port,
+        key_path=creds.key_path, cert_path=creds.cert_path, known_hosts=creds.known_hosts_path,
+    ))
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from teleport.client import ssh
+    from teleport.client.agent import shell_lines, start_agent
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    sys.stdout.write(shell_lines(start_agent(creds.key_path, creds.valid_before)))
+    return 0
+
+
 def render_qr(data: str) -> str:
     """A QR code drawn with block characters, two modules per character row."""
     import qrcode
@@ -189,7 +411,10 @@ def render_qr(data: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup}
+    commands = {
+        "login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup,
+        "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
+    }
     if args.command is None:
         parser.print_help()
         return 1

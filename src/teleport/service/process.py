@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -72,6 +73,7 @@ class TeleportProcess:
     clients: list[AuthClient] = field(default_factory=list)
     host_id: str = ""
     banner: list[str] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def data_dir(self) -> str:
@@ -208,7 +210,12 @@ class TeleportProcess:
         ctx.load_cert_chain(cert, key)
         await self._serve(web_proxy.app(), p.web_listen_addr, ctx)
         self.tasks.append(asyncio.create_task(self._proxy_heartbeat(client, ident)))
-        # PROXY-WIRING: start the proxy SSH service here (see proxy/sshproxy.py)
+        from teleport.proxy.sshproxy import ProxySSHService
+
+        ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
+        await ssh_proxy.start()
+        self.closers.append(ssh_proxy.close)
+        self.banner.append(f"[PROXY] SSH proxy is listening on {p.listen_addr}")
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
@@ -235,7 +242,11 @@ class TeleportProcess:
     # node -----------------------------------------------------------------------------
     async def _start_node(self) -> None:
         ident = await self._identity("node")
-        # NODE-WIRING: start the node SSH service here (see node/service.py)
+        from teleport.node.service import NodeService
+
+        node_svc = NodeService(self.cfg, ident, self._auth_client(ident), self.data_dir)
+        await node_svc.start()
+        self.tasks.append(asyncio.create_task(node_svc.serve_until_cancelled()))
         self.banner.append(
             f"[NODE]  node {self.cfg.teleport.nodename} ({ident.host_id}) joined cluster "
             f"{ident.cluster_name!r}"
@@ -254,6 +265,11 @@ class TeleportProcess:
         self.runners.append(runner)
 
     async def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception as exc:  # keep closing the rest
+                log.warning("error while stopping a service: %s", exc)
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:

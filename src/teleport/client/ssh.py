@@ -1,0 +1,423 @@
+"""tsh's SSH client: reach nodes through the proxy's `proxy:host:port` subsystem with asyncssh.
+
+The proxy and every node are trusted only by the cluster's host CA from ~/.tsh/known_hosts (never
+trust on first use). The inner SSH connection to the node runs directly over the subsystem
+channel (no socketpair, no extra copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+
+from teleport import defaults
+from teleport.client.keystore import KeyStore, Profile, split_host
+from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotAuthenticated
+
+# AES-GCM first: hardware accelerated through `cryptography`, faster than ChaCha20 here.
+ENCRYPTION_ALGS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+]
+CHANNEL_WINDOW = 8 * 1024 * 1024
+# Bigger SSH packets mean fewer Python callbacks per MiB (servers cap what they send at this).
+MAX_PACKET = 256 * 1024
+NODES_SUBSYSTEM = "teleport-nodes"
+
+
+@dataclass
+class Credentials:
+    """What tsh logs in with: the profile, the key + certificate, the host CA keys."""
+
+    profile: Profile
+    ssh_proxy_addr: str
+    key: asyncssh.SSHKey
+    cert: asyncssh.SSHCertificate
+    logins: list[str]
+    host_ca_keys: list[asyncssh.SSHKey]
+    key_path: str
+    cert_path: str
+    known_hosts_path: str
+    valid_before: int
+
+
+def _split_hostport(addr: str, default_port: int) -> tuple[str, int]:
+    host = split_host(addr)
+    rest = addr[len(host) + (2 if addr.startswith("[") else 0):]
+    if rest.startswith(":") and rest[1:].isdigit():
+        return host, int(rest[1:])
+    return host, default_port
+
+
+def read_host_ca_keys(known_hosts_path: str, cluster: str) -> list[asyncssh.SSHKey]:
+    """The `@cert-authority` keys of `cluster` in tsh's known_hosts (all CA lines when none is
+    tagged with the cluster)."""
+    tagged: list[asyncssh.SSHKey] = []
+    untagged: list[asyncssh.SSHKey] = []
+    try:
+        with open(known_hosts_path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4 or parts[0] != "@cert-authority":
+            continue
+        try:
+            key = asyncssh.import_public_key(f"{parts[2]} {parts[3]}")
+        except (asyncssh.KeyImportError, ValueError):
+            continue
+        (tagged if f"clustername={cluster}" in parts[4:] else untagged).append(key)
+    return tagged or untagged
+
+
+def load_credentials(store: KeyStore | None = None, proxy: str | None = None) -> Credentials:
+    """The current profile's key and certificate; `proxy` (the --proxy flag) must match it."""
+    store = store or KeyStore()
+    profile = store.current_profile()
+    if profile is None:
+        raise NotAuthenticated("not logged in: run 'tsh --proxy=HOST login' first")
+    ssh_addr = profile.ssh_proxy_addr or f"{profile.proxy_host}:{defaults.PROXY_SSH_PORT}"
+    if proxy:
+        # --proxy=host[:webport][,sshport], as the reference's tsh
+        web, _, ssh_port = proxy.partition(",")
+        if split_host(web) != profile.proxy_host:
+            raise NotAuthenticated(
+                f"not logged in to {web}: the current profile is for {profile.proxy_host}; run "
+                f"'tsh --proxy={web} login' first"
+            )
+        if ssh_port:
+            if not ssh_port.isdigit():
+                raise BadParameter(f"bad --proxy {proxy!r}: the SSH port after ',' must be a number")
+            ssh_addr = f"{split_host(ssh_addr)}:{ssh_port}"
+    key_path = store.key_path(profile.proxy_host, profile.user)
+    cert_path = store.cert_path(profile.proxy_host, profile.user)
+    try:
+        key = asyncssh.read_private_key(key_path)
+        cert = asyncssh.read_certificate(cert_path)
+    except FileNotFoundError:
+        raise NotAuthenticated(f"no key in {key_path}: run 'tsh login' again") from None
+    import time
+
+    from teleport.ca.sshcert import parse_cert
+
+    with open(cert_path) as f:
+        info = parse_cert(f.read())
+    if info.valid_before <= time.time():
+        raise NotAuthenticated(
+            f"your certificate for {profile.proxy_host} has expired: run 'tsh login' again"
+        )
+    logins = [p for p in info.principals if not p.startswith("-teleport-")]
+    ca_keys = read_host_ca_keys(store.known_hosts_path, profile.cluster)
+    if not ca_keys:
+        raise NotAuthenticated(
+            f"no host CA for cluster {profile.cluster!r} in {store.known_hosts_path}: "
+            "run 'tsh login' again"
+        )
+    return Credentials(
+        profile, ssh_addr, key, cert, logins, ca_keys, key_path, cert_path,
+        store.known_hosts_path, info.valid_before,
+    )
+
+
+def _options(creds: Credentials, username: str) -> dict[str, Any]:
+    return {
+        "username": username,
+        "client_keys": [(creds.key, creds.cert)],
+        "known_hosts": ([], creds.host_ca_keys, []),
+        "agent_path": None,
+        "config": None,
+        "encryption_algs": ENCRYPTION_ALGS,
+        "compression_algs": None,
+        "preferred_auth": "publickey",
+        "connect_timeout": 30,
+        "window": CHANNEL_WINDOW,
+        "max_pktsize": MAX_PACKET,
+    }
+
+
+def _trust_error(what: str, exc: asyncssh.HostKeyNotVerifiable, cluster: str) -> AccessDenied:
+    return AccessDenied(
+        f"refusing to connect to {what}: its host certificate is not trusted ({exc.reason}). "
+        f"tsh trusts only hosts with a certificate from the host CA of cluster {cluster!r}; "
+        "if that CA was rotated run 'tsh login' again, otherwise this host does not belong to "
+        "the cluster"
+    )
+
+
+def pick_proxy_login(creds: Credentials, login: str | None) -> str:
+    """The principal the proxy connection uses (the proxy checks it is in the certificate)."""
+    if login and login in creds.logins:
+        return login
+    if not creds.logins:
+        raise AccessDenied("your certificate has no logins: ask an admin to give you some")
+    return creds.logins[0]
+
+
+async def connect_proxy(creds: Credentials, login: str | None = None) -> asyncssh.SSHClientConnection:
+    """An SSH connection to the proxy, authenticated by the user certificate."""
+    host, port = _split_hostport(creds.ssh_proxy_addr, defaults.PROXY_SSH_PORT)
+    try:
+        conn = await asyncssh.connect(host, port, **_options(creds, pick_proxy_login(creds, login)))
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise _trust_error(f"the proxy {host}:{port}", exc, creds.profile.cluster) from None
+    except asyncssh.PermissionDenied:
+        raise AccessDenied(
+            f"the proxy {host}:{port} refused your certificate: run 'tsh login' again"
+        ) from None
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
+        raise ConnectionProblem(f"cannot connect to the proxy at {host}:{port}: {exc}") from None
+    return conn
+
+
+class _TunnelSession(asyncssh.SSHClientSession[bytes]):
+    """Feeds the subsystem channel's bytes into the inner SSH connection (the node's)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.stderr = bytearray()
+        self.chan: asyncssh.SSHClientChannel[bytes] | None = None
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
+        self.chan = chan
+
+    def session_started(self) -> None:
+        # Start the inner handshake only once the proxy accepted the subsystem.
+        self.inner.connection_made(self.chan)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self.stderr += data  # the proxy's error message, not SSH traffic
+        else:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None and self.stderr:
+            exc = ConnectionProblem(self.error_text())
+        self.inner.connection_lost(exc)
+
+    def error_text(self) -> str:
+        text = self.stderr.decode(errors="replace").strip()
+        return text[len("ERROR: "):] if text.startswith("ERROR: ") else text
+
+
+class SubsystemTunnel:
+    """An asyncssh `tunnel=` object: each connection is a `proxy:host:port@cluster` channel."""
+
+    def __init__(self, proxy: asyncssh.SSHClientConnection, cluster: str) -> None:
+        self.proxy = proxy
+        self.cluster = cluster
+        self.last: _TunnelSession | None = None
+
+    def subsystem(self, host: str, port: int) -> str:
+        h = f"[{host}]" if ":" in host else host
+        return f"proxy:{h}:{port}" + (f"@{self.cluster}" if self.cluster else "")
+
+    async def create_connection(
+        self, session_factory: Any, remote_host: str, remote_port: int
+    ) -> tuple[Any, Any]:
+        inner = session_factory()
+        tunnel = _TunnelSession(inner)
+        self.last = tunnel
+        try:
+            chan, _ = await self.proxy.create_session(
+                lambda: tunnel,
+                subsystem=self.subsystem(remote_host, remote_port),
+                encoding=None,
+                window=CHANNEL_WINDOW,
+                max_pktsize=MAX_PACKET,
+            )
+        except asyncssh.ChannelOpenError as exc:
+            raise ConnectionProblem(f"the proxy refused the connection: {exc.reason}") from None
+        return chan, inner
+
+    def close(self) -> None:
+        """The proxy connection is shared; its owner closes it."""
+
+    async def wait_closed(self) -> None:
+        """See close()."""
+
+
+async def connect_node(
+    proxy: asyncssh.SSHClientConnection,
+    creds: Credentials,
+    host: str,
+    port: int,
+    login: str,
+    cluster: str = "",
+    agent_forwarding: bool = False,
+) -> asyncssh.SSHClientConnection:
+    """An SSH connection to `host:port` through the proxy, the node verified by the host CA."""
+    if login not in creds.logins:
+        raise AccessDenied(
+            f"login {login!r} is not in your certificate (your logins: "
+            f"{', '.join(creds.logins) or 'none'}): use one of them, e.g. 'tsh ssh "
+            f"{creds.logins[0] if creds.logins else 'LOGIN'}@{host}'"
+        )
+    tunnel = SubsystemTunnel(proxy, cluster)
+    opts = _options(creds, login)
+    if agent_forwarding:
+        sock = os.environ.get("SSH_AUTH_SOCK")
+        if not sock:
+            raise BadParameter(
+                "-A needs a running SSH agent (SSH_AUTH_SOCK): start one with 'eval $(tsh agent)'"
+            )
+        opts["agent_path"] = sock
+        opts["agent_forwarding"] = True
+    try:
+        return await asyncssh.connect(host, port, tunnel=tunnel, **opts)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise _trust_error(f"node {host}:{port}", exc, creds.profile.cluster) from None
+    except asyncssh.PermissionDenied:
+        raise AccessDenied(
+            f"node {host}:{port} refused login {login!r} with your certificate (is the login "
+            "allowed by your roles on that node?)"
+        ) from None
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
+        if tunnel.last is not None and tunnel.last.stderr:
+            raise ConnectionProblem(tunnel.last.error_text()) from None
+        raise ConnectionProblem(f"cannot connect to node {host}:{port}: {exc}") from None
+
+
+async def list_nodes(proxy: asyncssh.SSHClientConnection) -> list[dict[str, Any]]:
+    """The nodes registered in the cluster, from the proxy's `teleport-nodes` subsystem."""
+    result = await proxy.run(subsystem=NODES_SUBSYSTEM, encoding=None)
+    if result.exit_status != 0:
+        raw = result.stderr or b""
+        err = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).strip()
+        raise ConnectionProblem(f"the proxy could not list nodes: {err or result.exit_status}")
+    out = result.stdout
+    data = json.loads(out if isinstance(out, bytes | str) else b"[]")
+    return data if isinstance(data, list) else []
+
+
+# sessions -------------------------------------------------------------------------------
+class _Terminal:
+    """Raw mode on the local terminal for an interactive session; restored on exit."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.saved: list[Any] | None = None
+
+    def __enter__(self) -> _Terminal:
+        if self.enabled:
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+
+
+def _term_size() -> tuple[int, int]:
+    size = os.get_terminal_size(sys.stdout.fileno() if sys.stdout.isatty() else 0)
+    return size.columns, size.lines
+
+
+async def run_session(
+    conn: asyncssh.SSHClientConnection, command: str | None, tty: bool | None
+) -> int:
+    """Run `command` (or a shell) with local stdio; returns the remote exit status."""
+    stdin_tty = os.isatty(0)
+    want_pty = tty if tty is not None else (command is None and stdin_tty)
+    kwargs: dict[str, Any] = {}
+    if want_pty:
+        kwargs["term_type"] = os.environ.get("TERM", "xterm")
+        try:
+            kwargs["term_size"] = _term_size()
+        except OSError:
+            kwargs["term_size"] = (80, 24)
+    blocking = {fd: os.get_blocking(fd) for fd in (0, 1, 2)}
+    loop = asyncio.get_running_loop()
+    try:
+        with _Terminal(want_pty and stdin_tty):
+            proc = await conn.create_process(
+                command,
+                stdin=os.dup(0),
+                stdout=os.dup(1),
+                stderr=os.dup(2),
+                encoding=None,
+                **kwargs,
+            )
+            if want_pty and stdin_tty:
+                loop.add_signal_handler(
+                    signal.SIGWINCH, lambda: proc.change_terminal_size(*_term_size())
+                )
+            try:
+                result = await proc.wait()
+            finally:
+                if want_pty and stdin_tty:
+                    loop.remove_signal_handler(signal.SIGWINCH)
+    finally:
+        # asyncio made the shared descriptors non-blocking; the user's shell needs them back
+        for fd, value in blocking.items():
+            try:
+                os.set_blocking(fd, value)
+            except OSError:
+                pass
+    if result.exit_status is not None:
+        return result.exit_status
+    if result.exit_signal is not None:
+        return 128 + _signal_number(result.exit_signal[0])
+    return 255
+
+
+def _signal_number(name: str) -> int:
+    try:
+        return int(getattr(signal, "SIG" + name))
+    except (AttributeError, TypeError, ValueError):
+        return 1
+
+
+async def run_prefixed(
+    conn: asyncssh.SSHClientConnection, command: str, prefix: str
+) -> int:
+    """Run `command` and print each output line as `[prefix] line` (stdout and stderr)."""
+    proc = await conn.create_process(command, stdin=asyncssh.DEVNULL, encoding=None)
+
+    async def pump(stream: asyncssh.SSHReader[bytes], out: Any) -> None:
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            out.write(f"[{prefix}] ".encode() + line + (b"" if line.endswith(b"\n") else b"\n"))
+            out.flush()
+
+    await asyncio.gather(pump(proc.stdout, sys.stdout.buffer), pump(proc.stderr, sys.stderr.buffer))
+    result = await proc.wait()
+    return result.exit_status if result.exit_status is not None else 255
+
+
+def parse_forward(spec: str) -> tuple[str, int, str, int]:
+    """`-L [bind:]port:host:hostport` -> (bind, port, host, hostport)."""
+    parts = spec.split(":")
+    if len(parts) == 3:
+        parts = ["127.0.0.1", *parts]
+    if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
+        raise BadParameter(f"bad -L {spec!r}: use [bind_address:]port:host:hostport")
+    return parts[0] or "127.0.0.1", int(parts[1]), parts[2], int(parts[3])

@@ -1,0 +1,298 @@
+"""The node's SSH listener: reads an optional proxy header, then hands the socket to asyncssh."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncssh
+
+from teleport.ca.sshcert import CertInfo
+from teleport.errors import AccessDenied
+from teleport.node import proxyheader
+from teleport.node.certcheck import CertCaptureConnection
+from teleport.node.sessions import NodeSession, SessionContext, login_user
+
+log = logging.getLogger(__name__)
+
+HEADER_WAIT = 2.0  # a client that says nothing for this long is treated as a direct client
+HEADER_TIMEOUT = 10.0  # a proxy header must be complete within this time
+
+
+def ca_blobs(ca_lines: list[str]) -> set[bytes]:
+    """The SSH wire blobs of OpenSSH public key lines (to compare with asyncssh keys)."""
+    out = set()
+    for line in ca_lines:
+        parts = line.split()
+        if len(parts) >= 2:
+            try:
+                out.add(base64.b64decode(parts[1]))
+            except ValueError:
+                continue
+    return out
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """'ip:port' or '[v6]:port' -> (ip, port)."""
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+class NodeSSHServer(asyncssh.SSHServer):
+    """The asyncssh owner of one connection: certificates only, sessions and allowed forwarding."""
+
+    def __init__(self, node: NodeServer) -> None:
+        self.node = node
+        self.conn: CertCaptureConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        assert isinstance(conn, CertCaptureConnection)
+        self.conn = conn
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return False  # plain keys never; certificates go through validate_ca_key
+
+    def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return key.public_data in ca_blobs(self.node.user_ca_keys())
+
+    def session_requested(self) -> Any:
+        conn = self.conn
+        assert conn is not None and conn.teleport_cert is not None
+        peer = split_addr(conn.teleport_client_addr)
+        local = conn.get_extra_info("sockname") or ("", 0)
+        ctx = SessionContext(
+            login=conn.teleport_login,
+            teleport_user=conn.teleport_cert.key_id,
+            cluster_name=self.node.cluster_name,
+            host_id=self.node.host_id,
+            client_addr=peer,
+            local_addr=(str(local[0]), int(local[1])),
+            agent_path=conn.get_agent_path,  # read late: the agent request precedes shell/exec
+        )
+        chan = conn.create_server_channel(encoding=None)
+        session = NodeSession(ctx)
+        return chan, session
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
+        conn = self.conn
+        assert conn is not None and conn.teleport_cert is not None
+        if not conn.teleport_access.get("permit_port_forwarding"):
+            log.warning(
+                "port forwarding to %s:%d refused for %s: not permitted by role",
+                dest_host, dest_port, conn.teleport_cert.key_id,
+            )
+            return False
+        # asyncssh has already checked the certificate's permit-port-forwarding.
+        log.info("port forwarding for %s to %s:%d", conn.teleport_cert.key_id, dest_host, dest_port)
+        return True
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False
+
+    def unix_connection_requested(self, dest_path: str) -> bool:
+        return False
+
+    def unix_server_requested(self, listen_path: str) -> bool:
+        return False
+
+
+class NodeServer:
+    """Accepts TCP connections and runs the SSH server on them."""
+
+    def __init__(
+        self,
+        host_key: asyncssh.SSHKey,
+        host_cert: asyncssh.SSHCertificate,
+        cluster_name: str,
+        host_id: str,
+        user_ca_keys: Callable[[], list[str]],
+        host_ca_keys: Callable[[], list[str]],
+        check_access: Callable[[str, str], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.host_key = host_key
+        self.host_cert = host_cert
+        self.cluster_name = cluster_name
+        self.host_id = host_id
+        self.user_ca_keys = user_ca_keys
+        self.host_ca_keys = host_ca_keys
+        self.check_access = check_access  # (teleport user, login) -> access result
+        self._options: asyncssh.SSHServerConnectionOptions | None = None
+        self._sock: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._conn_tasks: set[asyncio.Task[None]] = set()
+        self._conns: set[CertCaptureConnection] = set()
+
+    async def listen(self, host: str, port: int) -> tuple[str, int]:
+        """Bind and start accepting; returns the bound address."""
+        self._options = await asyncssh.SSHServerConnectionOptions.construct(
+            server_host_keys=[(self.host_key, self.host_cert)],
+            server_factory=lambda: NodeSSHServer(self),
+            password_auth=False,
+            kbdint_auth=False,
+            public_key_auth=True,
+            allow_pty=True,
+            line_editor=False,
+            agent_forwarding=True,
+            x11_forwarding=False,
+            login_timeout=60,
+        )
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"cannot listen on {host}:{port} for the node SSH service: {exc.strerror}") from None
+        sock.listen(1024)
+        sock.setblocking(False)
+        self._sock = sock
+        self._accept_task = asyncio.create_task(self._accept_loop())
+        bound = sock.getsockname()
+        return str(bound[0]), int(bound[1])
+
+    async def _accept_loop(self) -> None:
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                csock, _ = await loop.sock_accept(self._sock)
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.create_task(self._handle(csock))
+            self._conn_tasks.add(task)
+            task.add_done_callback(self._conn_tasks.discard)
+
+    async def _handle(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = sock.getpeername()
+        client_addr = f"{peer[0]}:{peer[1]}" if sock.family == socket.AF_INET else f"[{peer[0]}]:{peer[1]}"
+        try:
+            line = await asyncio.wait_for(read_proxy_header(sock), HEADER_TIMEOUT)
+            if line is not None:
+                fields = proxyheader.parse_proxy_header(line, self.host_ca_keys())
+                log.debug("connection from %s via proxy %s", fields["client_addr"], client_addr)
+                client_addr = fields["client_addr"]
+        except (AccessDenied, OSError, TimeoutError, ConnectionError) as exc:
+            log.warning("closing connection from %s: bad proxy header: %s", client_addr, exc)
+            sock.close()
+            return
+        loop = asyncio.get_running_loop()
+        assert self._options is not None
+        options = self._options
+
+        def factory() -> CertCaptureConnection:
+            conn = CertCaptureConnection(loop, options, self._authorize, self.user_ca_keys, client_addr)
+            self._conns.add(conn)
+            return conn
+
+        try:
+            await loop.connect_accepted_socket(factory, sock)
+        except OSError as exc:
+            log.warning("connection from %s failed: %s", client_addr, exc)
+            sock.close()
+
+    async def _authorize(self, login: str, cert: CertInfo, conn: CertCaptureConnection) -> dict[str, Any]:
+        try:
+            pw = login_user(login)
+        except PermissionError as exc:
+            raise AccessDenied(str(exc)) from None
+        access = await self.check_access(cert.key_id, login)
+        conn.agent_owner = (pw.pw_uid, pw.pw_gid)
+        log.info("%s logged in as %s from %s", cert.key_id, login, conn.teleport_client_addr)
+        return access
+
+    async def close(self) -> None:
+        """Stop accepting and drop every connection."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            try:
+                await self._accept_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for t in list(self._conn_tasks):
+            t.cancel()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for conn in list(self._conns):
+            conn.close()
+        self._conns.clear()
+
+
+async def _wait_readable(sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(sock.fileno(), ready)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+async def read_proxy_header(sock: socket.socket) -> bytes | None:
+    """Consume a ``Teleport-Proxy ...\\r\\n`` line from a fresh socket, or return None (leaving every
+    byte in the socket) when the client starts with anything else. Peeks, so asyncssh later reads
+    the SSH banner straight from the kernel: no copy, no relay."""
+    prefix = proxyheader.PREFIX
+    try:
+        await asyncio.wait_for(_wait_readable(sock), HEADER_WAIT)
+    except TimeoutError:
+        return None  # a client that waits for our banner first cannot be a proxy
+    seen = 0
+    while True:
+        data = sock.recv(proxyheader.MAX_HEADER_LEN, socket.MSG_PEEK)
+        if not data:
+            raise ConnectionError("client closed the connection before the SSH banner")
+        head = data[: len(prefix)]
+        if not prefix.startswith(head):
+            return None
+        end = data.find(b"\n")
+        if end >= 0:
+            return _recv_exact(sock, end + 1)
+        if len(data) >= proxyheader.MAX_HEADER_LEN:
+            raise ConnectionError("proxy header too long")
+        if len(data) == seen:
+            await asyncio.sleep(0.005)  # partial header: readable stays true, so poll briefly
+        seen = len(data)
+        await _wait_readable(sock)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    # The bytes were already peeked, so they are in the socket buffer: recv cannot block.
+    out = bytearray()
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("connection closed inside the proxy header")
+        out += chunk
+    return bytes(out)

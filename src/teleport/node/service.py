@@ -1,0 +1,159 @@
+"""The node service: the SSH server on 3022, heartbeats with labels, and the cluster's CA keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import asyncssh
+
+from teleport import defaults
+from teleport.auth.client import AuthClient
+from teleport.auth.server import HostIdentity
+from teleport.config.model import FileConfig
+from teleport.node.labels import CommandLabels
+from teleport.node.server import NodeServer
+
+log = logging.getLogger(__name__)
+
+CA_REFRESH_INTERVAL = 300.0  # seconds between re-reading the user/host CA keys from auth
+LABEL_CHANGE_DELAY = 1.0  # coalesce label changes into one heartbeat
+
+
+def advertise_addr(cfg: FileConfig, port: int) -> str:
+    """host:port other cluster members dial this node at: advertise_ip, else the listen host,
+    else the nodename when it resolves, else loopback."""
+    host = cfg.teleport.advertise_ip or cfg.ssh_service.listen_addr.host
+    if host in ("", "0.0.0.0", "::"):
+        try:
+            socket.getaddrinfo(cfg.teleport.nodename, None)
+            host = cfg.teleport.nodename
+        except OSError:
+            host = "127.0.0.1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def ca_keys(authorities: list[dict[str, Any]], ca_type: str) -> list[str]:
+    """The OpenSSH checking keys of the CA of this type ("user" or "host") in get_authorities()."""
+    out: list[str] = []
+    for ca in authorities:
+        spec = ca.get("spec") or {}
+        if spec.get("type", (ca.get("metadata") or {}).get("name")) == ca_type:
+            out += [str(k).strip() for k in spec.get("checking_keys") or [] if str(k).startswith(("ssh-", "ecdsa-"))]
+    return out
+
+
+class NodeService:
+    """The node role: SSH access to this host for certificates of the cluster's user CA."""
+
+    def __init__(self, cfg: FileConfig, identity: HostIdentity, auth: AuthClient, data_dir: str) -> None:
+        self.cfg = cfg
+        self.identity = identity
+        self.auth = auth
+        self.data_dir = data_dir
+        self.user_ca = list(identity.user_ca_keys)
+        self.host_ca = list(identity.host_ca_keys)
+        self.labels = CommandLabels(cfg.ssh_service.commands, on_change=self._labels_changed)
+        self.server = NodeServer(
+            asyncssh.import_private_key(identity.private_key),
+            asyncssh.import_certificate(identity.cert),
+            identity.cluster_name,
+            identity.host_id,
+            lambda: self.user_ca,
+            lambda: self.host_ca,
+            self._check_access,
+        )
+        self.addr = ""
+        self._beat_now = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def node_labels(self) -> dict[str, str]:
+        """Static labels plus the latest command label results (what RBAC matches against)."""
+        return {**self.cfg.ssh_service.labels, **self.labels.values()}
+
+    async def _check_access(self, user: str, login: str) -> dict[str, Any]:
+        return await self.auth.check_access(user, login, self.identity.host_id, self.node_labels())
+
+    def heartbeat_resource(self) -> dict[str, Any]:
+        """The `node` resource this node posts to auth."""
+        return {
+            "kind": "node",
+            "version": "v2",
+            "metadata": {"name": self.identity.host_id, "labels": dict(self.cfg.ssh_service.labels)},
+            "spec": {
+                "addr": self.addr,
+                "hostname": self.cfg.teleport.nodename,
+                "cmd_labels": self.labels.spec(),
+            },
+        }
+
+    async def start(self) -> None:
+        """Listen on ssh_service.listen_addr, run label commands, send the first heartbeat."""
+        listen = self.cfg.ssh_service.listen_addr
+        _, port = await self.server.listen(listen.host, listen.port)
+        self.addr = advertise_addr(self.cfg, port)
+        await self.labels.start()
+        await self._heartbeat_once()
+        self._tasks = [
+            asyncio.create_task(self._heartbeat_loop()),
+            asyncio.create_task(self._ca_loop()),
+        ]
+        log.info("node SSH service listening on %s (advertised as %s)", listen, self.addr)
+
+    def _labels_changed(self) -> None:
+        self._beat_now.set()
+
+    async def _heartbeat_once(self) -> None:
+        try:
+            await self.auth.heartbeat(self.heartbeat_resource())
+        except Exception as exc:  # keep beating; the auth server may be restarting
+            log.warning("node heartbeat failed: %s", exc)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._beat_now.wait(), defaults.HEARTBEAT_INTERVAL)
+                await asyncio.sleep(LABEL_CHANGE_DELAY)
+            except TimeoutError:
+                pass
+            self._beat_now.clear()
+            await self._heartbeat_once()
+
+    async def refresh_authorities(self) -> None:
+        """Re-read the user and host CA keys (rotation adds keys); keeps the old ones on failure."""
+        try:
+            cas = await self.auth.get_authorities()
+        except Exception as exc:
+            log.warning("cannot refresh the cluster's CA keys, keeping the current ones: %s", exc)
+            return
+        user, host = ca_keys(cas, "user"), ca_keys(cas, "host")
+        if user:
+            self.user_ca = user
+        if host:
+            self.host_ca = host
+
+    async def _ca_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CA_REFRESH_INTERVAL)
+            await self.refresh_authorities()
+
+    async def close(self) -> None:
+        """Stop listening, heartbeats and label commands."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.labels.close()
+        await self.server.close()
+
+    async def serve_until_cancelled(self) -> None:
+        """Run until the task is cancelled (the supervisor's shutdown), then close."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()

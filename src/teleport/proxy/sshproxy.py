@@ -1,0 +1,372 @@
+"""The proxy's SSH listener (3023): certificate-only logins and the `proxy:host:port` subsystem.
+
+A client authenticates with a user certificate signed by the cluster's user CA, then asks for the
+subsystem `proxy:host:port[@cluster]`; the proxy finds the node, dials it and relays raw bytes, so
+the client runs SSH end to end with the node (which authenticates the user a second time).
+The relay is callback based (asyncio protocols on both sides, no per-chunk coroutines) and uses
+the channel's flow control in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncssh
+
+from teleport.auth.client import AuthClient
+from teleport.auth.server import HostIdentity
+from teleport.config.model import FileConfig
+from teleport.errors import BadParameter, NotFound, TeleportError
+from teleport.proxy import lookup
+
+log = logging.getLogger("teleport.proxy.ssh")
+
+NODES_CACHE_SECONDS = 5.0
+CA_CACHE_SECONDS = 30.0
+DIAL_TIMEOUT = 15.0
+# Bigger channel windows keep a single TCP stream busy on fast links (the relay is the hot path).
+CHANNEL_WINDOW = 8 * 1024 * 1024
+
+HeaderFunc = Callable[[str, str, bytes, str], bytes]
+
+
+def _load_header_func() -> HeaderFunc | None:
+    """The node service's proxy-header encoder, once that module exists."""
+    try:
+        from teleport.node.proxyheader import make_proxy_header
+    except ImportError:
+        return None
+    return make_proxy_header
+
+
+def _fmt_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ProxySSHService:
+    """The proxy SSH service: `await start()` listens on proxy_service.listen_addr."""
+
+    def __init__(
+        self, cfg: FileConfig, identity: HostIdentity, auth_client: AuthClient, data_dir: str
+    ) -> None:
+        self.cfg = cfg
+        self.identity = identity
+        self.auth = auth_client
+        self.data_dir = data_dir
+        self.cluster_name = identity.cluster_name
+        self._server: asyncssh.SSHAcceptor | None = None
+        self._nodes: list[dict[str, Any]] = []
+        self._nodes_at = 0.0
+        self._nodes_lock = asyncio.Lock()
+        self._ca_keys: set[asyncssh.SSHKey] = {
+            asyncssh.import_public_key(k) for k in identity.user_ca_keys
+        }
+        self._ca_at = 0.0
+        self._header = _load_header_func()
+        self._conns: set[asyncssh.SSHServerConnection] = set()
+
+    @property
+    def listen_addr(self) -> str:
+        return str(self.cfg.proxy_service.listen_addr)
+
+    async def start(self) -> None:
+        """Listen for SSH clients; raises OSError with the address when the port is taken."""
+        addr = self.cfg.proxy_service.listen_addr
+        host_key = asyncssh.import_private_key(self.identity.private_key)
+        cert = asyncssh.import_certificate(self.identity.cert)
+        try:
+            self._server = await asyncssh.create_server(
+                lambda: _ProxyServer(self),
+                addr.host or None,
+                addr.port,
+                server_host_keys=[(host_key, cert)],
+                encoding=None,
+                window=CHANNEL_WINDOW,
+                allow_pty=False,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                keepalive_interval=300,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
+        log.info("proxy SSH service listening on %s", addr)
+
+    async def close(self) -> None:
+        """Stop listening and drop the open client connections."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for conn in list(self._conns):
+            conn.abort()
+        self._conns.clear()
+
+    # cluster state ----------------------------------------------------------------------
+    async def user_ca_keys(self) -> set[asyncssh.SSHKey]:
+        """The user CA's checking keys (refreshed from auth; the last known set on failure)."""
+        if time.monotonic() - self._ca_at > CA_CACHE_SECONDS:
+            try:
+                keys: set[asyncssh.SSHKey] = set()
+                for ca in await self.auth.get_authorities():
+                    spec = ca.get("spec", {})
+                    if spec.get("type") == "user" and spec.get("cluster_name") == self.cluster_name:
+                        keys.update(asyncssh.import_public_key(k) for k in spec.get("checking_keys", []))
+                if keys:
+                    self._ca_keys = keys
+                self._ca_at = time.monotonic()
+            except (TeleportError, OSError, ValueError) as exc:
+                log.warning("cannot refresh the user CA from auth (using the cached one): %s", exc)
+        return self._ca_keys
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The registered nodes, cached for a few seconds."""
+        async with self._nodes_lock:
+            if time.monotonic() - self._nodes_at > NODES_CACHE_SECONDS:
+                self._nodes = await self.auth.list_nodes()
+                self._nodes_at = time.monotonic()
+            return self._nodes
+
+    async def resolve(self, req: lookup.ProxyRequest) -> tuple[str, int, dict[str, Any] | None]:
+        """Where to dial for `req`: (host, port, the registered node or None for a plain host)."""
+        if req.cluster and req.cluster != self.cluster_name:
+            raise NotFound(
+                f"cluster {req.cluster!r} is not known to this proxy, which serves cluster "
+                f"{self.cluster_name!r} (trusted clusters are not supported yet)"
+            )
+        nodes = await self.nodes()
+        matches = lookup.match_nodes(nodes, req.host, req.port)
+        suffix = "." + self.cluster_name
+        if not matches and req.host.endswith(suffix):
+            # `node.<cluster>` (the ssh_config `Host *.<cluster>` form) names node `node`
+            matches = lookup.match_nodes(nodes, req.host[: -len(suffix)], req.port)
+        if not matches:
+            ips = await _resolve_ips(req.host)
+            matches = lookup.match_nodes(nodes, req.host, req.port, ips)
+        node = lookup.pick_node(matches, req.host)
+        if node is not None:
+            host, port = lookup.node_address(node)
+            return host, port, node
+        return req.host, req.port, None
+
+    def proxy_header(self, client_addr: str, node_addr: str) -> bytes:
+        """The signed header telling a Teleport node the real client address (b"" when the node
+        service that reads it is not installed)."""
+        if self._header is None:
+            return b""
+        return self._header(client_addr, node_addr, self.identity.private_key, self.identity.cert)
+
+
+async def _resolve_ips(host: str) -> list[str]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(i[4][0]) for i in infos))
+
+
+class _ProxyServer(asyncssh.SSHServer):
+    """Per connection: certificate-only authentication, then sessions."""
+
+    def __init__(self, svc: ProxySSHService) -> None:
+        self.svc = svc
+        self.conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        self.svc._conns.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.svc._conns.discard(self.conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return False  # plain keys never: only certificates from the user CA
+
+    async def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # asyncssh then checks the validity window and that `username` is a principal.
+        return key in await self.svc.user_ca_keys()
+
+    def session_requested(self) -> _ProxySession:
+        assert self.conn is not None
+        return _ProxySession(self.svc, self.conn)
+
+
+class _NodeProtocol(asyncio.Protocol):
+    """The TCP side of the relay: node bytes go straight into the SSH channel."""
+
+    def __init__(self, session: _ProxySession) -> None:
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.session.chan.write(data)
+
+    def eof_received(self) -> bool:
+        self.session.chan.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        self.session.chan.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.session.chan.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.node_closed(exc)
+
+
+class _ProxySession(asyncssh.SSHServerSession[bytes]):
+    """One session channel: the proxy subsystem (relay) or the node list subsystem."""
+
+    def __init__(self, svc: ProxySSHService, conn: asyncssh.SSHServerConnection) -> None:
+        self.svc = svc
+        self.conn = conn
+        self.chan: asyncssh.SSHServerChannel[bytes] = None  # type: ignore[assignment]
+        self.subsystem = ""
+        self.node: _NodeProtocol | None = None
+        self.pending: list[bytes] = []
+        self.pending_eof = False
+        self.closed = False
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self.chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        self.subsystem = subsystem
+        return subsystem.startswith(lookup.PROXY_SUBSYSTEM_PREFIX) or subsystem == lookup.NODES_SUBSYSTEM
+
+    def shell_requested(self) -> bool:
+        return True  # accepted only to explain what this server is for
+
+    def exec_requested(self, command: str) -> bool:
+        return True
+
+    def session_started(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            if self.subsystem == lookup.NODES_SUBSYSTEM:
+                nodes = await self.svc.nodes()
+                self.chan.write(json.dumps(nodes).encode() + b"\n")
+                self.chan.exit(0)
+            elif self.subsystem:
+                await self._connect(lookup.parse_proxy_subsystem(self.subsystem))
+            else:
+                raise BadParameter(
+                    "this is a Teleport proxy: it runs no shells or commands; reach a node "
+                    "with 'tsh ssh NODE' or 'ssh -p 3023 USER@PROXY -s proxy:NODE:3022'"
+                )
+        except (TimeoutError, TeleportError, OSError) as exc:
+            self._fail(str(exc) or exc.__class__.__name__)
+        except Exception as exc:  # the client must always learn why its channel closed
+            log.exception("proxy subsystem %r failed", self.subsystem)
+            self._fail(f"internal proxy error: {exc}")
+
+    def _fail(self, message: str) -> None:
+        if self.closed:
+            return
+        log.info("proxy request %r refused: %s", self.subsystem, message)
+        try:
+            self.chan.write_stderr(f"ERROR: {message}\n".encode())
+            self.chan.exit(1)
+        except (OSError, asyncssh.Error, BrokenPipeError):
+            pass
+
+    async def _connect(self, req: lookup.ProxyRequest) -> None:
+        host, port, node = await self.svc.resolve(req)
+        target = _fmt_addr(host, port)
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _NodeProtocol(self), host, port), DIAL_TIMEOUT
+            )
+        except (TimeoutError, OSError) as exc:
+            what = f"node {req.host!r} at {target}" if node else f"{target}"
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or "timed out")
+            raise NotFound(f"cannot connect to {what}: {reason}") from None
+        if self.closed:
+            assert proto.transport is not None
+            proto.transport.close()
+            return
+        self.node = proto
+        assert proto.transport is not None
+        sock = proto.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = self.conn.get_extra_info("peername") or ("", 0)
+        client_addr = _fmt_addr(str(peer[0]), int(peer[1]))
+        if node is not None:
+            header = self.svc.proxy_header(client_addr, target)
+            if header:
+                proto.transport.write(header)
+        log.info(
+            "proxying %s (%s) to %s%s", client_addr, self.conn.get_extra_info("username"), target,
+            f" (node {node['metadata']['name']})" if node else "",
+        )
+        if self.pending:
+            proto.transport.write(b"".join(self.pending))
+            self.pending.clear()
+        if self.pending_eof:
+            proto.transport.write_eof()
+
+    # channel -> node ----------------------------------------------------------------------
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        node = self.node
+        if node is not None and node.transport is not None:
+            node.transport.write(data)
+        else:
+            self.pending.append(data)  # the client speaks first, before the node is dialled
+
+    def eof_received(self) -> bool:
+        node = self.node
+        if node is not None and node.transport is not None:
+            if node.transport.can_write_eof():
+                node.transport.write_eof()
+        else:
+            self.pending_eof = True
+        return True
+
+    def pause_writing(self) -> None:
+        if self.node is not None and self.node.transport is not None:
+            self.node.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.node is not None and self.node.transport is not None:
+            self.node.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.node is not None and self.node.transport is not None:
+            self.node.transport.close()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def node_closed(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        try:
+            if exc is not None:
+                self.chan.write_stderr(f"ERROR: connection to the node was lost: {exc}\n".encode())
+                self.chan.exit(1)
+            else:
+                self.chan.exit(0)
+        except (OSError, asyncssh.Error):
+            pass
