@@ -230,3 +230,64 @@ def test_tsh_agent_serves_cert(cluster: Cluster) -> None:
         assert "-cert-v01@openssh.com" in out.stdout, out
     finally:
         os.kill(pid, 15)
+
+
+@pytest.fixture(scope="module")
+def full_cluster() -> Iterator[Cluster]:
+    c = new_cluster(roles="auth,proxy,node")
+    try:
+        c.start()
+        c.add_user("joe", LOGIN)
+        c.login("joe")
+        yield c
+    finally:
+        destroy(c)
+
+
+def _wait_node_listed(c: Cluster) -> list[dict[str, object]]:
+    import time
+
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        nodes = json.loads(tsh(c, "ls", "--format=json").stdout)
+        if nodes:
+            return nodes
+        time.sleep(0.3)
+    raise AssertionError("the node never appeared in tsh ls\n" + c.log())
+
+
+def test_teleport_node_through_proxy(full_cluster: Cluster) -> None:
+    c = full_cluster
+    nodes = _wait_node_listed(c)
+    assert [n["spec"]["hostname"] for n in nodes] == ["testnode"]  # type: ignore[index]
+    assert "testnode" in tsh(c, "ls").stdout
+    res = tsh(c, "ssh", f"{LOGIN}@testnode", "echo", "on-node")
+    assert res.stdout == "on-node\n"
+    res = tsh(c, "ssh", f"{LOGIN}@testnode", "exit 3", check=False)
+    assert res.returncode == 3, res.stderr
+    # by node ID too
+    uuid = str(nodes[0]["metadata"]["name"])  # type: ignore[index]
+    assert tsh(c, "ssh", f"{LOGIN}@{uuid}", "echo", "by-id").stdout == "by-id\n"
+
+
+def test_teleport_node_openssh_config_and_tsh_scp(full_cluster: Cluster, tmp_path: object) -> None:
+    c = full_cluster
+    _wait_node_listed(c)
+    conf = os.path.join(str(tmp_path), "ssh_config")
+    with open(conf, "w") as f:
+        f.write(tsh(c, "config").stdout)
+    for name in ("testnode", f"testnode.{c.cluster_name}"):  # plain and cluster-qualified names
+        res = subprocess.run(
+            ["ssh", "-F", conf, f"{LOGIN}@{name}", "echo ok"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env_with(),
+        )
+        assert (res.returncode, res.stdout) == (0, "ok\n"), res.stderr
+    src = os.path.join(str(tmp_path), "a.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(1024 * 1024 + 3))
+    remote_dir = tempfile.mkdtemp(prefix="tp-scp-")
+    try:
+        tsh(c, "scp", src, f"{LOGIN}@testnode:{remote_dir}/a.bin")
+        assert filecmp.cmp(src, os.path.join(remote_dir, "a.bin"), shallow=False)
+    finally:
+        shutil.rmtree(remote_dir, ignore_errors=True)

@@ -268,7 +268,7 @@ class SQLiteBackend(Backend):
             return
         self._closed = True
         if self._sweeper is not None:
-            self._sweeper.cancel()
+            self._sweeper.cancel()  # _closed also stops the loop should the cancel be lost
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         for watcher in list(self._watchers):
@@ -298,7 +298,8 @@ class SQLiteBackend(Backend):
 
     async def _sweep_loop(self) -> None:
         assert self._wakeup is not None
-        while True:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
             try:
                 due = self._next_expiry()
                 now = time.time()
@@ -310,5 +311,10 @@ class SQLiteBackend(Backend):
                 log.warning("SQLite backend %s: expiry sweep failed: %s", self.path, exc)
                 delay = 1.0
             self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+            # A timer plus Event.wait rather than wait_for: on 3.11 wait_for can swallow a
+            # cancellation that races with the event being set, which would stall close().
+            timer = loop.call_later(delay, self._wakeup.set)
+            try:
+                await self._wakeup.wait()
+            finally:
+                timer.cancel()

@@ -100,7 +100,9 @@ def make_tls_files(directory: Path) -> TLSFiles:
         .sign(ca_key, hashes.SHA256())
     )
 
-    def leaf(cn: str, usage: x509.ObjectIdentifier) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    def leaf(
+        cn: str, usage: list[x509.ObjectIdentifier]
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()
@@ -110,7 +112,7 @@ def make_tls_files(directory: Path) -> TLSFiles:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
             .add_extension(
                 x509.SubjectAlternativeName(
                     [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -120,8 +122,12 @@ def make_tls_files(directory: Path) -> TLSFiles:
         )
         return builder.sign(ca_key, hashes.SHA256()), key
 
-    server_cert, server_key = leaf("etcd-server", ExtendedKeyUsageOID.SERVER_AUTH)
-    client_cert, client_key = leaf("teleport", ExtendedKeyUsageOID.CLIENT_AUTH)
+    # etcd's JSON gateway dials etcd's own gRPC port presenting the *server* certificate, so
+    # with --client-cert-auth that certificate must also be valid for client authentication.
+    server_cert, server_key = leaf(
+        "etcd-server", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    )
+    client_cert, client_key = leaf("teleport", [ExtendedKeyUsageOID.CLIENT_AUTH])
     files = TLSFiles(
         ca=str(directory / "ca.pem"),
         server_cert=str(directory / "server.pem"),
