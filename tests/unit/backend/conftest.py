@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import ipaddress
 import os
@@ -175,7 +176,7 @@ def _start_etcd(directory: Path, tls: TLSFiles | None) -> tuple[subprocess.Popen
             f"--key-file={tls.server_key}",
         ]
     log = open(directory / "etcd.log", "wb")  # noqa: SIM115 - closed below, owned by the child
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     log.close()
     ctx: ssl.SSLContext | None = None
     if tls:
@@ -197,6 +198,15 @@ def _start_etcd(directory: Path, tls: TLSFiles | None) -> tuple[subprocess.Popen
             out = (directory / "etcd.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"etcd did not become healthy within 20 s: {out}")
         time.sleep(0.1)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if pytest dies without running teardown (Linux only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
