@@ -20,8 +20,8 @@ from teleport import __version__, defaults
 from teleport.auth.authz import authorize
 from teleport.auth.server import AuthServer, host_identity_to_dict
 from teleport.ca import tlsca
-from teleport.files import write_secret
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError, error_to_dict
+from teleport.files import write_secret
 from teleport.types.resources import ProxyServer, Server, split_csv
 
 log = logging.getLogger(__name__)

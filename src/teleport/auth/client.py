@@ -85,26 +85,26 @@ class AuthClient:
 
     # typed helpers ------------------------------------------------------------------------
     async def ping(self) -> dict[str, Any]:
-        return await self.call("GET", "/v1/ping")  # type: ignore[no-any-return]
+        return await self.call("GET", "/v1/ping")
 
     async def get_authorities(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "/v1/authorities")  # type: ignore[no-any-return]
+        return await self.call("GET", "/v1/authorities")
 
     async def create_invite(
         self, user: str, logins: list[str], roles: list[str], ttl: float | None, proxy_addr: str
     ) -> dict[str, Any]:
         body = {"user": user, "logins": logins, "roles": roles, "ttl": ttl, "proxy_addr": proxy_addr}
-        return await self.call("POST", "/v1/invites", body)  # type: ignore[no-any-return]
+        return await self.call("POST", "/v1/invites", body)
 
     async def get_invite(self, token: str) -> dict[str, Any]:
-        return await self.call("GET", f"/v1/invites/{token}")  # type: ignore[no-any-return]
+        return await self.call("GET", f"/v1/invites/{token}")
 
     async def complete_invite(self, token: str, password: str, otp_code: str) -> dict[str, Any]:
         body = {"password": password, "otp_code": otp_code}
-        return await self.call("POST", f"/v1/invites/{token}/complete", body)  # type: ignore[no-any-return]
+        return await self.call("POST", f"/v1/invites/{token}/complete", body)
 
     async def list_users(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "/v1/users")  # type: ignore[no-any-return]
+        return await self.call("GET", "/v1/users")
 
     async def delete_user(self, name: str) -> None:
         await self.call("DELETE", f"/v1/users/{name}")
@@ -113,26 +113,26 @@ class AuthClient:
         self, user: str, password: str, otp_code: str, public_key: str, ttl: float | None
     ) -> dict[str, Any]:
         body = {"password": password, "otp_code": otp_code, "public_key": public_key, "ttl": ttl}
-        return await self.call("POST", f"/v1/users/{user}/ssh/authenticate", body)  # type: ignore[no-any-return]
+        return await self.call("POST", f"/v1/users/{user}/ssh/authenticate", body)
 
     async def sign_user(self, user: str, ttl: float | None) -> dict[str, Any]:
-        return await self.call("POST", f"/v1/users/{user}/certs", {"ttl": ttl})  # type: ignore[no-any-return]
+        return await self.call("POST", f"/v1/users/{user}/certs", {"ttl": ttl})
 
     async def sign_host(self, nodename: str, addresses: list[str]) -> dict[str, Any]:
         body = {"nodename": nodename, "addresses": addresses}
-        return await self.call("POST", "/v1/hosts/certs", body)  # type: ignore[no-any-return]
+        return await self.call("POST", "/v1/hosts/certs", body)
 
     async def create_token(self, roles: list[str], ttl: float | None) -> dict[str, Any]:
-        return await self.call("POST", "/v1/tokens", {"roles": roles, "ttl": ttl})  # type: ignore[no-any-return]
+        return await self.call("POST", "/v1/tokens", {"roles": roles, "ttl": ttl})
 
     async def list_tokens(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "/v1/tokens")  # type: ignore[no-any-return]
+        return await self.call("GET", "/v1/tokens")
 
     async def delete_token(self, token: str) -> None:
         await self.call("DELETE", f"/v1/tokens/{token}")
 
     async def list_nodes(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "/v1/nodes")  # type: ignore[no-any-return]
+        return await self.call("GET", "/v1/nodes")
 
     async def heartbeat(self, server: dict[str, Any]) -> None:
         await self.call("POST", "/v1/nodes", server)
@@ -144,7 +144,7 @@ class AuthClient:
         body: dict[str, Any] = {"user": user, "login": login, "host_id": host_id}
         if labels is not None:
             body["labels"] = labels
-        return await self.call("POST", "/v1/access/check", body)  # type: ignore[no-any-return]
+        return await self.call("POST", "/v1/access/check", body)
 
     async def list_proxies(self) -> list[dict[str, Any]]:
-        return await self.call("GET", "/v1/proxies")  # type: ignore[no-any-return]
+        return await self.call("GET", "/v1/proxies")

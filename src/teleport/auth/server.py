@@ -5,8 +5,6 @@ It talks only to a ClusterStore (never to a network); auth/api.py exposes it ove
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import time
 import uuid
@@ -305,7 +303,7 @@ class AuthServer:
 
     async def _record_failure(self, name: str, state: dict[str, Any]) -> None:
         failures = int(state.get("failures", 0)) + 1
-        new = {"failures": failures, "locked_until": 0}
+        new: dict[str, float] = {"failures": failures, "locked_until": 0}
         if failures >= defaults.MAX_LOGIN_ATTEMPTS:
             new = {"failures": 0, "locked_until": _now() + defaults.ACCOUNT_LOCK_SECONDS}
         await self.store.put_user_secret(name, "attempts", new)
@@ -595,4 +593,3 @@ def host_identity_from_dict(d: dict[str, Any]) -> HostIdentity:
 
 _DUMMY_HASH = secrets.hash_password("not-a-real-password-" + str(uuid.uuid4()))
 
-__all__ = ["AuthServer", "StaticToken", "LoginResult", "HostIdentity", "clamp_ttl", "json", "hmac"]

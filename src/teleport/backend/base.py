@@ -11,7 +11,7 @@ import abc
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Item:
         return self.expires is not None and self.expires <= (time.time() if now is None else now)
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     PUT = "put"
     DELETE = "delete"
 

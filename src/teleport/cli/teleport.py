@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from teleport import __version__, defaults
 from teleport.cli.common import run_cli
+
+if TYPE_CHECKING:
+    from teleport.config.model import FileConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(path: str | None):  # type: ignore[no-untyped-def]
+def load_config(path: str | None) -> FileConfig:
     """The file given with -c, else /etc/teleport.yaml when it exists, else the defaults."""
     from teleport.config.fileconf import default_config, load_config_file
 

@@ -103,7 +103,7 @@ def remove_from_agent(key_path: str) -> None:
 
 def signup_info(client: WebClient, token: str) -> dict[str, Any]:
     """The invite's user name and one-time-code secret."""
-    return client.call("GET", f"/v1/webapi/users/invites/{token}")  # type: ignore[no-any-return]
+    return client.call("GET", f"/v1/webapi/users/invites/{token}")
 
 
 def complete_signup(client: WebClient, token: str, password: str, otp_code: str) -> str:
