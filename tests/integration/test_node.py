@@ -324,3 +324,30 @@ def test_nodes_ls_shows_labels(node_cluster: Cluster) -> None:
     assert f"127.0.0.1:{node_cluster.ports['node']}" in row
     for label in ("env=prod", "team=core", "arch=x86-test"):
         assert label in row, out
+
+
+def test_agent_forwarding_follows_role(node_cluster: Cluster, known_hosts: str, os_user: str,
+                                       tmp_path: str) -> None:
+    sock = os.path.join(str(tmp_path), "agent.sock")
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.05)
+        env = dict(os.environ, SSH_AUTH_SOCK=sock)
+        subprocess.run(["ssh-add", key_path(node_cluster)], env=env, check=True, capture_output=True)
+        cmd = ["ssh", *ssh_args(node_cluster, known_hosts, key_path(node_cluster),
+                                key_path(node_cluster) + "-cert.pub"),
+               "-A", "-p", str(node_cluster.ports["node"]), f"{os_user}@localhost",
+               'echo "sock=$SSH_AUTH_SOCK"; ssh-add -l']
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        with open(key_path(node_cluster) + "-cert.pub") as f:
+            cert = sshcert.parse_cert(f.read())
+        assert sshcert.EXT_PERMIT_AGENT_FORWARDING in cert.extensions  # the default role forwards
+        assert res.returncode == 0, res.stderr
+        assert "sock=/" in res.stdout and "ED25519" in res.stdout.upper()
+        # without -A there is no agent in the session
+        res = subprocess.run([c for c in cmd if c != "-A"], env=env, capture_output=True, text=True, timeout=60)
+        assert "sock=\n" in res.stdout
+    finally:
+        kill_proc(agent)
