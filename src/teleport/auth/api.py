@@ -17,7 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from teleport import __version__, defaults
+from teleport.auth.api_audit import add_audit_routes
+from teleport.auth.audit import AuditService
 from teleport.auth.authz import authorize
+from teleport.events.schema import make_event
 from teleport.auth.server import AuthServer, host_identity_to_dict
 from teleport.ca import tlsca
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError, error_to_dict
@@ -77,8 +80,9 @@ def _str(data: dict[str, Any], key: str, required: bool = True) -> str:
 class AuthAPI:
     """aiohttp routes over an AuthServer."""
 
-    def __init__(self, server: AuthServer) -> None:
+    def __init__(self, server: AuthServer, audit: AuditService | None = None) -> None:
         self.server = server
+        self.audit = audit
 
     async def _authorize(self, request: web.Request, resource: str, verb: str) -> tlsca.Identity:
         identity = caller_identity(request)
@@ -119,7 +123,14 @@ class AuthAPI:
         r.add_get("/v1/proxies", self.list_proxies)
         r.add_post("/v1/access/check", self.check_access)
         r.add_post("/v1/proxies", self.proxy_heartbeat)
+        if self.audit is not None:
+            add_audit_routes(r, self, self.audit)
         return app
+
+    def emit(self, event_type: str, **fields: Any) -> None:
+        """Write an audit event of the auth service itself (logins)."""
+        if self.audit is not None:
+            self.audit.emit(make_event(event_type, **fields))
 
     # public ----------------------------------------------------------------------------
     async def ping(self, request: web.Request) -> web.Response:
@@ -128,6 +139,7 @@ class AuthAPI:
                 "cluster_name": self.server.cluster_name,
                 "server_version": __version__,
                 "second_factor": self.server.second_factor,
+                "session_recording": self.server.session_recording,
             }
         )
 
@@ -224,13 +236,21 @@ class AuthAPI:
     async def authenticate_ssh(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "authenticate")
         data = await _body(request)
-        result = await self.server.authenticate_ssh(
-            request.match_info["name"],
-            _str(data, "password", False),
-            _str(data, "otp_code", False),
-            _str(data, "public_key"),
-            data.get("ttl"),
-        )
+        name = request.match_info["name"]
+        remote = str(data.get("remote_addr") or "")
+        try:
+            result = await self.server.authenticate_ssh(
+                name,
+                _str(data, "password", False),
+                _str(data, "otp_code", False),
+                _str(data, "public_key"),
+                data.get("ttl"),
+            )
+        except AccessDenied as err:
+            self.emit("user.login", user=name, method="local", success=False, error=err.message,
+                      addr_remote=remote or None)
+            raise
+        self.emit("user.login", user=name, method="local", success=True, addr_remote=remote or None)
         return web.json_response(
             {
                 "cert": result.cert,

@@ -110,9 +110,11 @@ class AuthClient:
         await self.call("DELETE", f"/v1/users/{name}")
 
     async def authenticate_ssh(
-        self, user: str, password: str, otp_code: str, public_key: str, ttl: float | None
+        self, user: str, password: str, otp_code: str, public_key: str, ttl: float | None,
+        remote_addr: str = "",
     ) -> dict[str, Any]:
-        body = {"password": password, "otp_code": otp_code, "public_key": public_key, "ttl": ttl}
+        body = {"password": password, "otp_code": otp_code, "public_key": public_key, "ttl": ttl,
+                "remote_addr": remote_addr}
         return await self.call("POST", f"/v1/users/{user}/ssh/authenticate", body)
 
     async def sign_user(self, user: str, ttl: float | None) -> dict[str, Any]:
@@ -148,3 +150,52 @@ class AuthClient:
 
     async def list_proxies(self) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/proxies")
+
+    # audit, sessions, recordings -----------------------------------------------------------
+    async def emit_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Deliver a batch of audit events (redeliveries are stored once)."""
+        return await self.call("POST", "/v1/events", {"events": events})
+
+    async def search_events(self, **query: Any) -> list[dict[str, Any]]:
+        from urllib.parse import urlencode
+
+        q = urlencode({k: v for k, v in query.items() if v not in (None, "")})
+        return await self.call("GET", "/v1/events" + (f"?{q}" if q else ""))
+
+    async def upsert_session(self, session: dict[str, Any]) -> None:
+        await self.call("POST", "/v1/sessions", session)
+
+    async def delete_session(self, sid: str) -> None:
+        await self.call("DELETE", f"/v1/sessions/{sid}")
+
+    async def list_sessions(self) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/sessions")
+
+    async def get_session(self, sid: str) -> dict[str, Any]:
+        return await self.call("GET", f"/v1/sessions/{sid}")
+
+    async def list_recordings(self, since: float | None = None) -> list[dict[str, Any]]:
+        return await self.call("GET", "/v1/recordings" + (f"?since={since}" if since else ""))
+
+    async def get_recording(self, sid: str) -> bytes:
+        return await self.call("GET", f"/v1/sessions/{sid}/recording", raw=True)
+
+    async def upload_recording(self, sid: str, path: str) -> None:
+        """Stream a finished recording file to the auth service."""
+        session = await self._get_session()
+        last: Exception | None = None
+        for addr in self.addrs:
+            try:
+                with open(path, "rb") as f:
+                    async with session.put(
+                        f"https://{addr}/v1/sessions/{sid}/recording", data=f,
+                        server_hostname=AUTH_SERVER_NAME,
+                        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120),
+                    ) as resp:
+                        if resp.status >= 400:
+                            data = await resp.json(content_type=None)
+                            raise error_from_dict(data if isinstance(data, dict) else {})
+                        return
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                last = exc
+        raise ConnectionProblem(f"cannot upload the recording of {sid}: {last}")

@@ -93,6 +93,7 @@ class AuthServer:
         self.static_tokens = static_tokens or []
         self.second_factor = second_factor
         self.ca_key_type = ca_key_type
+        self.session_recording = "node"  # node | off: where interactive sessions are recorded
         self._signers: dict[str, Any] = {}
         self._tls_ca: tuple[bytes, bytes] | None = None
 

@@ -42,6 +42,8 @@ def parse_proxy_subsystem(name: str) -> ProxyRequest:
         host, port_s = target.split(":")
     elif target.count(":") > 1:
         host = target  # a bare IPv6 address
+    if not host and cluster and not target:
+        return ProxyRequest(host="", port=0, cluster=cluster)  # proxy:@cluster = that cluster's auth
     if not host:
         raise BadParameter(
             f"bad proxy subsystem {name!r}: no host given (the form is proxy:host:port[@cluster])"

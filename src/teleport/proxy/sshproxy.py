@@ -22,6 +22,7 @@ import asyncssh
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.config.model import FileConfig
+from teleport.config.start import effective_auth_servers
 from teleport.errors import BadParameter, NotFound, TeleportError
 from teleport.proxy import lookup
 
@@ -140,6 +141,11 @@ class ProxySSHService:
                 f"cluster {req.cluster!r} is not known to this proxy, which serves cluster "
                 f"{self.cluster_name!r} (trusted clusters are not supported yet)"
             )
+        if not req.host:
+            # proxy:@cluster: a byte stream to the cluster's auth API (the client then speaks
+            # mutual TLS with its own x509 identity, end to end)
+            auth = effective_auth_servers(self.cfg)[0]
+            return auth.host, auth.port, None
         nodes = await self.nodes()
         matches = lookup.match_nodes(nodes, req.host, req.port)
         suffix = "." + self.cluster_name

@@ -71,6 +71,7 @@ class WebProxy:
             str(data.get("otp_token") or ""),
             str(data.get("pub_key") or ""),
             data.get("ttl"),
+            remote_addr=_remote(request),
         )
         return web.json_response(
             {
@@ -121,6 +122,13 @@ class WebProxy:
             f"<pre>tsh signup {html.escape(url)}</pre>"
         )
         return web.Response(text=body, content_type="text/html")
+
+
+def _remote(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return ""
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

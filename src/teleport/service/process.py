@@ -14,6 +14,7 @@ from aiohttp import web
 
 from teleport import defaults
 from teleport.auth.api import AuthAPI, server_ssl_context
+from teleport.auth.audit import AuditService
 from teleport.auth.client import AuthClient, client_ssl_context
 from teleport.auth.server import AuthServer, HostIdentity, StaticToken
 from teleport.auth.store import ClusterStore
@@ -68,6 +69,7 @@ class TeleportProcess:
     cfg: FileConfig
     backend: Backend | None = None
     auth: AuthServer | None = None
+    audit: AuditService | None = None
     runners: list[web.AppRunner] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clients: list[AuthClient] = field(default_factory=list)
@@ -101,6 +103,7 @@ class TeleportProcess:
             a.second_factor,
         )
         auth = self.auth
+        auth.session_recording = a.session_recording
         ident = tlsca.Identity(
             username=f"{self.host_id}.{auth.cluster_name}",
             system_role="Auth",
@@ -110,7 +113,8 @@ class TeleportProcess:
         key_pem, cert_pem = auth.new_tls_identity(ident, dns_names=[defaults.AUTH_SERVER_NAME])
         keys = idstore.keys_dir(self.data_dir)
         ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
-        await self._serve(AuthAPI(auth).app(), a.listen_addr, ctx)
+        self.audit = AuditService(self.data_dir, self.backend)
+        await self._serve(AuthAPI(auth, self.audit).app(), a.listen_addr, ctx)
         self._write_admin_identity(auth, a.listen_addr)
         self.banner.append(
             f"[AUTH]  auth service is listening on {a.listen_addr} (cluster {auth.cluster_name!r})"
@@ -281,6 +285,8 @@ class TeleportProcess:
             await r.cleanup()
         for c in self.clients:
             await c.close()
+        if self.audit is not None:
+            self.audit.close()
         if self.backend is not None:
             await self.backend.close()
 
