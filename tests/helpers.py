@@ -234,3 +234,25 @@ def new_cluster(**kw: object) -> Cluster:
 def destroy(cluster: Cluster) -> None:
     cluster.stop()
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def cluster_user_ca_key(c: Cluster):  # type: ignore[no-untyped-def]
+    """The cluster's user CA private key, read straight from the auth server's storage (tests
+    use it to forge expired or otherwise special certificates signed by the real CA)."""
+    import asyncio
+
+    from teleport.auth.store import ClusterStore
+    from teleport.backend import open_backend
+    from teleport.ca import keys
+    from teleport.config.fileconf import load_config_file
+
+    async def read():  # type: ignore[no-untyped-def]
+        cfg = load_config_file(c.config_path)
+        backend = await open_backend(cfg.teleport.storage, c.data_dir)
+        try:
+            ca = await ClusterStore(backend).get_ca("user")
+        finally:
+            await backend.close()
+        return keys.load_private_key(ca.spec["signing_keys"][0])
+
+    return asyncio.run(read())

@@ -17,7 +17,15 @@ import pytest
 
 from teleport.ca import keys, sshcert
 from teleport.node.proxyheader import make_proxy_header
-from tests.helpers import Cluster, destroy, free_port, kill_proc, new_cluster, wait_port
+from tests.helpers import (
+    Cluster,
+    cluster_user_ca_key,
+    destroy,
+    free_port,
+    kill_proc,
+    new_cluster,
+    wait_port,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -248,7 +256,7 @@ def test_refuses_foreign_ca_and_expired(node_cluster: Cluster, known_hosts: str,
     assert res.returncode == 255 and "Permission denied" in res.stderr
 
     # An expired certificate signed by the real user CA (read from the auth server's storage).
-    ca_key = _cluster_user_ca_key(node_cluster)
+    ca_key = cluster_user_ca_key(node_cluster)
     expired = sshcert.sign_user_cert(ca_key, pub, username=TP_USER, principals=[os_user], ttl=120,
                                      roles=["admin"], now=time.time() - 3600)
     key, cert = _write_cert(str(tmp_path), "expired", expired, priv)
@@ -260,25 +268,6 @@ def test_refuses_foreign_ca_and_expired(node_cluster: Cluster, known_hosts: str,
     key, cert = _write_cert(str(tmp_path), "fresh", fresh, priv)
     res = ssh(node_cluster, known_hosts, os_user, "echo ok", key=key, cert=cert)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
-
-
-def _cluster_user_ca_key(c: Cluster) -> keys.PrivateKey:
-    import asyncio
-
-    from teleport.auth.store import ClusterStore
-    from teleport.backend import open_backend
-    from teleport.config.fileconf import load_config_file
-
-    async def read() -> keys.PrivateKey:
-        cfg = load_config_file(c.config_path)
-        backend = await open_backend(cfg.teleport.storage, c.data_dir)
-        try:
-            ca = await ClusterStore(backend).get_ca("user")
-        finally:
-            await backend.close()
-        return keys.load_private_key(ca.spec["signing_keys"][0])
-
-    return asyncio.run(read())
 
 
 def test_bad_proxy_header_closes_connection(node_cluster: Cluster) -> None:

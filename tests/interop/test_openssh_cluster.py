@@ -8,7 +8,6 @@ by both the proxy and the node.
 
 from __future__ import annotations
 
-import asyncio
 import filecmp
 import json
 import os
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from teleport.ca import keys, sshcert
-from tests.helpers import Cluster, destroy, new_cluster, wait_port
+from tests.helpers import Cluster, cluster_user_ca_key, destroy, new_cluster, wait_port
 
 pytestmark = pytest.mark.interop
 
@@ -181,28 +180,11 @@ def test_ansible_ping_and_copy(cl: Cluster, os_user: str, tmp_path: str) -> None
         assert f.read() == "deployed through the proxy\n"
 
 
-def _user_ca(cl: Cluster) -> keys.PrivateKey:
-    from teleport.auth.store import ClusterStore
-    from teleport.backend import open_backend
-    from teleport.config.fileconf import load_config_file
-
-    async def read() -> keys.PrivateKey:
-        cfg = load_config_file(cl.config_path)
-        backend = await open_backend(cfg.teleport.storage, cl.data_dir)
-        try:
-            ca = await ClusterStore(backend).get_ca("user")
-        finally:
-            await backend.close()
-        return keys.load_private_key(ca.spec["signing_keys"][0])
-
-    return asyncio.run(read())
-
-
 @pytest.mark.parametrize("case", ["foreign-ca", "expired", "wrong-login"])
 def test_refusals_at_proxy_and_node(cl: Cluster, kh: str, os_user: str, tmp_path: str, case: str) -> None:
     user_key = keys.generate_private_key()
     pub = keys.public_key_to_openssh(user_key)
-    ca = keys.generate_private_key() if case == "foreign-ca" else _user_ca(cl)
+    ca = keys.generate_private_key() if case == "foreign-ca" else cluster_user_ca_key(cl)
     principals = ["somebody-else"] if case == "wrong-login" else [os_user]
     now = time.time() - 3600 if case == "expired" else None
     cert = sshcert.sign_user_cert(ca, pub, username=TP_USER, principals=principals, ttl=600,

@@ -1,3 +1,5 @@
+"""Fixtures shared by the integration and interop tests."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
