@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 import pyotp
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# In-process imports must see this checkout's sources, whatever an editable install points at.
+if sys.path[:1] != [SRC]:
+    sys.path.insert(0, SRC)
 
 
 def free_port() -> int:

@@ -160,6 +160,11 @@ def pick_proxy_login(creds: Credentials, login: str | None) -> str:
     if login and login in creds.logins:
         return login
     if not creds.logins:
+        # A role without logins (e.g. auditor) still reaches the proxy for the auth API with the
+        # placeholder principal its certificate carries.
+        principals = list(getattr(creds.cert, "principals", None) or [])
+        if principals:
+            return str(principals[0])
         raise AccessDenied("your certificate has no logins: ask an admin to give you some")
     return creds.logins[0]
 
@@ -340,12 +345,18 @@ def _term_size() -> tuple[int, int]:
 
 
 async def run_session(
-    conn: asyncssh.SSHClientConnection, command: str | None, tty: bool | None
+    conn: asyncssh.SSHClientConnection,
+    command: str | None,
+    tty: bool | None,
+    env: dict[str, str] | None = None,
 ) -> int:
-    """Run `command` (or a shell) with local stdio; returns the remote exit status."""
+    """Run `command` (or a shell) with local stdio; returns the remote exit status. `env` is sent
+    as SSH `env` requests before the shell/exec request."""
     stdin_tty = os.isatty(0)
     want_pty = tty if tty is not None else (command is None and stdin_tty)
     kwargs: dict[str, Any] = {}
+    if env:
+        kwargs["env"] = env
     if want_pty:
         kwargs["term_type"] = os.environ.get("TERM", "xterm")
         try:
@@ -358,7 +369,7 @@ async def run_session(
         with _Terminal(want_pty and stdin_tty):
             proc = await conn.create_process(
                 command,
-                stdin=os.dup(0),
+                stdin=_stdin_source(),
                 stdout=os.dup(1),
                 stderr=os.dup(2),
                 encoding=None,
@@ -385,6 +396,19 @@ async def run_session(
     if result.exit_signal is not None:
         return 128 + _signal_number(result.exit_signal[0])
     return 255
+
+
+def _stdin_source() -> Any:
+    """Our stdin in a form asyncssh can read: pipes, sockets and terminals are polled; epoll
+    refuses regular files and /dev/null, which are read as files (or not at all)."""
+    import stat
+
+    st = os.fstat(0)
+    if os.isatty(0) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return os.dup(0)
+    if stat.S_ISCHR(st.st_mode) and os.path.samestat(st, os.stat(os.devnull)):
+        return asyncssh.DEVNULL
+    return os.fdopen(os.dup(0), "rb")
 
 
 def _signal_number(name: str) -> int:
