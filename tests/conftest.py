@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import SRC  # noqa: F401  (puts this checkout's src first on sys.path)
+# importing tests.helpers puts this checkout's src first on sys.path
 from tests.helpers import Cluster, destroy, new_cluster
 
 
