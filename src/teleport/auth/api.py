@@ -125,6 +125,9 @@ class AuthAPI:
         r.add_post("/v1/proxies", self.proxy_heartbeat)
         if self.audit is not None:
             add_audit_routes(r, self, self.audit)
+        from teleport.auth.api_resources import add_resource_routes
+
+        add_resource_routes(r, self)
         return app
 
     def emit(self, event_type: str, **fields: Any) -> None:

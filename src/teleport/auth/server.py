@@ -26,7 +26,8 @@ from teleport.errors import (
 )
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
-from teleport.types.resources import CertAuthority, Metadata, ProvisionToken, User
+from teleport.types.resources import CertAuthority, Metadata, ProvisionToken, Server, User
+from teleport.types.role import Role
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,97 @@ class AuthServer:
             except NotFound:
                 log.warning("user %s refers to a missing role %s", user.name, name)
         return RoleSet(roles, user.traits)
+
+    async def check_roles_exist(self, names: list[str]) -> None:
+        """BadParameter naming the unknown roles and the existing ones."""
+        existing = {r.name for r in await self.store.list_roles()}
+        unknown = [n for n in names if n not in existing]
+        if unknown:
+            raise BadParameter(
+                f"unknown role(s) {', '.join(repr(n) for n in unknown)}; existing roles: "
+                f"{', '.join(sorted(existing))} (create a role first with 'tctl create FILE')"
+            )
+
+    async def put_role(self, role: Role, replace: bool) -> bool:
+        """Create a role, or with replace=True create or replace it; True when it was new."""
+        if not replace:
+            await self.store.create_role(role)
+            return True
+        try:
+            await self.store.get_role(role.name)
+            existed = True
+        except NotFound:
+            existed = False
+        await self.store.upsert_role(role)
+        return not existed
+
+    async def delete_role(self, name: str) -> None:
+        """Delete a role no user holds (deleting one in use would silently cut their access)."""
+        await self.store.get_role(name)
+        holders = sorted(u.name for u in await self.store.list_users() if name in u.roles)
+        if holders:
+            raise BadParameter(
+                f"role {name!r} is in use by user(s) {', '.join(holders)}: give them other roles "
+                "first ('tctl users update NAME --set-roles=...') or delete those users"
+            )
+        await self.store.delete_role(name)
+
+    async def update_user(
+        self, name: str, roles: list[str] | None = None, traits: dict[str, list[str]] | None = None
+    ) -> User:
+        """Replace a user's roles and/or traits (new logins and roles apply at the next login)."""
+        user = await self.store.get_user(name)
+        spec = dict(user.spec)
+        if roles is not None:
+            if not roles:
+                raise BadParameter(f"user {name!r} needs at least one role")
+            await self.check_roles_exist(roles)
+            spec["roles"] = list(roles)
+        if traits is not None:
+            spec["traits"] = check_traits(traits)
+        updated = User(metadata=user.metadata, spec=spec)
+        await self.store.upsert_user(updated)
+        return updated
+
+    async def put_user(self, user: User, replace: bool) -> bool:
+        """Create a user resource (no password: complete it with a reset) or, with replace=True,
+        update an existing one's roles and traits; True when it was new."""
+        spec = dict(user.spec)
+        unknown = set(spec) - {"roles", "traits", "created_at"}
+        if unknown:
+            raise BadParameter(
+                f"user {user.name!r}: spec keys {', '.join(sorted(unknown))} are not accepted "
+                "(only roles and traits; passwords are set with an invite)"
+            )
+        roles = [str(r) for r in spec.get("roles") or []]
+        if not roles:
+            raise BadParameter(f"user {user.name!r}: spec.roles must name at least one role")
+        await self.check_roles_exist(roles)
+        traits = check_traits(spec.get("traits") or {})
+        try:
+            current = await self.store.get_user(user.name)
+        except NotFound:
+            current = None
+        if current is not None and not replace:
+            raise AlreadyExists(f"user {user.name!r} already exists: use 'tctl create -f' to update it")
+        created = (current.spec.get("created_at") if current is not None else None) or datetime.now(
+            UTC
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        new = User(
+            metadata=Metadata(name=user.name, labels=user.metadata.labels),
+            spec={"roles": roles, "traits": traits, "created_at": created},
+        )
+        await self.store.upsert_user(new)
+        return current is None
+
+    async def visible_nodes(self, username: str) -> list[Server]:
+        """The registered nodes the user's current roles allow some login on."""
+        try:
+            user = await self.store.get_user(username)
+        except NotFound:
+            raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
+        roleset = await self.roleset_for(user)
+        return [n for n in await self.store.list_nodes() if roleset.can_see_node(server_labels(n))]
 
     # users and invites -------------------------------------------------------------------
     async def create_invite(
@@ -548,6 +640,29 @@ class AuthServer:
             user_ca_keys=await self.checking_keys("user"),
             host_ca_keys=await self.checking_keys("host"),
         )
+
+
+def check_traits(traits: Any) -> dict[str, list[str]]:
+    """Traits must map names to lists of strings (a single string counts as a list of one)."""
+    if not isinstance(traits, dict):
+        raise BadParameter("traits must be a mapping of names to lists of strings")
+    out: dict[str, list[str]] = {}
+    for key, values in traits.items():
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise BadParameter(f"trait {key!r} must be a list of strings, got {values!r}")
+        out[str(key)] = list(values)
+    return out
+
+
+def server_labels(node: Server) -> dict[str, str]:
+    """A node's static labels plus the latest results of its command labels."""
+    labels = dict(node.metadata.labels)
+    for name, cmd in (node.spec.get("cmd_labels") or {}).items():
+        if isinstance(cmd, dict):
+            labels[str(name)] = str(cmd.get("result", "")).strip()
+    return labels
 
 
 def _check_system_roles(roles: list[str]) -> list[str]:

@@ -43,6 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--roles", help="Roles to give the user, comma-separated (default: access)")
     add.add_argument("--ttl", default="1h", help="How long the invite works (default 1h, max 48h)")
     us.add_parser("ls", help="List users.", description="List users and their allowed logins.")
+    upd = us.add_parser(
+        "update",
+        help="Change a user's roles or traits.",
+        description="Change a user's roles or traits; they apply from the user's next login "
+        "(node access checks use the current roles at once). Example: "
+        "tctl users update joe --set-roles=access,auditor",
+    )
+    upd.add_argument("name", help="Teleport user name")
+    upd.add_argument("--set-roles", help="Replace the user's roles (comma-separated, must exist)")
+    upd.add_argument("--set-logins", help="Replace the user's logins trait (comma-separated)")
+    upd.add_argument(
+        "--set-trait",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="Replace one trait (for {{external.NAME}} in roles); repeatable; NAME= clears it",
+    )
     rm = us.add_parser("del", help="Delete a user.", description="Delete a user account.")
     rm.add_argument("name", help="User to delete")
 
@@ -63,6 +80,46 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_parser("ls", help="List tokens.", description="List join tokens (static ones never expire) and invites.")
     tdel = ts.add_parser("del", help="Delete a token.", description="Revoke a dynamic join token or an invite.")
     tdel.add_argument("token", help="The token to delete")
+
+    create = sub.add_parser(
+        "create",
+        help="Create resources from a YAML or JSON file.",
+        description="Create the resources (kinds: role, user) in FILE ('-' for stdin); documents "
+        "are separated by '---'. With -f, existing resources are replaced.",
+    )
+    create.add_argument("file", help="Resource file (YAML or JSON), or - for stdin")
+    create.add_argument("-f", "--force", action="store_true", help="Replace resources that exist")
+    create.set_defaults(subcommand="")
+    get = sub.add_parser(
+        "get",
+        help="Print resources.",
+        description="Print resources: roles, role/NAME, users, user/NAME, nodes, node/NAME, tokens. "
+        "'--format=yaml' output can be edited and fed back to 'tctl create -f'.",
+    )
+    get.add_argument("resource", help="roles | role/NAME | users | user/NAME | nodes | node/NAME | tokens")
+    get.add_argument("--format", choices=["text", "yaml", "json"], default="text", help="Output format (default text)")
+    get.set_defaults(subcommand="")
+    rm = sub.add_parser(
+        "rm",
+        help="Delete a resource.",
+        description="Delete a resource: role/NAME (refused while users hold it), user/NAME, token/TOKEN.",
+    )
+    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN")
+    rm.set_defaults(subcommand="")
+
+    events = sub.add_parser("events", help="Search the audit log.", description="Search the audit log.")
+    es = events.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    els = es.add_parser(
+        "ls",
+        help="List audit events.",
+        description="List audit events, oldest first. Example: tctl events ls --since=1h --type=exec",
+    )
+    els.add_argument("--since", default="24h", help="How far back to search (default 24h)")
+    els.add_argument("--type", default="", help="Only these event types, comma-separated (e.g. session.start,exec)")
+    els.add_argument("--user", default="", help="Only events of this Teleport user")
+    els.add_argument("--sid", default="", help="Only events of this session")
+    els.add_argument("--limit", type=int, default=0, help="At most this many events (0 = no limit)")
+    els.add_argument("--format", choices=["text", "json"], default="text", help="Output format (default text)")
 
     auth = sub.add_parser("auth", help="Certificate authorities.", description="Export and inspect the cluster's CAs, sign certificates.")
     aus = auth.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
@@ -86,6 +143,177 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("-o", "--out", required=True, help="Output file (FILE and FILE-cert.pub)")
     sign.add_argument("--ttl", default="", help="User certificate lifetime (default 23h, 1m..30h)")
     return parser
+
+
+# resource files and output (pure helpers) -------------------------------------------------
+CREATE_KINDS = ("role", "user")
+GET_KINDS = ("role", "user", "node", "token")
+RM_KINDS = ("role", "user", "token")
+
+
+def parse_documents(text: str, where: str) -> list[dict[str, Any]]:
+    """The resources in a YAML/JSON text (several documents separated by '---', or JSON lists):
+    each checked to be a mapping of a kind tctl can create, with a metadata.name."""
+    import yaml
+
+    try:
+        raw = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise BadParameter(f"{where}: not valid YAML or JSON: {exc}") from None
+    docs: list[Any] = []
+    for d in raw:
+        docs.extend(d if isinstance(d, list) else [d])
+    if not docs:
+        raise BadParameter(f"{where}: no resources found (expected kind: role or kind: user documents)")
+    out = []
+    for i, doc in enumerate(docs, 1):
+        if not isinstance(doc, dict):
+            raise BadParameter(f"{where}: document {i} is not a mapping (kind, version, metadata, spec)")
+        kind = doc.get("kind")
+        if kind not in CREATE_KINDS:
+            raise BadParameter(
+                f"{where}: document {i}: cannot create kind {kind!r}; tctl create accepts "
+                f"{', '.join(CREATE_KINDS)} (tokens: 'tctl nodes add'; users: also 'tctl users add')"
+            )
+        meta = doc.get("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+            raise BadParameter(f"{where}: document {i} ({kind}): metadata.name is missing")
+        out.append(doc)
+    return out
+
+
+def parse_ref(ref: str, kinds: tuple[str, ...]) -> tuple[str, str]:
+    """'roles' -> ('role', ''), 'role/dev' -> ('role', 'dev'); plural and singular accepted."""
+    kind, _, name = ref.partition("/")
+    kind = kind.strip().lower()
+    if kind.endswith("s") and kind[:-1] in kinds:
+        kind = kind[:-1]
+    if kind not in kinds:
+        raise BadParameter(
+            f"unknown resource {ref!r}: expected one of "
+            + ", ".join(f"{k}s, {k}/NAME" for k in kinds)
+        )
+    return kind, name.strip()
+
+
+def token_resource(tok: dict[str, Any]) -> dict[str, Any]:
+    """A token listing entry in resource form (kind token)."""
+    from datetime import UTC, datetime
+
+    from teleport.types.resources import format_time
+
+    meta: dict[str, Any] = {"name": tok["token"]}
+    if tok.get("expires"):
+        meta["expires"] = format_time(datetime.fromtimestamp(tok["expires"], UTC))
+    return {"kind": "token", "version": "v2", "metadata": meta,
+            "spec": {"roles": list(tok["roles"]), "static": bool(tok.get("static"))}}
+
+
+def _labels_text(selector: dict[str, Any]) -> str:
+    if not selector:
+        return "<none>"
+    if set(selector) == {"*"} and selector["*"] in ("*", ["*"]):
+        return "<all nodes>"
+    parts = []
+    for key, value in sorted(selector.items()):
+        values = value if isinstance(value, list) else [value]
+        parts.append(f"{key}={'|'.join(str(v) for v in values)}")
+    return ",".join(parts)
+
+
+def _rules_text(rules: list[dict[str, Any]]) -> str:
+    pairs = sorted({f"{r}:{v}" for rule in rules for r in rule["resources"] for v in rule["verbs"]})
+    return ",".join(pairs) or "<none>"
+
+
+def roles_table(roles: list[dict[str, Any]]) -> str:
+    """`tctl get roles` text: the reference's columns, deny conditions shown after 'deny:'."""
+    rows = []
+    for r in roles:
+        allow, deny = r["spec"]["allow"], r["spec"]["deny"]
+        logins = ",".join(allow.get("logins") or [])
+        labels = _labels_text(allow.get("node_labels") or {})
+        rules = _rules_text(allow.get("rules") or [])
+        if deny.get("logins"):
+            logins += f" deny:{','.join(deny['logins'])}"
+        if deny.get("node_labels"):
+            labels += f" deny:{_labels_text(deny['node_labels'])}"
+        if deny.get("rules"):
+            rules += f" deny:{_rules_text(deny['rules'])}"
+        rows.append([r["metadata"]["name"], logins.strip(), labels, rules])
+    return table(["Role", "Allowed to login as", "Node Labels", "Access to resources"], rows)
+
+
+def render(kind: str, items: list[dict[str, Any]], fmt: str, single: bool = False) -> str:
+    """Resources as text (a table), YAML ('---' between documents; feeds 'tctl create -f') or
+    JSON (a list, or one object for kind/NAME)."""
+    import json
+
+    import yaml
+
+    if fmt == "json":
+        return json.dumps(items[0] if single and items else items, indent=2) + "\n"
+    if fmt == "yaml":
+        return "---\n".join(yaml.safe_dump(i, sort_keys=False, default_flow_style=False) for i in items)
+    if kind == "role":
+        return roles_table(items) + "\n"
+    if kind == "user":
+        rows = [
+            [u["metadata"]["name"], ",".join(u["spec"].get("roles") or []),
+             ",".join((u["spec"].get("traits") or {}).get("logins") or [])]
+            for u in items
+        ]
+        return table(["User", "Roles", "Allowed to login as"], rows) + "\n"
+    if kind == "node":
+        rows = []
+        for n in items:
+            labels = dict(n["metadata"].get("labels") or {})
+            for name, cmd in (n["spec"].get("cmd_labels") or {}).items():
+                labels[name] = str(cmd.get("result", "")).strip()
+            text = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            rows.append([n["spec"].get("hostname", ""), n["metadata"]["name"], n["spec"].get("addr", ""), text])
+        return table(["Node Name", "Node ID", "Address", "Labels"], rows) + "\n"
+    token_rows = []
+    for t in items:
+        exp = t["metadata"].get("expires")
+        token_rows.append([t["metadata"]["name"], ",".join(r.capitalize() for r in t["spec"]["roles"]),
+                           "never" if not exp else exp.replace("T", " ").replace("Z", " UTC")])
+    return table(["Token", "Role", "Expiry Time (UTC)"], token_rows) + "\n"
+
+
+def _event_details(ev: dict[str, Any]) -> str:
+    kind = ev.get("event", "")
+    if kind == "user.login":
+        ok = ev.get("success")
+        return f"{ev.get('method', '')} {'success' if ok else 'failure: ' + str(ev.get('error', ''))}".strip()
+    if kind == "exec":
+        return f"{ev.get('command', '')!r} exit={ev.get('exitCode', '')}"
+    if kind == "scp":
+        return f"{ev.get('action', '')} {ev.get('path', '')}"
+    if kind == "port":
+        return str(ev.get("addr", ""))
+    if kind == "auth":
+        return str(ev.get("error", ""))
+    if kind in ("resize", "session.start"):
+        return f"size={ev.get('size', '')}"
+    if kind == "session.end":
+        return f"participants={','.join(ev.get('participants') or [])}"
+    return str(ev.get("addr.remote", ""))
+
+
+def events_table(events: list[dict[str, Any]]) -> str:
+    """`tctl events ls` text: time, event (code), user, login, node/session, short details."""
+    rows = []
+    for ev in events:
+        where = ev.get("server_hostname") or ev.get("server_id") or ""
+        sid = ev.get("sid") or ""
+        node = f"{where}/{sid[:8]}" if sid else where
+        details = _event_details(ev)
+        if len(details) > 60:
+            details = details[:57] + "..."
+        rows.append([str(ev.get("time", "")), f"{ev.get('event', '')} ({ev.get('code', '')})",
+                     str(ev.get("user", "")), str(ev.get("login", "")), node, details])
+    return table(["Time", "Event", "User", "Login", "Node/Session", "Details"], rows)
 
 
 # connection -------------------------------------------------------------------------------
@@ -143,6 +371,109 @@ async def users_ls(c: Any, a: argparse.Namespace) -> None:
 async def users_del(c: Any, a: argparse.Namespace) -> None:
     await c.delete_user(a.name)
     print(f"User '{a.name}' has been deleted")
+
+
+async def users_update(c: Any, a: argparse.Namespace) -> None:
+    from teleport.types.resources import split_csv
+
+    body: dict[str, Any] = {}
+    if a.set_roles is not None:
+        roles = split_csv(a.set_roles)
+        if not roles:
+            raise BadParameter("--set-roles needs at least one role name")
+        body["roles"] = roles
+    if a.set_logins is not None or a.set_trait:
+        users = [u for u in await c.list_users() if u["metadata"]["name"] == a.name]
+        if not users:
+            raise NotFound(f"user {a.name!r} not found")
+        traits = {k: list(v) for k, v in (users[0]["spec"].get("traits") or {}).items()}
+        if a.set_logins is not None:
+            traits["logins"] = split_csv(a.set_logins)
+        for item in a.set_trait:
+            key, sep, values = item.partition("=")
+            if not sep or not key.strip():
+                raise BadParameter(f"bad --set-trait {item!r}: use NAME=value1,value2")
+            traits[key.strip()] = split_csv(values)
+        body["traits"] = traits
+    if not body:
+        raise BadParameter("nothing to update: give --set-roles, --set-logins or --set-trait")
+    user = await c.call("PUT", f"/v1/users/{a.name}", body)
+    roles_text = ",".join(user["spec"].get("roles") or [])
+    logins_text = ",".join((user["spec"].get("traits") or {}).get("logins") or [])
+    print(f"User {a.name!r} has been updated (roles: {roles_text}; logins: {logins_text})")
+
+
+# resources ------------------------------------------------------------------------------
+async def create(c: Any, a: argparse.Namespace) -> None:
+    if a.file == "-":
+        text = sys.stdin.read()
+        where = "stdin"
+    else:
+        try:
+            with open(a.file) as f:
+                text = f.read()
+        except OSError as exc:
+            raise BadParameter(f"cannot read {a.file}: {exc.strerror or exc}") from None
+        where = a.file
+    docs = parse_documents(text, where)
+    for doc in docs:
+        kind = doc["kind"]
+        name = doc["metadata"]["name"]
+        path = "/v1/roles" if kind == "role" else "/v1/users"
+        res = await c.call("POST", path, {kind: doc, "upsert": a.force})
+        print(f"{kind} {name!r} has been {'created' if res['created'] else 'updated'}")
+
+
+async def get(c: Any, a: argparse.Namespace) -> None:
+    kind, name = parse_ref(a.resource, GET_KINDS)
+    items: list[dict[str, Any]]
+    if kind == "role":
+        items = [await c.call("GET", f"/v1/roles/{name}")] if name else await c.call("GET", "/v1/roles")
+    elif kind == "user":
+        items = [await c.call("GET", f"/v1/users/{name}")] if name else await c.list_users()
+        items.sort(key=lambda u: u["metadata"]["name"])
+    elif kind == "node":
+        items = await c.list_nodes()
+        if name:
+            items = [n for n in items if name in (n["metadata"]["name"], n["spec"].get("hostname"))]
+            if not items:
+                raise NotFound(f"node {name!r} not found (offline?)")
+        items.sort(key=lambda n: (n["spec"].get("hostname", ""), n["metadata"]["name"]))
+    else:
+        items = [token_resource(t) for t in await c.list_tokens()]
+        if name:
+            items = [t for t in items if t["metadata"]["name"] == name]
+            if not items:
+                raise NotFound(f"token {name[:4]}... not found")
+    print(render(kind, items, a.format, single=bool(name)), end="")
+
+
+async def rm(c: Any, a: argparse.Namespace) -> None:
+    kind, name = parse_ref(a.resource, RM_KINDS)
+    if not name:
+        raise BadParameter(f"name the {kind} to delete: tctl rm {kind}/NAME")
+    if kind == "role":
+        await c.call("DELETE", f"/v1/roles/{name}")
+    elif kind == "user":
+        await c.delete_user(name)
+    else:
+        await c.delete_token(name)
+    print(f"{kind} {name!r} has been deleted")
+
+
+# events ---------------------------------------------------------------------------------
+async def events_ls(c: Any, a: argparse.Namespace) -> None:
+    import json
+    import time
+
+    from teleport.durations import parse_duration
+
+    since = time.time() - parse_duration(a.since)
+    events = await c.search_events(since=since, type=a.type, user=a.user, sid=a.sid, limit=a.limit or None)
+    if a.format == "json":
+        print(json.dumps(events, indent=2))
+        return
+    print(events_table(events))
 
 
 # nodes ----------------------------------------------------------------------------------
@@ -275,6 +606,11 @@ def main(argv: list[str] | None = None) -> int:
         ("users", "add"): users_add,
         ("users", "ls"): users_ls,
         ("users", "del"): users_del,
+        ("users", "update"): users_update,
+        ("create", ""): create,
+        ("get", ""): get,
+        ("rm", ""): rm,
+        ("events", "ls"): events_ls,
         ("nodes", "add"): nodes_add,
         ("nodes", "ls"): nodes_ls,
         ("tokens", "ls"): tokens_ls,

@@ -1,4 +1,5 @@
-"""`tsh`: the user's client: login | logout | status | signup | ssh | scp | ls | config | agent.
+"""`tsh`: the user's client: login | logout | status | signup | ssh | scp | ls | config | agent |
+recordings | play | sessions | join.
 
 Kept light on imports: `tsh status` runs at every prompt of some users' shells.
 """
@@ -91,6 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("labels", nargs="*", metavar="key=value", help="Only nodes with these labels")
     ls.add_argument("--format", choices=["text", "json", "yaml"], default="text", help="Output format")
     ls.add_argument("--cluster", default="", help=argparse.SUPPRESS)
+
+    rec = add("recordings", "List recorded sessions.", "Recorded sessions, from the audit log.")
+    rec_sub = rec.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    rls = rec_sub.add_parser("ls", help="List recorded sessions.",
+                             description="List recorded sessions: ID, user, login, node, start, duration.")
+    _common(rls, suppress=True)
+    rls.add_argument("--format", choices=["text", "json"], default="text", help="Output format")
+
+    play = add("play", "Replay a recorded session.",
+               "Replay a recorded session in this terminal with its recorded timing (pauses longer "
+               "than 2 s are shortened), or print it as an asciicast v2 file.")
+    play.add_argument("sid", metavar="SID", help="Session ID (see 'tsh recordings ls')")
+    play.add_argument("--speed", default="1", help="Playback speed: 2 = twice as fast (default 1)")
+    play.add_argument("--format", choices=["text", "cast"], default="text",
+                      help="text: replay in the terminal; cast: write asciicast v2 to stdout "
+                      "(for asciinema play)")
+
+    sess = add("sessions", "List active sessions.", "Active interactive sessions that can be joined.")
+    sess_sub = sess.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    sls = sess_sub.add_parser("ls", help="List active sessions.",
+                              description="List active sessions: ID, node, login, participants, created.")
+    _common(sls, suppress=True)
+    sls.add_argument("--format", choices=["text", "json"], default="text", help="Output format")
+
+    join = add("join", "Join a live session.",
+               "Join a live interactive session: see its output and type into it. Exits when the "
+               "session ends.")
+    join.add_argument("sid", metavar="SID", help="Session ID (see 'tsh sessions ls')")
+    join.add_argument("-p", "--port", type=int, default=3022, help=argparse.SUPPRESS)
 
     add("config", "Print an OpenSSH client configuration.",
         "Print an ssh_config block that sends ssh through the proxy with your tsh certificate, "
@@ -392,6 +422,112 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+# recordings, play, sessions, join -------------------------------------------------------
+def _need_ls(args: argparse.Namespace, command: str) -> None:
+    if getattr(args, "subcommand", None) != "ls":
+        raise BadParameter(f"use 'tsh {command} ls'")
+
+
+def cmd_recordings(args: argparse.Namespace) -> int:
+    import asyncio
+
+    _need_ls(args, "recordings")
+    return asyncio.run(_recordings_ls(args))
+
+
+async def _recordings_ls(args: argparse.Namespace) -> int:
+    import json
+
+    from teleport.cli.common import table
+    from teleport.client import ssh
+    from teleport.client.authtunnel import auth_client_via_proxy
+    from teleport.client.sessions import RECORDING_HEADERS, recording_rows
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    async with auth_client_via_proxy(creds) as auth:
+        events = await auth.list_recordings()
+    if args.format == "json":
+        print(json.dumps(events, indent=2))
+    else:
+        print(table(RECORDING_HEADERS, recording_rows(events)))
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client.play import parse_speed
+
+    speed = parse_speed(args.speed)
+    data = asyncio.run(_fetch_recording(args))
+    if args.format == "cast":
+        from teleport.recording.asciicast import to_plain_cast
+
+        sys.stdout.buffer.write(to_plain_cast(data).encode())
+        sys.stdout.flush()
+        return 0
+    from teleport.client.play import play
+    from teleport.recording.asciicast import read_cast
+
+    header, events = read_cast(data)
+    out = sys.stdout
+
+    def write(text: str) -> None:
+        out.buffer.write(text.encode("utf-8", errors="replace"))
+        out.flush()
+
+    play(header, events, write, time.sleep, speed=speed, resize=out.isatty())
+    return 0
+
+
+async def _fetch_recording(args: argparse.Namespace) -> bytes:
+    from teleport.client import ssh
+    from teleport.client.authtunnel import auth_client_via_proxy
+    from teleport.errors import NotFound
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    async with auth_client_via_proxy(creds) as auth:
+        try:
+            return await auth.get_recording(args.sid)
+        except NotFound as exc:
+            raise NotFound(f"{exc}; see 'tsh recordings ls' for recorded sessions") from None
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    import asyncio
+
+    _need_ls(args, "sessions")
+    return asyncio.run(_sessions_ls(args))
+
+
+async def _sessions_ls(args: argparse.Namespace) -> int:
+    import json
+
+    from teleport.cli.common import table
+    from teleport.client import ssh
+    from teleport.client.authtunnel import auth_client_via_proxy
+    from teleport.client.sessions import SESSION_HEADERS, session_rows
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    async with auth_client_via_proxy(creds) as auth:
+        sessions = await auth.list_sessions()
+    if args.format == "json":
+        print(json.dumps(sessions, indent=2))
+    else:
+        print(table(SESSION_HEADERS, session_rows(sessions)))
+    return 0
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client import ssh
+    from teleport.client.join import join_session
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    return asyncio.run(join_session(creds, args.sid, args.port))
+
+
 def render_qr(data: str) -> str:
     """A QR code drawn with block characters, two modules per character row."""
     import qrcode
@@ -414,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup,
         "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
+        "recordings": cmd_recordings, "play": cmd_play, "sessions": cmd_sessions, "join": cmd_join,
     }
     if args.command is None:
         parser.print_help()

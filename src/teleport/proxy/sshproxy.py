@@ -21,9 +21,10 @@ import asyncssh
 
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
+from teleport.ca.sshcert import parse_cert
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
-from teleport.errors import BadParameter, NotFound, TeleportError
+from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
 from teleport.proxy import lookup
 
 log = logging.getLogger("teleport.proxy.ssh")
@@ -161,6 +162,25 @@ class ProxySSHService:
             return host, port, node
         return req.host, req.port, None
 
+    async def visible_nodes(self, user: str) -> list[dict[str, Any]]:
+        """The nodes the user's current roles can see, asked fresh from auth (a role edit applies
+        to the next `tsh ls` and the next connection)."""
+        if not user:
+            raise AccessDenied("access denied: the proxy could not tell which Teleport user you are")
+        nodes = await self.auth.call("POST", "/v1/access/nodes", {"user": user})
+        return nodes if isinstance(nodes, list) else []
+
+    async def check_route(self, user: str, node: dict[str, Any]) -> None:
+        """AccessDenied unless some role of the user allows a login on this registered node."""
+        name = node.get("metadata", {}).get("name")
+        if any(n.get("metadata", {}).get("name") == name for n in await self.visible_nodes(user)):
+            return
+        hostname = node.get("spec", {}).get("hostname", "?")
+        raise AccessDenied(
+            f"access denied: user {user!r} may not connect to node {hostname!r} ({name}): "
+            "none of your roles allows a login on it"
+        )
+
     def proxy_header(self, client_addr: str, node_addr: str) -> bytes:
         """The signed header telling a Teleport node the real client address (b"" when the node
         service that reads it is not installed)."""
@@ -183,10 +203,46 @@ class _ProxyServer(asyncssh.SSHServer):
     def __init__(self, svc: ProxySSHService) -> None:
         self.svc = svc
         self.conn: asyncssh.SSHServerConnection | None = None
+        self.teleport_user = ""  # the certificate's key id, once authenticated
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.svc._conns.add(conn)
+        # asyncssh does not expose the client certificate; wrap this connection's key check
+        # (the same hook node/certcheck.py subclasses; tested with asyncssh 2.14-2.24) to learn
+        # the Teleport user (key id) after asyncssh accepted the certificate and its signature.
+        original = conn.validate_public_key
+
+        async def validate_public_key(username: str, key_data: bytes, msg: bytes, signature: bytes) -> bool:
+            ok = await original(username, key_data, msg, signature)
+            if ok and msg:
+                self.teleport_user = _key_id(key_data)
+            elif not ok and _key_id(key_data):
+                self._audit_refused(conn, username, _key_id(key_data))
+            return bool(ok)
+
+        conn.validate_public_key = validate_public_key  # type: ignore[method-assign]
+
+    def _audit_refused(self, conn: asyncssh.SSHServerConnection, login: str, user: str) -> None:
+        """Log a refused user certificate as an `auth` (T3007W) event, best effort."""
+        from teleport.events.schema import AUTH_ATTEMPT, make_event
+
+        peer, local = conn.get_extra_info("peername") or ("", 0), conn.get_extra_info("sockname") or ("", 0)
+        ev = make_event(
+            AUTH_ATTEMPT, user=user, login=login, success=False, server_id=self.svc.identity.host_id,
+            error="certificate refused by the proxy: not signed by the user CA, expired, or "
+                  f"{login!r} is not among its principals",
+            addr_remote=f"{peer[0]}:{peer[1]}", addr_local=f"{local[0]}:{local[1]}",
+        )
+        task = asyncio.ensure_future(self.svc.auth.emit_events([ev]))
+        _AUDIT_TASKS.add(task)  # the loop keeps only weak references to tasks
+
+        def done(t: asyncio.Future[Any]) -> None:
+            _AUDIT_TASKS.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("cannot log a refused certificate: %s", t.exception())
+
+        task.add_done_callback(done)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
@@ -207,7 +263,23 @@ class _ProxyServer(asyncssh.SSHServer):
 
     def session_requested(self) -> _ProxySession:
         assert self.conn is not None
-        return _ProxySession(self.svc, self.conn)
+        return _ProxySession(self.svc, self.conn, self)
+
+
+_AUDIT_TASKS: set[asyncio.Future[Any]] = set()
+
+
+def _key_id(key_data: bytes) -> str:
+    """The key id of a user certificate in SSH wire form ("" for a plain key)."""
+    from teleport.node.certcheck import cert_line_from_wire
+
+    line = cert_line_from_wire(key_data)
+    if line is None:
+        return ""
+    try:
+        return parse_cert(line).key_id
+    except BadParameter:
+        return ""
 
 
 class _NodeProtocol(asyncio.Protocol):
@@ -240,9 +312,12 @@ class _NodeProtocol(asyncio.Protocol):
 class _ProxySession(asyncssh.SSHServerSession[bytes]):
     """One session channel: the proxy subsystem (relay) or the node list subsystem."""
 
-    def __init__(self, svc: ProxySSHService, conn: asyncssh.SSHServerConnection) -> None:
+    def __init__(
+        self, svc: ProxySSHService, conn: asyncssh.SSHServerConnection, owner: _ProxyServer
+    ) -> None:
         self.svc = svc
         self.conn = conn
+        self.owner = owner
         self.chan: asyncssh.SSHServerChannel[bytes] = None  # type: ignore[assignment]
         self.subsystem = ""
         self.node: _NodeProtocol | None = None
@@ -270,7 +345,7 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
     async def _run(self) -> None:
         try:
             if self.subsystem == lookup.NODES_SUBSYSTEM:
-                nodes = await self.svc.nodes()
+                nodes = await self.svc.visible_nodes(self.owner.teleport_user)
                 self.chan.write(json.dumps(nodes).encode() + b"\n")
                 self.chan.exit(0)
             elif self.subsystem:
@@ -298,6 +373,8 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
 
     async def _connect(self, req: lookup.ProxyRequest) -> None:
         host, port, node = await self.svc.resolve(req)
+        if node is not None:
+            await self.svc.check_route(self.owner.teleport_user, node)
         target = _fmt_addr(host, port)
         loop = asyncio.get_running_loop()
         try:

@@ -1,0 +1,119 @@
+"""Auth API routes for role and user resources (`tctl create/get/rm`) and role-filtered node lists.
+
+Every route is authorized by a (resource, verb) rule: built-in rules for service identities,
+the roles' `rules` for users (see auth/authz.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from teleport.errors import BadParameter
+from teleport.types.resources import User, split_csv
+from teleport.types.role import Role
+
+if TYPE_CHECKING:
+    from teleport.auth.api import AuthAPI
+
+
+def add_resource_routes(router: web.UrlDispatcher, api: AuthAPI) -> None:
+    """Register the role, user-update and visible-node routes on the auth API."""
+    routes = ResourceRoutes(api)
+    router.add_get("/v1/roles", routes.list_roles)
+    router.add_post("/v1/roles", routes.put_role)
+    router.add_get("/v1/roles/{name}", routes.get_role)
+    router.add_delete("/v1/roles/{name}", routes.delete_role)
+    router.add_post("/v1/users", routes.put_user)
+    router.add_put("/v1/users/{name}", routes.update_user)
+    router.add_post("/v1/access/nodes", routes.visible_nodes)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except Exception:
+        raise BadParameter("request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadParameter("request body must be a JSON object")
+    return data
+
+
+def _resource(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise BadParameter(f"expected {{{key!r}: {{kind, version, metadata, spec}}, 'upsert': bool}}")
+    return value
+
+
+class ResourceRoutes:
+    """Handlers; each authorizes its caller first."""
+
+    def __init__(self, api: AuthAPI) -> None:
+        self.api = api
+        self.server = api.server
+
+    # roles ----------------------------------------------------------------------------------
+    async def list_roles(self, request: web.Request) -> web.Response:
+        await self.api._authorize(request, "role", "list")
+        roles = sorted(await self.server.store.list_roles(), key=lambda r: r.name)
+        return web.json_response([r.to_dict() for r in roles])
+
+    async def get_role(self, request: web.Request) -> web.Response:
+        await self.api._authorize(request, "role", "read")
+        role = await self.server.store.get_role(request.match_info["name"])
+        return web.json_response(role.to_dict())
+
+    async def put_role(self, request: web.Request) -> web.Response:
+        """Create a role; with upsert, create or replace it (needs the create and update verbs)."""
+        data = await _body(request)
+        role = Role.from_dict(_resource(data, "role"))
+        upsert = bool(data.get("upsert"))
+        # create-or-replace needs both verbs, so that the answer does not depend on (and
+        # reveal) whether the role exists
+        await self.api._authorize(request, "role", "create")
+        if upsert:
+            await self.api._authorize(request, "role", "update")
+        created = await self.server.put_role(role, upsert)
+        return web.json_response({"name": role.name, "created": created})
+
+    async def delete_role(self, request: web.Request) -> web.Response:
+        await self.api._authorize(request, "role", "delete")
+        name = request.match_info["name"]
+        await self.server.delete_role(name)
+        return web.json_response({"deleted": name})
+
+    # users ----------------------------------------------------------------------------------
+    async def put_user(self, request: web.Request) -> web.Response:
+        """Create a user resource; with upsert, also update an existing user's roles/traits."""
+        data = await _body(request)
+        user = User.from_dict(_resource(data, "user"))
+        upsert = bool(data.get("upsert"))
+        await self.api._authorize(request, "user", "create")
+        if upsert:
+            await self.api._authorize(request, "user", "update")
+        created = await self.server.put_user(user, upsert)  # type: ignore[arg-type]
+        return web.json_response({"name": user.name, "created": created})
+
+    async def update_user(self, request: web.Request) -> web.Response:
+        """Set a user's roles and/or traits: {roles: [...], traits: {...}}."""
+        await self.api._authorize(request, "user", "update")
+        data = await _body(request)
+        roles = split_csv(data["roles"]) if data.get("roles") is not None else None
+        traits = data.get("traits")
+        if roles is None and traits is None:
+            raise BadParameter("nothing to update: give 'roles' and/or 'traits'")
+        user = await self.server.update_user(request.match_info["name"], roles, traits)
+        return web.json_response(user.to_dict())
+
+    # node visibility (the proxy's `tsh ls` and routing) ---------------------------------------
+    async def visible_nodes(self, request: web.Request) -> web.Response:
+        """The nodes a user's current roles can see: {user} -> [node, ...]."""
+        await self.api._authorize(request, "access", "check")
+        data = await _body(request)
+        user = data.get("user")
+        if not isinstance(user, str) or not user:
+            raise BadParameter("missing or invalid field 'user'")
+        nodes = await self.server.visible_nodes(user)
+        return web.json_response([n.to_dict() for n in nodes])
