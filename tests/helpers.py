@@ -12,6 +12,7 @@ import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyotp
 
@@ -239,7 +240,7 @@ def destroy(cluster: Cluster) -> None:
     shutil.rmtree(cluster.root, ignore_errors=True)
 
 
-def cluster_user_ca_key(c: Cluster):  # type: ignore[no-untyped-def]
+def cluster_user_ca_key(c: Cluster) -> Any:
     """The cluster's user CA private key, read straight from the auth server's storage (tests
     use it to forge expired or otherwise special certificates signed by the real CA)."""
     import asyncio
@@ -249,7 +250,7 @@ def cluster_user_ca_key(c: Cluster):  # type: ignore[no-untyped-def]
     from teleport.ca import keys
     from teleport.config.fileconf import load_config_file
 
-    async def read():  # type: ignore[no-untyped-def]
+    async def read() -> Any:
         cfg = load_config_file(c.config_path)
         backend = await open_backend(cfg.teleport.storage, c.data_dir)
         try:
