@@ -28,6 +28,8 @@ CERT_SUFFIX = "-cert-v01@openssh.com"
 
 # (login, certificate) -> access-check result (dict), or raises AccessDenied.
 Authorizer = Callable[[str, CertInfo, "CertCaptureConnection"], Awaitable[dict[str, Any]]]
+# (teleport user or "", login, reason) -> None: called when a client's certificate is refused.
+FailureHook = Callable[[str, str, str], None]
 
 
 def cert_line_from_wire(key_data: bytes) -> str | None:
@@ -76,8 +78,10 @@ class CertCaptureConnection(asyncssh.SSHServerConnection):
         authorize: Authorizer,
         user_ca_keys: Callable[[], list[str]],
         client_addr: str,
+        on_failure: FailureHook | None = None,
     ) -> None:
         super().__init__(loop, options)
+        self._on_failure = on_failure
         self._authorize = authorize
         self._user_ca_keys = user_ca_keys
         self.teleport_client_addr = client_addr
@@ -91,12 +95,18 @@ class CertCaptureConnection(asyncssh.SSHServerConnection):
     ) -> bool:
         """asyncssh's check, then (once the signature is verified) our capture and authorization."""
         ok = await super().validate_public_key(username, key_data, msg, signature)
-        if not ok or not msg:
-            # A query ("would you accept this key?") or a refusal: nothing to capture yet.
-            return bool(ok)
+        if not ok:
+            cert = cert_line_from_wire(key_data)
+            if cert is not None:  # a certificate asyncssh refused: wrong CA, expired, or login
+                self._failed(_key_id(cert), username, _refusal_reason(cert, username, self._user_ca_keys()))
+            return False
+        if not msg:
+            # A query ("would you accept this key?"): nothing to capture yet.
+            return True
         line = cert_line_from_wire(key_data)
         if line is None:
             log.warning("refused %s: plain public keys are not accepted, only user certificates", username)
+            self._failed("", username, "plain public keys are not accepted, only user certificates")
             return False
         try:
             info = check_user_cert(line, username, self._user_ca_keys())
@@ -106,17 +116,26 @@ class CertCaptureConnection(asyncssh.SSHServerConnection):
                 "access denied to %s for login %s from %s: %s",
                 _key_id(line), username, self.teleport_client_addr, exc,
             )
+            self._failed(_key_id(line), username, str(exc))
             return False
         except Exception as exc:  # auth unreachable or broken: fail closed
             log.error(
                 "access check for login %s from %s failed, refusing: %s",
                 username, self.teleport_client_addr, exc,
             )
+            self._failed(_key_id(line), username, f"access check failed: {exc}")
             return False
         self.teleport_cert = info
         self.teleport_login = username
         self.teleport_access = access
         return True
+
+    def _failed(self, user: str, login: str, reason: str) -> None:
+        if self._on_failure is not None:
+            try:
+                self._on_failure(user, login, reason)
+            except Exception as exc:  # auditing must not break the handshake
+                log.error("cannot record the failed login of %s: %s", login, exc)
 
     async def create_agent_listener(self) -> bool:
         """Agent forwarding only when the roles permit it; the socket belongs to the login user."""
@@ -137,3 +156,12 @@ def _key_id(line: str) -> str:
         return sshcert.parse_cert(line).key_id
     except BadParameter:
         return "?"
+
+
+def _refusal_reason(line: str, login: str, user_ca_keys: list[str]) -> str:
+    """Why a certificate asyncssh refused would fail our own check (for the audit log)."""
+    try:
+        check_user_cert(line, login, user_ca_keys)
+    except AccessDenied as exc:
+        return str(exc)
+    return "certificate refused"

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,8 +14,10 @@ import asyncssh
 
 from teleport.ca.sshcert import CertInfo
 from teleport.errors import AccessDenied
+from teleport.events import schema
 from teleport.node import proxyheader
 from teleport.node.certcheck import CertCaptureConnection
+from teleport.node.party import SessionServices
 from teleport.node.sessions import NodeSession, SessionContext, login_user
 
 log = logging.getLogger(__name__)
@@ -48,10 +51,56 @@ class NodeSSHServer(asyncssh.SSHServer):
     def __init__(self, node: NodeServer) -> None:
         self.node = node
         self.conn: CertCaptureConnection | None = None
+        self.channels: set[NodeSession] = set()
+        self.last_input = time.monotonic()
+        self._guard: asyncio.Task[None] | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         assert isinstance(conn, CertCaptureConnection)
         self.conn = conn
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._guard is not None:
+            self._guard.cancel()
+
+    def touch(self) -> None:
+        """The client typed something: restart the idle clock."""
+        self.last_input = time.monotonic()
+
+    def _start_guard(self) -> None:
+        if self._guard is None:
+            self._guard = asyncio.ensure_future(self._guard_loop())
+
+    async def _guard_loop(self) -> None:
+        """Enforce the roles' client_idle_timeout and disconnect_expired_cert on this connection."""
+        conn = self.conn
+        assert conn is not None and conn.teleport_cert is not None
+        idle = float(conn.teleport_access.get("client_idle_timeout") or 0)
+        expires: float | None = None
+        if conn.teleport_access.get("disconnect_expired_cert") and conn.teleport_cert.valid_before < 2**40:
+            expires = float(conn.teleport_cert.valid_before)
+        while idle or expires:
+            idle_left = self.last_input + idle - time.monotonic() if idle else float("inf")
+            cert_left = expires - time.time() if expires else float("inf")
+            if cert_left <= 0:
+                self._disconnect("teleport: your certificate has expired; log in again (tsh login)")
+                return
+            if idle_left <= 0:
+                self._disconnect(f"teleport: disconnecting: client idle for more than {idle:g}s "
+                                 "(client_idle_timeout of your role)")
+                return
+            await asyncio.sleep(min(idle_left, cert_left, 60.0) + 0.01)
+
+    def _disconnect(self, message: str) -> None:
+        conn = self.conn
+        assert conn is not None
+        log.info("closing the connection of %s: %s", conn.teleport_login, message)
+        for ch in list(self.channels):
+            ch.notify(message)
+        # Let the message reach the client before the disconnect.
+        asyncio.get_running_loop().call_later(
+            0.2, conn.disconnect, asyncssh.DISC_BY_APPLICATION, message
+        )
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -87,7 +136,11 @@ class NodeSSHServer(asyncssh.SSHServer):
             client_addr=peer,
             local_addr=(str(local[0]), int(local[1])),
             agent_path=conn.get_agent_path,  # read late: the agent request precedes shell/exec
+            services=self.node.services,
+            touch=self.touch,
+            channels=self.channels,
         )
+        self._start_guard()
         chan = conn.create_server_channel(encoding=None)
         session = NodeSession(ctx)
         return chan, session
@@ -103,6 +156,13 @@ class NodeSSHServer(asyncssh.SSHServer):
             return False
         # asyncssh has already checked the certificate's permit-port-forwarding.
         log.info("port forwarding for %s to %s:%d", conn.teleport_cert.key_id, dest_host, dest_port)
+        self._start_guard()
+        local = conn.get_extra_info("sockname") or ("", 0)
+        self.node.services.emit(
+            schema.PORT_FORWARD, user=conn.teleport_cert.key_id, login=conn.teleport_login,
+            addr=f"{dest_host}:{dest_port}", addr_remote=conn.teleport_client_addr,
+            addr_local=f"{local[0]}:{local[1]}",
+        )
         return True
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
@@ -127,6 +187,7 @@ class NodeServer:
         user_ca_keys: Callable[[], list[str]],
         host_ca_keys: Callable[[], list[str]],
         check_access: Callable[[str, str], Awaitable[dict[str, Any]]],
+        services: SessionServices | None = None,
     ) -> None:
         self.host_key = host_key
         self.host_cert = host_cert
@@ -135,6 +196,7 @@ class NodeServer:
         self.user_ca_keys = user_ca_keys
         self.host_ca_keys = host_ca_keys
         self.check_access = check_access  # (teleport user, login) -> access result
+        self.services = services or SessionServices(server_id=host_id, check_access=check_access)
         self._options: asyncssh.SSHServerConnectionOptions | None = None
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -206,7 +268,10 @@ class NodeServer:
         options = self._options
 
         def factory() -> CertCaptureConnection:
-            conn = CertCaptureConnection(loop, options, self._authorize, self.user_ca_keys, client_addr)
+            conn = CertCaptureConnection(
+                loop, options, self._authorize, self.user_ca_keys, client_addr,
+                on_failure=lambda user, login, reason: self._auth_failed(user, login, reason, client_addr),
+            )
             self._conns.add(conn)
             return conn
 
@@ -225,6 +290,13 @@ class NodeServer:
         conn.agent_owner = (pw.pw_uid, pw.pw_gid)
         log.info("%s logged in as %s from %s", cert.key_id, login, conn.teleport_client_addr)
         return access
+
+    def _auth_failed(self, user: str, login: str, reason: str, client_addr: str) -> None:
+        local = self._sock.getsockname() if self._sock is not None else ("", 0)
+        self.services.emit(
+            schema.AUTH_ATTEMPT, user=user, login=login, success=False, error=reason,
+            addr_remote=client_addr, addr_local=f"{local[0]}:{local[1]}",
+        )
 
     async def close(self) -> None:
         """Stop accepting and drop every connection."""

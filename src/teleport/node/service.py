@@ -13,7 +13,10 @@ from teleport import defaults
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.config.model import FileConfig
+from teleport.node.audit import AuditEmitter, spool_path
 from teleport.node.labels import CommandLabels
+from teleport.node.party import SessionServices
+from teleport.node.recorder import RecordingUploader, upload_dir
 from teleport.node.server import NodeServer
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,20 @@ class NodeService:
         self.user_ca = list(identity.user_ca_keys)
         self.host_ca = list(identity.host_ca_keys)
         self.labels = CommandLabels(cfg.ssh_service.commands, on_change=self._labels_changed)
+        self.recording_mode = "node"  # from auth's /v1/ping (auth_service.session_recording)
+        self.emitter = AuditEmitter(spool_path(data_dir), auth.emit_events)
+        self.uploader = RecordingUploader(upload_dir(data_dir), auth.upload_recording, self.emitter)
+        self.services = SessionServices(
+            server_id=identity.host_id,
+            server_hostname=cfg.teleport.nodename,
+            emitter=self.emitter,
+            uploader=self.uploader,
+            upload_dir=self.uploader.dir,
+            recording_enabled=lambda: self.recording_mode != "off",
+            upsert=auth.upsert_session,
+            delete=auth.delete_session,
+            check_access=self._check_access,
+        )
         self.server = NodeServer(
             asyncssh.import_private_key(identity.private_key),
             asyncssh.import_certificate(identity.cert),
@@ -64,6 +81,7 @@ class NodeService:
             lambda: self.user_ca,
             lambda: self.host_ca,
             self._check_access,
+            self.services,
         )
         self.addr = ""
         self._beat_now = asyncio.Event()
@@ -92,8 +110,13 @@ class NodeService:
     async def start(self) -> None:
         """Listen on ssh_service.listen_addr, run label commands, send the first heartbeat."""
         listen = self.cfg.ssh_service.listen_addr
+        await self.refresh_recording_mode()
+        # Before the first new session: finish what a crash left (session.end, uploads).
+        self.emitter.start()
+        self.uploader.start()
         _, port = await self.server.listen(listen.host, listen.port)
         self.addr = advertise_addr(self.cfg, port)
+        self.services.server_addr = self.addr
         await self.labels.start()
         await self._heartbeat_once()
         self._tasks = [
@@ -134,10 +157,21 @@ class NodeService:
         if host:
             self.host_ca = host
 
+    async def refresh_recording_mode(self) -> None:
+        """Read auth_service.session_recording (node|off) from auth; keep the last on failure."""
+        try:
+            mode = (await self.auth.ping()).get("session_recording")
+        except Exception as exc:
+            log.warning("cannot read the session recording mode, keeping %r: %s", self.recording_mode, exc)
+            return
+        if isinstance(mode, str) and mode:
+            self.recording_mode = mode
+
     async def _ca_loop(self) -> None:
         while True:
             await asyncio.sleep(CA_REFRESH_INTERVAL)
             await self.refresh_authorities()
+            await self.refresh_recording_mode()
 
     async def close(self) -> None:
         """Stop listening, heartbeats and label commands."""
@@ -150,6 +184,8 @@ class NodeService:
                 pass
         await self.labels.close()
         await self.server.close()
+        await self.uploader.close()
+        await self.emitter.close()
 
     async def serve_until_cancelled(self) -> None:
         """Run until the task is cancelled (the supervisor's shutdown), then close."""

@@ -1,22 +1,30 @@
-"""SSH session channels: exec, shell (on a real PTY) and the sftp subsystem, run as the OS login."""
+"""SSH session channels: exec, shell (on a real PTY) and the sftp subsystem, run as the OS login.
+
+Every PTY session is an ActiveSession (node/party.py): recorded, registered with auth, joinable.
+A shell request preceded by the env request ``TELEPORT_SESSION=<sid>`` joins that live session.
+Audit: ``exec`` for every command, ``scp`` for legacy ``scp -t/-f`` commands and for each file the
+sftp subsystem closes (read from ``sftp-server -e -l INFO``'s log), session.* for PTY sessions.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import fcntl
 import logging
 import os
 import pwd
+import re
+import shlex
 import signal
-import struct
-import termios
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
+
+from teleport.errors import AccessDenied
+from teleport.events import schema
+from teleport.node.party import ActiveSession, Party, SessionServices
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +33,56 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 READ_SIZE = 256 * 1024
 STDIN_HIGH_WATER = 1024 * 1024  # stop reading the channel while the child is this far behind
-PTY_DRAIN_TIMEOUT = 2.0  # after the child exits, wait this long for the last PTY output
+JOIN_ENV = "TELEPORT_SESSION"  # env request naming a live session to join (the tsh join contract)
 
 # Client env requests we honour (as OpenSSH's default AcceptEnv LANG LC_*, plus a few harmless).
 ENV_ALLOW = frozenset({"LANG", "LANGUAGE", "TZ", "COLORTERM"})
+# sftp-server -l INFO logs one line per closed file with the bytes moved.
+SFTP_CLOSE_RE = re.compile(r'close "(?P<path>.*)" bytes read (?P<read>\d+) written (?P<written>\d+)')
 
 
 def env_allowed(name: str) -> bool:
     """Whether a client `env` request may set this variable."""
     return name in ENV_ALLOW or name.startswith("LC_")
+
+
+def _addr(hp: tuple[str, int]) -> str:
+    return f"[{hp[0]}]:{hp[1]}" if ":" in hp[0] else f"{hp[0]}:{hp[1]}"
+
+
+def scp_request(command: str) -> tuple[str, str] | None:
+    """(action, path) for a legacy ``scp -t PATH`` (upload to the node) / ``scp -f PATH``
+    (download) command, else None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or os.path.basename(words[0]) != "scp":
+        return None
+    flags = [w for w in words[1:] if w.startswith("-")]
+    args = [w for w in words[1:] if not w.startswith("-")]
+    action = None
+    for f in flags:
+        if "t" in f[1:]:
+            action = "upload"
+        elif "f" in f[1:]:
+            action = "download"
+    if action is None:
+        return None
+    return action, args[-1] if args else "."
+
+
+def sftp_events(line: str) -> list[tuple[str, str, int]]:
+    """(action, path, bytes) for an sftp-server log line about a closed file."""
+    m = SFTP_CLOSE_RE.search(line)
+    if not m:
+        return []
+    out = []
+    if int(m["written"]):
+        out.append(("upload", m["path"], int(m["written"])))
+    if int(m["read"]):
+        out.append(("download", m["path"], int(m["read"])))
+    return out
 
 
 @dataclass
@@ -47,6 +96,9 @@ class SessionContext:
     client_addr: tuple[str, int]
     local_addr: tuple[str, int]
     agent_path: Callable[[], str | None] = lambda: None
+    services: SessionServices = field(default_factory=SessionServices)
+    touch: Callable[[], None] = lambda: None  # the client sent input (idle timeout)
+    channels: set[Any] = field(default_factory=set)  # this connection's open session handlers
 
 
 def login_user(login: str) -> pwd.struct_passwd:
@@ -64,15 +116,6 @@ def login_user(login: str) -> pwd.struct_passwd:
     return pw
 
 
-def _set_ctty() -> None:  # runs in the child between fork and exec
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def _winsize(fd: int, cols: int, rows: int, xpix: int, ypix: int) -> None:
-    if cols and rows:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, xpix, ypix))
-
-
 class NodeSession(asyncssh.SSHServerSession):
     """One session channel. Everything the client asks for before the shell/exec/subsystem request
     (pty, env, agent) is collected first; the child starts in session_started."""
@@ -86,18 +129,21 @@ class NodeSession(asyncssh.SSHServerSession):
         self.term: str | None = None
         self.size = (0, 0, 0, 0)
         self.proc: asyncio.subprocess.Process | None = None
-        self.master: int | None = None
+        self.active: ActiveSession | None = None
+        self.party: Party | None = None
         self._writable = asyncio.Event()
         self._writable.set()
         self._pending: list[bytes] = []  # data that arrived before the child started
         self._eof = False
-        self._out_buf = bytearray()  # PTY input not yet written to the master
-        self._pty_eof = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._finished = False
 
     # requests --------------------------------------------------------------------------
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
+        self.ctx.channels.add(self)
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
         self.term = term_type
@@ -123,8 +169,10 @@ class NodeSession(asyncssh.SSHServerSession):
 
     # I/O from the client -----------------------------------------------------------------
     def data_received(self, data: bytes, datatype: Any) -> None:
-        if self.master is not None:
-            self._pty_write(data)
+        self.ctx.touch()
+        self._bytes_in += len(data)
+        if self.active is not None:
+            self.active.input(data)
         elif self.proc is not None and self.proc.stdin is not None:
             self.proc.stdin.write(data)
             transport = self.proc.stdin.transport
@@ -146,7 +194,7 @@ class NodeSession(asyncssh.SSHServerSession):
     def eof_received(self) -> bool:
         self._eof = True
         # On a PTY, EOF is the user's business (^D); like sshd we leave the terminal alone.
-        if self.master is None and self.proc is not None and self.proc.stdin is not None:
+        if self.active is None and self.proc is not None and self.proc.stdin is not None:
             self._close_stdin()
         return True  # half-open: we still send output and the exit status
 
@@ -159,40 +207,56 @@ class NodeSession(asyncssh.SSHServerSession):
 
     def pause_writing(self) -> None:
         self._writable.clear()
-        if self.master is not None:
-            asyncio.get_running_loop().remove_reader(self.master)
+        if self.party is not None and self.active is not None:
+            self.party.paused = True
+            self.active.flow_changed()
 
     def resume_writing(self) -> None:
         self._writable.set()
-        if self.master is not None and not self._pty_eof.is_set():
-            asyncio.get_running_loop().add_reader(self.master, self._pty_readable)
+        if self.party is not None and self.active is not None:
+            self.party.paused = False
+            self.active.flow_changed()
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         self.size = (width, height, pixwidth, pixheight)
-        if self.master is not None:
-            _winsize(self.master, width, height, pixwidth, pixheight)
+        if self.active is not None and self.party is not None:
+            self.active.resize(self.party, width, height, pixwidth, pixheight)
 
     def signal_received(self, signal_name: str) -> None:
         sig = getattr(signal, f"SIG{signal_name}", None)
-        if not isinstance(sig, signal.Signals) or self.proc is None:
+        proc = self.active.proc if self.active is not None else self.proc
+        if not isinstance(sig, signal.Signals) or proc is None:
             return
         try:
-            os.kill(self.proc.pid, sig)
+            os.kill(proc.pid, sig)
         except ProcessLookupError:
             pass
 
     def break_received(self, msec: int) -> bool:
-        if self.master is not None:
-            self._pty_write(b"\x03")  # like a serial break on a terminal: interrupt
+        if self.active is not None:
+            self.active.input(b"\x03")  # like a serial break on a terminal: interrupt
             return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.proc is not None and self.proc.returncode is None:
+        self.ctx.channels.discard(self)
+        if self.active is not None and self.party is not None:
+            self.active.leave(self.party)
+        elif self.proc is not None and self.proc.returncode is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGHUP)
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def notify(self, message: str) -> None:
+        """Tell the client something (e.g. why it is being disconnected)."""
+        try:
+            if self.term is not None:
+                self.chan.write(f"\r\n{message}\r\n".encode())
+            else:
+                self.chan.write_stderr(f"{message}\n".encode())
+        except (BrokenPipeError, OSError, RuntimeError):
+            pass
 
     # the child --------------------------------------------------------------------------
     def _environment(self, pw: pwd.struct_passwd) -> dict[str, str]:
@@ -231,13 +295,34 @@ class NodeSession(asyncssh.SSHServerSession):
                     f"no sftp-server on this node (looked for {', '.join(SFTP_SERVERS)}): "
                     "install openssh-sftp-server"
                 )
-            return server, [server]
+            # log to stderr at INFO: one line per closed file is our scp audit source
+            return server, [server, "-e", "-l", "INFO"]
         if self.command is not None:
             return shell, [shell, "-c", self.command]
         return shell, ["-" + os.path.basename(shell)]  # a login shell, as sshd starts it
 
+    def _fields(self) -> dict[str, Any]:
+        ctx = self.ctx
+        return {"user": ctx.teleport_user, "login": ctx.login,
+                "addr_local": _addr(ctx.local_addr), "addr_remote": _addr(ctx.client_addr)}
+
+    def _party(self) -> Party:
+        f = self._fields()
+        return Party(user=f["user"], login=f["login"], remote_addr=f["addr_remote"],
+                     local_addr=f["addr_local"], chan=self.chan, finish=self._finish)
+
+    def _join_sid(self) -> str | None:
+        if self.command is not None or self.subsystem is not None:
+            return None
+        sid = self.chan.get_environment().get(JOIN_ENV)
+        return str(sid) if sid else None
+
     async def _run(self) -> None:
         try:
+            join = self._join_sid()
+            if join is not None:
+                await self._join(join)
+                return
             pw = login_user(self.ctx.login)
             executable, argv = self._argv(pw)
             kw: dict[str, Any] = {
@@ -255,13 +340,39 @@ class NodeSession(asyncssh.SSHServerSession):
                 await self._run_pipes(argv, kw)
         except Exception as exc:
             log.warning("session %s for %s failed: %s", self.sid, self.ctx.login, exc)
+            if self.command is not None and self.active is None:
+                self._audit_command(255, str(exc))
             try:
                 self.chan.write_stderr(f"teleport: {exc}\r\n".encode())
-                self.chan.exit(255)
+                self._finish(255)
             except Exception:  # the channel may already be gone
                 pass
 
+    async def _join(self, sid: str) -> None:
+        services = self.ctx.services
+        active = services.active.get(sid)
+        if active is None or active.ended:
+            raise AccessDenied(
+                f"session {sid} is not active on this node (ended, or on another node; "
+                "see `tsh sessions ls`)"
+            )
+        if active.login != self.ctx.login:
+            # Joining shares a shell of the session's login: the roles must allow that login here.
+            if services.check_access is None:
+                raise AccessDenied("cannot check access to join this session")
+            await services.check_access(self.ctx.teleport_user, active.login)
+        self.sid = sid
+        self.active = active
+        self.party = self._party()
+        active.join(self.party)
+        for data in self._pending:
+            active.input(data)
+        self._pending = []
+
     def _finish(self, returncode: int) -> None:
+        if self._finished:
+            return
+        self._finished = True
         if returncode >= 0:
             self.chan.exit(returncode)
         else:
@@ -270,6 +381,25 @@ class NodeSession(asyncssh.SSHServerSession):
             except ValueError:
                 name = "KILL"
             self.chan.exit_with_signal(name, False, "", "")
+
+    def _audit_command(self, rc: int, error: str = "") -> None:
+        if self.command is None:
+            return
+        services = self.ctx.services
+        scp = scp_request(self.command)
+        if scp is not None:
+            action, path = scp
+            n = self._bytes_in if action == "upload" else self._bytes_out
+            services.emit(schema.SCP, sid=self.sid, path=path, action=action, len=n, **self._fields())
+            if rc == 0:
+                return
+        if rc < 0 and not error:
+            try:
+                error = f"signal: {signal.Signals(-rc).name}"
+            except ValueError:
+                error = f"signal {-rc}"
+        services.emit(schema.EXEC, sid=self.sid, command=self.command, exitCode=rc,
+                      exitError=error or None, **self._fields())
 
     async def _run_pipes(self, argv: list[str], kw: dict[str, Any]) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -287,95 +417,39 @@ class NodeSession(asyncssh.SSHServerSession):
         self._pending = []
         if self._eof:
             self._close_stdin()
-        await asyncio.gather(
-            self._pump(proc.stdout, self.chan.write),
-            self._pump(proc.stderr, self.chan.write_stderr),
-        )
-        self._finish(await proc.wait())
+        err = self._sftp_log(proc.stderr) if self.subsystem else self._pump(proc.stderr, self.chan.write_stderr)
+        await asyncio.gather(self._pump(proc.stdout, self.chan.write, count=True), err)
+        rc = await proc.wait()
+        self._audit_command(rc)
+        self._finish(rc)
 
-    async def _pump(self, reader: asyncio.StreamReader, write: Any) -> None:
+    async def _sftp_log(self, reader: asyncio.StreamReader) -> None:
+        services = self.ctx.services
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            for action, path, n in sftp_events(line.decode("utf-8", "replace")):
+                services.emit(schema.SCP, sid=self.sid, path=path, action=action, len=n, **self._fields())
+
+    async def _pump(self, reader: asyncio.StreamReader, write: Any, count: bool = False) -> None:
         while True:
             data = await reader.read(READ_SIZE)
             if not data:
                 return
+            if count:
+                self._bytes_out += len(data)
             await self._writable.wait()
             try:
                 write(data)
             except (BrokenPipeError, OSError):
                 return
 
-    # PTY --------------------------------------------------------------------------------
     async def _run_pty(self, argv: list[str], kw: dict[str, Any]) -> None:
-        master, slave = os.openpty()
-        try:
-            _winsize(slave, *self.size)
-            os.set_blocking(master, False)
-            kw["env"]["SSH_TTY"] = os.ttyname(slave)
-            self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=slave, stdout=slave, stderr=slave, preexec_fn=_set_ctty, **kw
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)  # only the child holds the slave now, so its exit gives EIO on master
-        self.master = master
-        loop = asyncio.get_running_loop()
-        loop.add_reader(master, self._pty_readable)
+        self.party = self._party()
+        self.active = ActiveSession(self.ctx.services, self.sid, self.party, self.term or "xterm", self.size)
         for data in self._pending:
-            self._pty_write(data)
+            self.active.input(data)
         self._pending = []
-        try:
-            rc = await self.proc.wait()
-            try:  # background jobs may keep the terminal open; do not wait for them forever
-                await asyncio.wait_for(self._pty_eof.wait(), PTY_DRAIN_TIMEOUT)
-            except TimeoutError:
-                pass
-            self._finish(rc)
-        finally:
-            loop.remove_reader(master)
-            loop.remove_writer(master)
-            self.master = None
-            os.close(master)
-
-    def _pty_readable(self) -> None:
-        assert self.master is not None
-        try:
-            data = os.read(self.master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                log.debug("pty read: %s", exc)
-            data = b""
-        if not data:  # every slave fd is closed: the session's output is complete
-            asyncio.get_running_loop().remove_reader(self.master)
-            self._pty_eof.set()
-            return
-        try:
-            self.chan.write(data)
-        except (BrokenPipeError, OSError):
-            pass
-
-    def _pty_write(self, data: bytes) -> None:
-        assert self.master is not None
-        had = bool(self._out_buf)
-        self._out_buf += data
-        if not had:
-            self._pty_flush()
-
-    def _pty_flush(self) -> None:
-        if self.master is None:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            n = os.write(self.master, self._out_buf)
-            del self._out_buf[:n]
-        except BlockingIOError:
-            pass
-        except OSError:
-            self._out_buf.clear()
-        if self._out_buf:
-            loop.add_writer(self.master, self._pty_flush)
-        else:
-            loop.remove_writer(self.master)
+        rc = await self.active.run(argv, kw)
+        self._audit_command(rc)
