@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import glob
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ async def one_session(c: Cluster, nbytes: int, corpus: str) -> tuple[float, int,
     read, sid of the recording or "")."""
     key = os.path.join(c.home, "keys", "127.0.0.1", TP_USER)
     cmd = (f"(for i in $(seq 10000); do cat {corpus} || break; done) 2>/dev/null | head -c {nbytes}; "
-           "echo $TELEPORT_SESSION >&2")
+           "echo; echo SID=$TELEPORT_SESSION")
     argv = ["ssh", "-tt", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-F", "/dev/null", "-i", key,
             "-o", f"CertificateFile={key}-cert.pub", "-p", str(c.ports["node"]), f"{LOGIN}@127.0.0.1", cmd]
@@ -58,8 +59,7 @@ async def one_session(c: Cluster, nbytes: int, corpus: str) -> tuple[float, int,
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"ssh exited {proc.returncode}")
-    # with a PTY, stderr is the terminal too: the session id is the last line printed
-    sid = last.decode("utf-8", "replace").strip().splitlines()[-1].strip()
+    sid = last.decode("utf-8", "replace").rsplit("SID=", 1)[-1].strip()
     return elapsed, got, sid
 
 
@@ -113,4 +113,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # a SIGTERM (e.g. `timeout`) still runs the cleanup in main()'s finally
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(main())

@@ -62,15 +62,18 @@ class SessionServices:
     active: dict[str, ActiveSession] = field(default_factory=dict)
     _bg: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def emit(self, event_type: str, **fields: Any) -> None:
-        """Log an audit event (spooled durably); never lets an audit problem break a session."""
+    def emit(self, event_type: str, **fields: Any) -> bool:
+        """Log an audit event (spooled durably); never lets an audit problem break a session.
+        Returns whether the event is safely spooled."""
         if self.emitter is None:
-            return
+            return True
         try:
             self.emitter.emit(event_type, server_id=self.server_id,
                               server_hostname=self.server_hostname, **fields)
         except Exception as exc:
             log.error("cannot spool %s audit event: %s", event_type, exc)
+            return False
+        return True
 
     def background(self, coro: Awaitable[Any]) -> None:
         """Run a best-effort coroutine (registry calls, uploads) without awaiting it."""
@@ -238,7 +241,7 @@ class ActiveSession:
         if self._refresh is not None:
             self._refresh.cancel()
         now = time.time()
-        s.emit(schema.SESSION_END, sid=self.sid, participants=list(self.participants),
+        logged = s.emit(schema.SESSION_END, sid=self.sid, participants=list(self.participants),
                interactive=True, session_start=schema.format_time(self.created),
                session_stop=schema.format_time(now), **self.owner.fields())
         if self.recorder is not None:
@@ -247,9 +250,11 @@ class ActiveSession:
             def recorded() -> None:
                 if uploader is not None:
                     uploader.active.discard(self.sid)
-                    s.background(uploader.upload(self.sid))
+                    if logged:  # else the next start logs session.end, then uploads
+                        s.background(uploader.upload(self.sid))
 
-            self.recorder.close(done=recorded)
+            # If session.end could not be spooled (node shutting down), the next start logs it.
+            self.recorder.close(done=recorded, ended=logged)
         s.background(self._unregister())
         for p in list(self.parties):
             try:

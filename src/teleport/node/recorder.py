@@ -164,10 +164,11 @@ class SessionRecorder:
         if self._done is not None:
             self._done()
 
-    def close(self, done: Callable[[], None] | None = None) -> None:
-        """Finish the file in the worker, mark the session ended (its session.end is logged), then
-        call ``done`` on the event loop (e.g. to upload)."""
-        self.update_meta(ended=True)
+    def close(self, done: Callable[[], None] | None = None, ended: bool = True) -> None:
+        """Finish the file in the worker, mark the session ended (``ended``: its session.end is
+        logged), then call ``done`` on the event loop (e.g. to upload)."""
+        if ended:
+            self.update_meta(ended=True)
         self._done = done
         with self._cond:
             self._closing = True
@@ -230,9 +231,15 @@ class RecordingUploader:
         """Upload one finished recording; on success delete it locally and log session.upload."""
         if sid in self._busy or sid in self.active:
             return False
-        self._busy.add(sid)
         path = os.path.join(self.dir, f"{sid}.cast.gz")
         meta_path = os.path.join(self.dir, f"{sid}.json")
+        try:
+            with open(meta_path) as f:
+                if not json.load(f).get("ended", True):
+                    return False  # its session.end is not logged yet: recover() does that first
+        except (OSError, ValueError):
+            pass
+        self._busy.add(sid)
         try:
             await self.upload_fn(sid, path)
         except Exception as exc:
@@ -285,7 +292,3 @@ class RecordingUploader:
                 pass
             self._task = None
 
-
-def now_str() -> str:
-    """The current time in the audit log's format."""
-    return format_time(time.time())
