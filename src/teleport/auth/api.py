@@ -20,10 +20,10 @@ from teleport import __version__, defaults
 from teleport.auth.api_audit import add_audit_routes
 from teleport.auth.audit import AuditService
 from teleport.auth.authz import authorize
-from teleport.events.schema import make_event
 from teleport.auth.server import AuthServer, host_identity_to_dict
 from teleport.ca import tlsca
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError, error_to_dict
+from teleport.events.schema import make_event
 from teleport.files import write_secret
 from teleport.types.resources import ProxyServer, Server, split_csv
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -99,8 +100,6 @@ class AuditRoutes:
             self.audit.finish_upload(sid, tmp)
         except BaseException:
             f.close()
-            import os
-
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise
@@ -120,6 +119,6 @@ def _float(value: str | None) -> float | None:
     if value in (None, ""):
         return None
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     except ValueError:
         raise BadParameter(f"expected a unix time, got {value!r}") from None

@@ -102,4 +102,4 @@ class AuditService:
             item = await self.backend.get(f"/sessions/default/{check_sid(sid)}")
         except NotFound:
             raise NotFound(f"session {sid} is not active (ended, or never existed)") from None
-        return json.loads(item.value)  # type: ignore[no-any-return]
+        return json.loads(item.value)
