@@ -11,10 +11,18 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyotp
+
+# static and command labels for a test node (ssh_extra of new_cluster)
+NODE_LABELS = (
+    "  labels: {env: prod, team: core}\n"
+    "  commands: [{name: arch, command: [echo, x86-test], period: 1m}]\n"
+)
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 # In-process imports must see this checkout's sources, whatever an editable install points at.
@@ -92,6 +100,8 @@ class Cluster:
     second_factor: str = "otp"
     roles: str = "auth,proxy"
     storage: str = "{type: dir}"
+    ssh_extra: str = ""  # more lines for ssh_service (indented two spaces), e.g. labels
+    auth_extra: str = ""  # more lines for auth_service, e.g. session_recording
     proc: subprocess.Popen[bytes] | None = None
     otp: OTPClock = field(default_factory=OTPClock)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -131,10 +141,10 @@ class Cluster:
               listen_addr: 127.0.0.1:{p['auth']}
               tokens: ["proxy,node:{self.static_token}"]
               authentication: {{type: local, second_factor: {self.second_factor}}}
-            ssh_service:
+            {{auth_extra}}ssh_service:
               enabled: yes
               listen_addr: 127.0.0.1:{p['node']}
-            proxy_service:
+            {{ssh_extra}}proxy_service:
               enabled: yes
               listen_addr: 127.0.0.1:{p['ssh']}
               web_listen_addr: 127.0.0.1:{p['web']}
@@ -142,6 +152,7 @@ class Cluster:
               public_addr: 127.0.0.1:{p['web']}
             """
         )
+        text = text.replace("{auth_extra}", self.auth_extra).replace("{ssh_extra}", self.ssh_extra)
         with open(self.config_path, "w") as f:
             f.write(text)
 
@@ -227,6 +238,21 @@ class Cluster:
         code = self.otp.code(name, self.secrets[name]) if self.second_factor == "otp" else ""
         return self.tsh("--insecure", f"--proxy={self.web_addr}", f"--user={name}", *extra, "login",
                         input=f"{password}\n{code}\n", check=check)
+
+
+@contextmanager
+def os_account(name: str) -> Iterator[str]:
+    """A real OS account for node sessions, removed (with its home) afterwards; needs root."""
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create an OS user for node sessions")
+    subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
 
 
 def new_cluster(**kw: object) -> Cluster:

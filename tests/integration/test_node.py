@@ -18,12 +18,14 @@ import pytest
 from teleport.ca import keys, sshcert
 from teleport.node.proxyheader import make_proxy_header
 from tests.helpers import (
+    NODE_LABELS,
     Cluster,
     cluster_user_ca_key,
     destroy,
     free_port,
     kill_proc,
     new_cluster,
+    os_account,
     wait_port,
 )
 
@@ -35,36 +37,14 @@ TP_USER = "alice"
 
 @pytest.fixture(scope="module")
 def os_user() -> Iterator[str]:
-    """A real extra OS account (removed at teardown) to test the privilege drop."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create an OS user and drop privileges")
-    subprocess.run(["userdel", "-r", OS_USER], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", OS_USER], check=True)
-    try:
-        yield OS_USER
-    finally:
-        subprocess.run(["userdel", "-r", "-f", OS_USER], capture_output=True)
+    """A real OS account (removed at teardown) for sessions on the node."""
+    with os_account(OS_USER) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def node_cluster(os_user: str) -> Iterator[Cluster]:
-    c = new_cluster(roles="auth,proxy,node")
-    orig = c.write_config
-
-    def write_config() -> None:
-        orig()
-        with open(c.config_path) as f:
-            text = f.read()
-        text = text.replace(
-            f"  listen_addr: 127.0.0.1:{c.ports['node']}\n",
-            f"  listen_addr: 127.0.0.1:{c.ports['node']}\n"
-            "  labels: {env: prod, team: core}\n"
-            "  commands: [{name: arch, command: [echo, x86-test], period: 1m}]\n",
-        )
-        with open(c.config_path, "w") as f:
-            f.write(text)
-
-    c.write_config = write_config  # type: ignore[method-assign]
+    c = new_cluster(roles="auth,proxy,node", ssh_extra=NODE_LABELS)
     try:
         c.start()
         wait_port(c.ports["node"], 20, c.proc)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from teleport.ca.sshcert import parse_cert
 from teleport.defaults import AUTH_SERVER_NAME
-from tests.helpers import Cluster, destroy, env_with, new_cluster, wait_port
+from tests.helpers import NODE_LABELS, Cluster, destroy, env_with, new_cluster, wait_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,23 +32,7 @@ PASSWORD = "secret-pass-1"
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = new_cluster(roles="auth,proxy,node")
-    orig = c.write_config
-
-    def write_config() -> None:
-        orig()
-        with open(c.config_path) as f:
-            text = f.read()
-        text = text.replace(
-            f"  listen_addr: 127.0.0.1:{c.ports['node']}\n",
-            f"  listen_addr: 127.0.0.1:{c.ports['node']}\n"
-            "  labels: {env: prod, team: core}\n"
-            "  commands: [{name: arch, command: [echo, x86-test], period: 1m}]\n",
-        )
-        with open(c.config_path, "w") as f:
-            f.write(text)
-
-    c.write_config = write_config  # type: ignore[method-assign]
+    c = new_cluster(roles="auth,proxy,node", ssh_extra=NODE_LABELS)
     try:
         c.start()
         wait_port(c.ports["node"], 20, c.proc)

@@ -32,18 +32,7 @@ LOGIN = "root"
 
 def node_cluster(recording: str = "node", user: str = TP_USER, logins: str = LOGIN) -> Cluster:
     """An auth+proxy+node process with one logged-in user (stop it with destroy())."""
-    c = new_cluster(roles="auth,proxy,node")
-    orig = c.write_config
-
-    def write_config() -> None:
-        orig()
-        with open(c.config_path) as f:
-            text = f.read()
-        text = text.replace("  cluster_name:", f"  session_recording: {recording}\n  cluster_name:")
-        with open(c.config_path, "w") as f:
-            f.write(text)
-
-    c.write_config = write_config  # type: ignore[method-assign]
+    c = new_cluster(roles="auth,proxy,node", auth_extra=f"  session_recording: {recording}\n")
     try:
         c.start()
         wait_port(c.ports["node"], 20, c.proc)

@@ -24,7 +24,7 @@ from teleport.client.ssh import load_credentials
 from teleport.errors import AccessDenied, NotFound
 from teleport.events.schema import make_event
 from teleport.recording.asciicast import CastWriter, read_cast, to_plain_cast
-from tests.helpers import Cluster, cli, destroy, env_with, new_cluster, wait_port
+from tests.helpers import Cluster, cli, destroy, env_with, new_cluster, os_account, wait_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,8 @@ PASSWORD = "secret-pass-1"
 @pytest.fixture(scope="module")
 def os_user() -> Iterator[str]:
     """A real OS account (removed at teardown) for sessions on the node."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create an OS user for node sessions")
-    subprocess.run(["userdel", "-r", OS_USER], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", OS_USER], check=True)
-    try:
-        yield OS_USER
-    finally:
-        subprocess.run(["userdel", "-r", "-f", OS_USER], capture_output=True)
+    with os_account(OS_USER) as name:
+        yield name
 
 
 class Users:

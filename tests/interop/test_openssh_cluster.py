@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from teleport.ca import keys, sshcert
-from tests.helpers import Cluster, cluster_user_ca_key, destroy, new_cluster, wait_port
+from tests.helpers import Cluster, cluster_user_ca_key, destroy, new_cluster, os_account, wait_port
 
 pytestmark = pytest.mark.interop
 
@@ -29,14 +29,9 @@ TP_USER = "ops"
 
 @pytest.fixture(scope="module")
 def os_user() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create an OS user")
-    subprocess.run(["userdel", "-r", "-f", OS_USER], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/bash", OS_USER], check=True)
-    try:
-        yield OS_USER
-    finally:
-        subprocess.run(["userdel", "-r", "-f", OS_USER], capture_output=True)
+    """A real OS account (removed at teardown) for sessions on the node."""
+    with os_account(OS_USER) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

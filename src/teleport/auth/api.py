@@ -11,7 +11,6 @@ import logging
 import os
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,14 +21,14 @@ from teleport.auth.audit import AuditService
 from teleport.auth.authz import authorize
 from teleport.auth.server import AuthServer, host_identity_to_dict
 from teleport.ca import tlsca
-from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError, error_to_dict
+from teleport.errors import AccessDenied, BadParameter, NotFound
 from teleport.events.schema import make_event
 from teleport.files import write_secret
+from teleport.httpapi import error_middleware, json_body
 from teleport.types.resources import ProxyServer, Server, split_csv
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDENTITY = web.AppKey("identity", object)
 
 
@@ -42,32 +41,6 @@ def caller_identity(request: web.Request) -> tlsca.Identity | None:
     if not der:
         return None
     return tlsca.identity_from_cert(der)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except TeleportError as err:
-        return web.json_response(error_to_dict(err), status=err.http_status)
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("internal error serving %s %s", request.method, request.path)
-        return web.json_response(
-            {"error": "TeleportError", "message": "internal error in the auth service (see its log)"},
-            status=500,
-        )
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except Exception:
-        raise BadParameter("request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise BadParameter("request body must be a JSON object")
-    return data
 
 
 def _str(data: dict[str, Any], key: str, required: bool = True) -> str:
@@ -150,7 +123,7 @@ class AuthAPI:
         return web.Response(body=self.server.tls_ca_cert, content_type="application/x-pem-file")
 
     async def register(self, request: web.Request) -> web.Response:
-        data = await _body(request)
+        data = await json_body(request)
         addresses = data.get("addresses") or []
         if not isinstance(addresses, list):
             raise BadParameter("addresses must be a list")
@@ -179,7 +152,7 @@ class AuthAPI:
     # users and invites -------------------------------------------------------------------
     async def create_invite(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "create")
-        data = await _body(request)
+        data = await json_body(request)
         invite = await self.server.create_invite(
             _str(data, "user"),
             split_csv(data.get("logins")),
@@ -210,7 +183,7 @@ class AuthAPI:
 
     async def complete_invite(self, request: web.Request) -> web.Response:
         await self._authorize(request, "invite", "use")
-        data = await _body(request)
+        data = await json_body(request)
         user = await self.server.complete_invite(
             request.match_info["token"], _str(data, "password"), _str(data, "otp_code", False)
         )
@@ -232,13 +205,13 @@ class AuthAPI:
 
     async def set_password(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "update")
-        data = await _body(request)
+        data = await json_body(request)
         await self.server.set_password(request.match_info["name"], _str(data, "password"))
         return web.json_response({"ok": True})
 
     async def authenticate_ssh(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "authenticate")
-        data = await _body(request)
+        data = await json_body(request)
         name = request.match_info["name"]
         remote = str(data.get("remote_addr") or "")
         try:
@@ -270,13 +243,13 @@ class AuthAPI:
 
     async def sign_user(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user_cert", "create")
-        data = await _body(request)
+        data = await json_body(request)
         key, cert = await self.server.sign_for_automation(request.match_info["name"], data.get("ttl"))
         return web.json_response({"private_key": key.decode(), "cert": cert})
 
     async def sign_host(self, request: web.Request) -> web.Response:
         await self._authorize(request, "host_cert", "create")
-        data = await _body(request)
+        data = await json_body(request)
         host_id = data.get("host_id") or str(uuid.uuid4())
         ident = await self.server.issue_host_identity(
             data.get("role") or "node", host_id, _str(data, "nodename"), split_csv(data.get("addresses"))
@@ -286,7 +259,7 @@ class AuthAPI:
     # tokens ----------------------------------------------------------------------------
     async def create_token(self, request: web.Request) -> web.Response:
         await self._authorize(request, "token", "create")
-        data = await _body(request)
+        data = await json_body(request)
         tok = await self.server.create_join_token(split_csv(data.get("roles")), data.get("ttl"))
         exp = tok.metadata.expires
         return web.json_response(
@@ -310,7 +283,7 @@ class AuthAPI:
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         identity = await self._authorize(request, "node", "heartbeat")
-        data = await _body(request)
+        data = await json_body(request)
         server = Server.from_dict(data)
         if identity.system_role == "Node" and server.name != identity.host_id:
             raise AccessDenied("a node may only heartbeat for itself")
@@ -320,7 +293,7 @@ class AuthAPI:
     async def check_access(self, request: web.Request) -> web.Response:
         """May this user log in as this login on this node? (asked by nodes and proxies)."""
         identity = await self._authorize(request, "access", "check")
-        data = await _body(request)
+        data = await json_body(request)
         host_id = _str(data, "host_id")
         labels = data.get("labels")
         if identity.system_role == "Node" and host_id == identity.host_id and isinstance(labels, dict):
@@ -343,7 +316,7 @@ class AuthAPI:
 
     async def proxy_heartbeat(self, request: web.Request) -> web.Response:
         identity = await self._authorize(request, "proxy", "heartbeat")
-        server = ProxyServer.from_dict(await _body(request))
+        server = ProxyServer.from_dict(await json_body(request))
         if identity.system_role == "Proxy" and server.name != identity.host_id:
             raise AccessDenied("a proxy may only heartbeat for itself")
         await self.server.store.upsert_node(server, defaults.SERVER_TTL, kind="proxies")  # type: ignore[arg-type]

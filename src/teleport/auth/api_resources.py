@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from teleport.errors import BadParameter
+from teleport.httpapi import json_body
 from teleport.types.resources import User, split_csv
 from teleport.types.role import Role
 
@@ -28,16 +29,6 @@ def add_resource_routes(router: web.UrlDispatcher, api: AuthAPI) -> None:
     router.add_post("/v1/users", routes.put_user)
     router.add_put("/v1/users/{name}", routes.update_user)
     router.add_post("/v1/access/nodes", routes.visible_nodes)
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except Exception:
-        raise BadParameter("request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise BadParameter("request body must be a JSON object")
-    return data
 
 
 def _resource(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -67,7 +58,7 @@ class ResourceRoutes:
 
     async def put_role(self, request: web.Request) -> web.Response:
         """Create a role; with upsert, create or replace it (needs the create and update verbs)."""
-        data = await _body(request)
+        data = await json_body(request)
         role = Role.from_dict(_resource(data, "role"))
         upsert = bool(data.get("upsert"))
         # create-or-replace needs both verbs, so that the answer does not depend on (and
@@ -87,7 +78,7 @@ class ResourceRoutes:
     # users ----------------------------------------------------------------------------------
     async def put_user(self, request: web.Request) -> web.Response:
         """Create a user resource; with upsert, also update an existing user's roles/traits."""
-        data = await _body(request)
+        data = await json_body(request)
         user = User.from_dict(_resource(data, "user"))
         upsert = bool(data.get("upsert"))
         await self.api._authorize(request, "user", "create")
@@ -99,7 +90,7 @@ class ResourceRoutes:
     async def update_user(self, request: web.Request) -> web.Response:
         """Set a user's roles and/or traits: {roles: [...], traits: {...}}."""
         await self.api._authorize(request, "user", "update")
-        data = await _body(request)
+        data = await json_body(request)
         roles = split_csv(data["roles"]) if data.get("roles") is not None else None
         traits = data.get("traits")
         if roles is None and traits is None:
@@ -111,7 +102,7 @@ class ResourceRoutes:
     async def visible_nodes(self, request: web.Request) -> web.Response:
         """The nodes a user's current roles can see: {user} -> [node, ...]."""
         await self.api._authorize(request, "access", "check")
-        data = await _body(request)
+        data = await json_body(request)
         user = data.get("user")
         if not isinstance(user, str) or not user:
             raise BadParameter("missing or invalid field 'user'")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from teleport.cli.common import fmt_remaining, run_cli
@@ -431,25 +432,34 @@ def _need_ls(args: argparse.Namespace, command: str) -> None:
 def cmd_recordings(args: argparse.Namespace) -> int:
     import asyncio
 
+    from teleport.client.sessions import RECORDING_HEADERS, recording_rows
+
     _need_ls(args, "recordings")
-    return asyncio.run(_recordings_ls(args))
+    return asyncio.run(
+        _auth_listing(args, lambda auth: auth.list_recordings(), RECORDING_HEADERS, recording_rows)
+    )
 
 
-async def _recordings_ls(args: argparse.Namespace) -> int:
+async def _auth_listing(
+    args: argparse.Namespace,
+    fetch: Callable[[Any], Awaitable[list[dict[str, Any]]]],
+    headers: Sequence[str],
+    rows: Callable[[list[dict[str, Any]]], list[list[str]]],
+) -> int:
+    """Fetch a list from the auth API through the proxy and print it as a table or JSON."""
     import json
 
     from teleport.cli.common import table
     from teleport.client import ssh
     from teleport.client.authtunnel import auth_client_via_proxy
-    from teleport.client.sessions import RECORDING_HEADERS, recording_rows
 
     creds = ssh.load_credentials(proxy=args.proxy)
     async with auth_client_via_proxy(creds) as auth:
-        events = await auth.list_recordings()
+        items = await fetch(auth)
     if args.format == "json":
-        print(json.dumps(events, indent=2))
+        print(json.dumps(items, indent=2))
     else:
-        print(table(RECORDING_HEADERS, recording_rows(events)))
+        print(table(headers, rows(items)))
     return 0
 
 
@@ -496,26 +506,12 @@ async def _fetch_recording(args: argparse.Namespace) -> bytes:
 def cmd_sessions(args: argparse.Namespace) -> int:
     import asyncio
 
-    _need_ls(args, "sessions")
-    return asyncio.run(_sessions_ls(args))
-
-
-async def _sessions_ls(args: argparse.Namespace) -> int:
-    import json
-
-    from teleport.cli.common import table
-    from teleport.client import ssh
-    from teleport.client.authtunnel import auth_client_via_proxy
     from teleport.client.sessions import SESSION_HEADERS, session_rows
 
-    creds = ssh.load_credentials(proxy=args.proxy)
-    async with auth_client_via_proxy(creds) as auth:
-        sessions = await auth.list_sessions()
-    if args.format == "json":
-        print(json.dumps(sessions, indent=2))
-    else:
-        print(table(SESSION_HEADERS, session_rows(sessions)))
-    return 0
+    _need_ls(args, "sessions")
+    return asyncio.run(
+        _auth_listing(args, lambda auth: auth.list_sessions(), SESSION_HEADERS, session_rows)
+    )
 
 
 def cmd_join(args: argparse.Namespace) -> int:

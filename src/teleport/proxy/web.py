@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any
 
 from aiohttp import web
 
 from teleport import __version__
-from teleport.auth.api import error_middleware
 from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter
+from teleport.httpapi import error_middleware, json_body
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class WebProxy:
         )
 
     async def ssh_certs(self, request: web.Request) -> web.Response:
-        data = await _json_body(request)
+        data = await json_body(request)
         user = data.get("user")
         if not isinstance(user, str) or not user:
             raise BadParameter("missing user name")
@@ -97,7 +96,7 @@ class WebProxy:
         return web.json_response(await self.auth.get_invite(request.match_info["token"]))
 
     async def complete_invite(self, request: web.Request) -> web.Response:
-        data = await _json_body(request)
+        data = await json_body(request)
         token = data.get("invite_token")
         if not isinstance(token, str) or not token:
             raise BadParameter("missing invite_token")
@@ -130,12 +129,3 @@ def _remote(request: web.Request) -> str:
         return f"{peer[0]}:{peer[1]}"
     return ""
 
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except Exception:
-        raise BadParameter("request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise BadParameter("request body must be a JSON object")
-    return data
