@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from teleport.aio import cancel_and_wait
 from teleport.config.model import CommandLabel
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,5 @@ class CommandLabels:
 
     async def close(self) -> None:
         """Stop refreshing."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks = []

@@ -10,6 +10,7 @@ from typing import Any
 import asyncssh
 
 from teleport import defaults
+from teleport.aio import cancel_and_wait
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.config.model import FileConfig
@@ -175,13 +176,7 @@ class NodeService:
 
     async def close(self) -> None:
         """Stop listening, heartbeats and label commands."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         await self.labels.close()
         await self.server.close()
         await self.uploader.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from teleport import defaults
+from teleport.aio import cancel_and_wait
 from teleport.auth.api import AuthAPI, server_ssl_context
 from teleport.auth.audit import AuditService
 from teleport.auth.client import AuthClient, client_ssl_context
@@ -274,13 +275,7 @@ class TeleportProcess:
                 await closer()
             except Exception as exc:  # keep closing the rest
                 log.warning("error while stopping a service: %s", exc)
-        for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self.tasks)
         for r in reversed(self.runners):
             await r.cleanup()
         for c in self.clients:
