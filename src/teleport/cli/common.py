@@ -51,13 +51,7 @@ def fmt_time(ts: float | None) -> str:
 
 
 def fmt_remaining(seconds: float) -> str:
-    if seconds <= 0:
-        return "EXPIRED"
-    s = int(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h}h{m}m{sec}s"
-    if m:
-        return f"{m}m{sec}s"
-    return f"{sec}s"
+    """Time left on a certificate, or EXPIRED."""
+    from teleport.client.sessions import fmt_duration
+
+    return "EXPIRED" if seconds <= 0 else fmt_duration(seconds)
