@@ -9,9 +9,29 @@ from typing import Any
 
 from aiohttp import web
 
-from teleport.errors import BadParameter, TeleportError, error_to_dict
+from teleport.errors import (
+    AccessDenied,
+    BadParameter,
+    ConnectionProblem,
+    LimitExceeded,
+    NotAuthenticated,
+    NotFound,
+    TeleportError,
+    error_to_dict,
+)
+from teleport.types.names import check_name
+from teleport.types.resources import split_csv
 
 log = logging.getLogger(__name__)
+
+# HTTP status -> the error type a client rebuilds from it
+_HTTP_ERRORS: dict[int, type[TeleportError]] = {
+    401: NotAuthenticated,
+    403: AccessDenied,
+    404: NotFound,
+    405: NotFound,
+    429: LimitExceeded,
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -22,8 +42,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except TeleportError as err:
         return web.json_response(error_to_dict(err), status=err.http_status)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp's own refusals (unknown route, wrong method, body too large) answer in the
+        # same JSON form as ours, so that every client can show the message
+        mapped = _HTTP_ERRORS.get(exc.status, BadParameter)(
+            f"{exc.reason}: {request.method} {request.path}"
+        )
+        return web.json_response(error_to_dict(mapped), status=exc.status)
     except Exception:
         log.exception("internal error serving %s %s", request.method, request.path)
         return web.json_response(
@@ -41,3 +68,27 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadParameter("request body must be a JSON object")
     return data
+
+
+def path_param(request: web.Request, kind: str) -> str:
+    """The route's `{kind}` path parameter, checked against the syntax of its kind."""
+    return check_name(kind, request.match_info[kind])
+
+
+def error_for_status(status: int, message: str) -> TeleportError:
+    """The error a client raises for an HTTP error answer that carried no JSON error."""
+    if status >= 500:
+        return ConnectionProblem(message)
+    return _HTTP_ERRORS.get(status, BadParameter)(message)
+
+
+def list_field(data: dict[str, Any], key: str) -> list[str]:
+    """A body field holding names: absent, a comma-separated string or a list of strings."""
+    value = data.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return split_csv(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return split_csv(value)
+    raise BadParameter(f"field {key!r} must be a list of strings or a comma-separated string")

@@ -24,8 +24,9 @@ from teleport.ca import tlsca
 from teleport.errors import AccessDenied, BadParameter, NotFound
 from teleport.events.schema import make_event
 from teleport.files import write_secret
-from teleport.httpapi import error_middleware, json_body
-from teleport.types.resources import ProxyServer, Server, split_csv
+from teleport.httpapi import error_middleware, json_body, list_field, path_param
+from teleport.types.names import check_host_id
+from teleport.types.resources import ProxyServer, Server
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +78,16 @@ class AuthAPI:
         r.add_get("/v1/tlsca", self.tls_ca)
         r.add_post("/v1/register", self.register)
         r.add_get("/v1/authorities", self.get_authorities)
-        r.add_get("/v1/authorities/{type}", self.get_authority)
+        r.add_get("/v1/authorities/{ca_type}", self.get_authority)
         r.add_post("/v1/invites", self.create_invite)
         r.add_get("/v1/invites/{token}", self.get_invite)
         r.add_post("/v1/invites/{token}/complete", self.complete_invite)
         r.add_get("/v1/users", self.list_users)
-        r.add_get("/v1/users/{name}", self.get_user)
-        r.add_delete("/v1/users/{name}", self.delete_user)
-        r.add_post("/v1/users/{name}/password", self.set_password)
-        r.add_post("/v1/users/{name}/ssh/authenticate", self.authenticate_ssh)
-        r.add_post("/v1/users/{name}/certs", self.sign_user)
+        r.add_get("/v1/users/{user}", self.get_user)
+        r.add_delete("/v1/users/{user}", self.delete_user)
+        r.add_post("/v1/users/{user}/password", self.set_password)
+        r.add_post("/v1/users/{user}/ssh/authenticate", self.authenticate_ssh)
+        r.add_post("/v1/users/{user}/certs", self.sign_user)
         r.add_post("/v1/hosts/certs", self.sign_host)
         r.add_post("/v1/tokens", self.create_token)
         r.add_get("/v1/tokens", self.list_tokens)
@@ -125,14 +126,15 @@ class AuthAPI:
     async def register(self, request: web.Request) -> web.Response:
         data = await json_body(request)
         addresses = data.get("addresses") or []
-        if not isinstance(addresses, list):
-            raise BadParameter("addresses must be a list")
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise BadParameter("addresses must be a list of strings")
         ident = await self.server.register_host(
             _str(data, "token"),
             _str(data, "role"),
             _str(data, "host_id"),
             _str(data, "nodename"),
             [str(a) for a in addresses],
+            caller=caller_identity(request),
         )
         return web.json_response(host_identity_to_dict(ident))
 
@@ -146,7 +148,7 @@ class AuthAPI:
         await self._authorize(request, "cert_authority", "read")
         if request.query.get("with_secrets"):
             raise AccessDenied("CA private keys never leave the auth service")
-        ca = await self.server.store.get_ca(request.match_info["type"])
+        ca = await self.server.store.get_ca(path_param(request, "ca_type"))
         return web.json_response(ca.without_secrets().to_dict())
 
     # users and invites -------------------------------------------------------------------
@@ -155,8 +157,8 @@ class AuthAPI:
         data = await json_body(request)
         invite = await self.server.create_invite(
             _str(data, "user"),
-            split_csv(data.get("logins")),
-            split_csv(data.get("roles")),
+            list_field(data, "logins"),
+            list_field(data, "roles"),
             data.get("ttl"),
             await self._proxy_addr(data),
         )
@@ -179,13 +181,13 @@ class AuthAPI:
 
     async def get_invite(self, request: web.Request) -> web.Response:
         await self._authorize(request, "invite", "read")
-        return web.json_response(await self.server.get_invite(request.match_info["token"]))
+        return web.json_response(await self.server.get_invite(path_param(request, "token")))
 
     async def complete_invite(self, request: web.Request) -> web.Response:
         await self._authorize(request, "invite", "use")
         data = await json_body(request)
         user = await self.server.complete_invite(
-            request.match_info["token"], _str(data, "password"), _str(data, "otp_code", False)
+            path_param(request, "token"), _str(data, "password"), _str(data, "otp_code", False)
         )
         return web.json_response({"user": user.name})
 
@@ -195,24 +197,25 @@ class AuthAPI:
 
     async def get_user(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "read")
-        user = await self.server.store.get_user(request.match_info["name"])
+        user = await self.server.store.get_user(path_param(request, "user"))
         return web.json_response(user.to_dict())
 
     async def delete_user(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "delete")
-        await self.server.delete_user(request.match_info["name"])
-        return web.json_response({"deleted": request.match_info["name"]})
+        name = path_param(request, "user")
+        await self.server.delete_user(name)
+        return web.json_response({"deleted": name})
 
     async def set_password(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "update")
         data = await json_body(request)
-        await self.server.set_password(request.match_info["name"], _str(data, "password"))
+        await self.server.set_password(path_param(request, "user"), _str(data, "password"))
         return web.json_response({"ok": True})
 
     async def authenticate_ssh(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "authenticate")
         data = await json_body(request)
-        name = request.match_info["name"]
+        name = path_param(request, "user")
         remote = str(data.get("remote_addr") or "")
         try:
             result = await self.server.authenticate_ssh(
@@ -244,7 +247,7 @@ class AuthAPI:
     async def sign_user(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user_cert", "create")
         data = await json_body(request)
-        key, cert = await self.server.sign_for_automation(request.match_info["name"], data.get("ttl"))
+        key, cert = await self.server.sign_for_automation(path_param(request, "user"), data.get("ttl"))
         return web.json_response({"private_key": key.decode(), "cert": cert})
 
     async def sign_host(self, request: web.Request) -> web.Response:
@@ -252,7 +255,7 @@ class AuthAPI:
         data = await json_body(request)
         host_id = data.get("host_id") or str(uuid.uuid4())
         ident = await self.server.issue_host_identity(
-            data.get("role") or "node", host_id, _str(data, "nodename"), split_csv(data.get("addresses"))
+            data.get("role") or "node", host_id, _str(data, "nodename"), list_field(data, "addresses")
         )
         return web.json_response(host_identity_to_dict(ident))
 
@@ -260,7 +263,7 @@ class AuthAPI:
     async def create_token(self, request: web.Request) -> web.Response:
         await self._authorize(request, "token", "create")
         data = await json_body(request)
-        tok = await self.server.create_join_token(split_csv(data.get("roles")), data.get("ttl"))
+        tok = await self.server.create_join_token(list_field(data, "roles"), data.get("ttl"))
         exp = tok.metadata.expires
         return web.json_response(
             {"token": tok.name, "roles": tok.roles, "expires": exp.timestamp() if exp else None}
@@ -272,7 +275,7 @@ class AuthAPI:
 
     async def delete_token(self, request: web.Request) -> web.Response:
         await self._authorize(request, "token", "delete")
-        await self.server.delete_token(request.match_info["token"])
+        await self.server.delete_token(path_param(request, "token"))
         return web.json_response({"ok": True})
 
     # nodes -----------------------------------------------------------------------------
@@ -285,6 +288,7 @@ class AuthAPI:
         identity = await self._authorize(request, "node", "heartbeat")
         data = await json_body(request)
         server = Server.from_dict(data)
+        check_host_id(server.name)
         if identity.system_role == "Node" and server.name != identity.host_id:
             raise AccessDenied("a node may only heartbeat for itself")
         await self.server.store.upsert_node(server, defaults.SERVER_TTL)  # type: ignore[arg-type]
@@ -317,6 +321,7 @@ class AuthAPI:
     async def proxy_heartbeat(self, request: web.Request) -> web.Response:
         identity = await self._authorize(request, "proxy", "heartbeat")
         server = ProxyServer.from_dict(await json_body(request))
+        check_host_id(server.name)
         if identity.system_role == "Proxy" and server.name != identity.host_id:
             raise AccessDenied("a proxy may only heartbeat for itself")
         await self.server.store.upsert_node(server, defaults.SERVER_TTL, kind="proxies")  # type: ignore[arg-type]

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from teleport.errors import BadParameter
-from teleport.httpapi import json_body
-from teleport.types.resources import User, split_csv
+from teleport.httpapi import json_body, list_field, path_param
+from teleport.types.names import check_role_name, check_user_name
+from teleport.types.resources import User
 from teleport.types.role import Role
 
 if TYPE_CHECKING:
@@ -24,10 +25,10 @@ def add_resource_routes(router: web.UrlDispatcher, api: AuthAPI) -> None:
     routes = ResourceRoutes(api)
     router.add_get("/v1/roles", routes.list_roles)
     router.add_post("/v1/roles", routes.put_role)
-    router.add_get("/v1/roles/{name}", routes.get_role)
-    router.add_delete("/v1/roles/{name}", routes.delete_role)
+    router.add_get("/v1/roles/{role}", routes.get_role)
+    router.add_delete("/v1/roles/{role}", routes.delete_role)
     router.add_post("/v1/users", routes.put_user)
-    router.add_put("/v1/users/{name}", routes.update_user)
+    router.add_put("/v1/users/{user}", routes.update_user)
     router.add_post("/v1/access/nodes", routes.visible_nodes)
 
 
@@ -53,37 +54,39 @@ class ResourceRoutes:
 
     async def get_role(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "role", "read")
-        role = await self.server.store.get_role(request.match_info["name"])
+        role = await self.server.store.get_role(path_param(request, "role"))
         return web.json_response(role.to_dict())
 
     async def put_role(self, request: web.Request) -> web.Response:
         """Create a role; with upsert, create or replace it (needs the create and update verbs)."""
-        data = await json_body(request)
-        role = Role.from_dict(_resource(data, "role"))
-        upsert = bool(data.get("upsert"))
-        # create-or-replace needs both verbs, so that the answer does not depend on (and
-        # reveal) whether the role exists
+        # authorize before parsing: an anonymous body never reaches a parser. Create-or-replace
+        # needs both verbs, so that the answer does not depend on (and reveal) whether it exists.
         await self.api._authorize(request, "role", "create")
+        data = await json_body(request)
+        upsert = data.get("upsert") is True
         if upsert:
             await self.api._authorize(request, "role", "update")
+        role = Role.from_dict(_resource(data, "role"))
+        check_role_name(role.name)
         created = await self.server.put_role(role, upsert)
         return web.json_response({"name": role.name, "created": created})
 
     async def delete_role(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "role", "delete")
-        name = request.match_info["name"]
+        name = path_param(request, "role")
         await self.server.delete_role(name)
         return web.json_response({"deleted": name})
 
     # users ----------------------------------------------------------------------------------
     async def put_user(self, request: web.Request) -> web.Response:
         """Create a user resource; with upsert, also update an existing user's roles/traits."""
-        data = await json_body(request)
-        user = User.from_dict(_resource(data, "user"))
-        upsert = bool(data.get("upsert"))
         await self.api._authorize(request, "user", "create")
+        data = await json_body(request)
+        upsert = data.get("upsert") is True
         if upsert:
             await self.api._authorize(request, "user", "update")
+        user = User.from_dict(_resource(data, "user"))
+        check_user_name(user.name)
         created = await self.server.put_user(user, upsert)  # type: ignore[arg-type]
         return web.json_response({"name": user.name, "created": created})
 
@@ -91,11 +94,11 @@ class ResourceRoutes:
         """Set a user's roles and/or traits: {roles: [...], traits: {...}}."""
         await self.api._authorize(request, "user", "update")
         data = await json_body(request)
-        roles = split_csv(data["roles"]) if data.get("roles") is not None else None
+        roles = list_field(data, "roles") if data.get("roles") is not None else None
         traits = data.get("traits")
         if roles is None and traits is None:
             raise BadParameter("nothing to update: give 'roles' and/or 'traits'")
-        user = await self.server.update_user(request.match_info["name"], roles, traits)
+        user = await self.server.update_user(path_param(request, "user"), roles, traits)
         return web.json_response(user.to_dict())
 
     # node visibility (the proxy's `tsh ls` and routing) ---------------------------------------

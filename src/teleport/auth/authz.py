@@ -6,19 +6,18 @@ from teleport.ca.tlsca import Identity
 from teleport.errors import AccessDenied
 from teleport.rbac.roleset import RoleSet
 
-# (resource, verb) pairs each service identity may use. Anything not listed is refused.
+# (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
+# checks CAs, routes to nodes, logs users in and completes invites; a node heartbeats and reports
+# its sessions). Anything not listed is refused.
 BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Proxy": frozenset(
         {
             ("cert_authority", "read"),
-            ("cluster_name", "read"),
             ("invite", "read"),
             ("invite", "use"),
             ("user", "authenticate"),
             ("node", "list"),
-            ("node", "read"),
             ("proxy", "heartbeat"),
-            ("proxy", "list"),
             ("event", "create"),
             ("access", "check"),
         }
@@ -26,7 +25,6 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Node": frozenset(
         {
             ("cert_authority", "read"),
-            ("cluster_name", "read"),
             ("node", "heartbeat"),
             ("event", "create"),
             ("session", "create"),

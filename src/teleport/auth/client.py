@@ -8,7 +8,9 @@ from typing import Any
 import aiohttp
 
 from teleport.defaults import AUTH_SERVER_NAME
-from teleport.errors import ConnectionProblem, TeleportError, error_from_dict
+from teleport.errors import ConnectionProblem, error_from_dict
+from teleport.httpapi import error_for_status
+from teleport.types.names import api_path
 
 
 def client_ssl_context(
@@ -69,7 +71,9 @@ class AuthClient:
                     if resp.status >= 400:
                         if isinstance(data, dict) and "error" in data:
                             raise error_from_dict(data)
-                        raise TeleportError(f"auth server {addr} answered HTTP {resp.status}")
+                        raise error_for_status(
+                            resp.status, f"auth server {addr} answered HTTP {resp.status}"
+                        )
                     return data
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -97,17 +101,17 @@ class AuthClient:
         return await self.call("POST", "/v1/invites", body)
 
     async def get_invite(self, token: str) -> dict[str, Any]:
-        return await self.call("GET", f"/v1/invites/{token}")
+        return await self.call("GET", api_path("/v1/invites/{token}", token=token))
 
     async def complete_invite(self, token: str, password: str, otp_code: str) -> dict[str, Any]:
         body = {"password": password, "otp_code": otp_code}
-        return await self.call("POST", f"/v1/invites/{token}/complete", body)
+        return await self.call("POST", api_path("/v1/invites/{token}/complete", token=token), body)
 
     async def list_users(self) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/users")
 
     async def delete_user(self, name: str) -> None:
-        await self.call("DELETE", f"/v1/users/{name}")
+        await self.call("DELETE", api_path("/v1/users/{user}", user=name))
 
     async def authenticate_ssh(
         self, user: str, password: str, otp_code: str, public_key: str, ttl: float | None,
@@ -115,10 +119,10 @@ class AuthClient:
     ) -> dict[str, Any]:
         body = {"password": password, "otp_code": otp_code, "public_key": public_key, "ttl": ttl,
                 "remote_addr": remote_addr}
-        return await self.call("POST", f"/v1/users/{user}/ssh/authenticate", body)
+        return await self.call("POST", api_path("/v1/users/{user}/ssh/authenticate", user=user), body)
 
     async def sign_user(self, user: str, ttl: float | None) -> dict[str, Any]:
-        return await self.call("POST", f"/v1/users/{user}/certs", {"ttl": ttl})
+        return await self.call("POST", api_path("/v1/users/{user}/certs", user=user), {"ttl": ttl})
 
     async def sign_host(self, nodename: str, addresses: list[str]) -> dict[str, Any]:
         body = {"nodename": nodename, "addresses": addresses}
@@ -131,7 +135,7 @@ class AuthClient:
         return await self.call("GET", "/v1/tokens")
 
     async def delete_token(self, token: str) -> None:
-        await self.call("DELETE", f"/v1/tokens/{token}")
+        await self.call("DELETE", api_path("/v1/tokens/{token}", token=token))
 
     async def list_nodes(self) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/nodes")
@@ -166,19 +170,19 @@ class AuthClient:
         await self.call("POST", "/v1/sessions", session)
 
     async def delete_session(self, sid: str) -> None:
-        await self.call("DELETE", f"/v1/sessions/{sid}")
+        await self.call("DELETE", api_path("/v1/sessions/{sid}", sid=sid))
 
     async def list_sessions(self) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/sessions")
 
     async def get_session(self, sid: str) -> dict[str, Any]:
-        return await self.call("GET", f"/v1/sessions/{sid}")
+        return await self.call("GET", api_path("/v1/sessions/{sid}", sid=sid))
 
     async def list_recordings(self, since: float | None = None) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/recordings" + (f"?since={since}" if since else ""))
 
     async def get_recording(self, sid: str) -> bytes:
-        return await self.call("GET", f"/v1/sessions/{sid}/recording", raw=True)
+        return await self.call("GET", api_path("/v1/sessions/{sid}/recording", sid=sid), raw=True)
 
     async def upload_recording(self, sid: str, path: str) -> None:
         """Stream a finished recording file to the auth service."""
@@ -188,7 +192,7 @@ class AuthClient:
             try:
                 with open(path, "rb") as f:
                     async with session.put(
-                        f"https://{addr}/v1/sessions/{sid}/recording", data=f,
+                        f"https://{addr}" + api_path("/v1/sessions/{sid}/recording", sid=sid), data=f,
                         server_hostname=AUTH_SERVER_NAME,
                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120),
                     ) as resp:

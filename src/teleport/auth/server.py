@@ -17,6 +17,7 @@ from teleport.auth import secrets
 from teleport.auth.store import ClusterStore
 from teleport.ca import keys as cakeys
 from teleport.ca import sshcert, tlsca
+from teleport.durations import parse_duration
 from teleport.errors import (
     AccessDenied,
     AlreadyExists,
@@ -26,6 +27,7 @@ from teleport.errors import (
 )
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
+from teleport.types.names import check_host_id, check_role_name, check_user_name
 from teleport.types.resources import CertAuthority, Metadata, ProvisionToken, Server, User
 from teleport.types.role import Role
 
@@ -74,7 +76,7 @@ def _now() -> float:
 
 def clamp_ttl(requested: float | None) -> int:
     """Clamp a requested user certificate TTL to [1 min, 30 h] (default 23 h)."""
-    ttl = defaults.USER_CERT_TTL if not requested else float(requested)
+    ttl = defaults.USER_CERT_TTL if not requested else parse_duration(requested)
     return int(min(max(ttl, defaults.MIN_USER_CERT_TTL), defaults.MAX_USER_CERT_TTL))
 
 
@@ -296,9 +298,10 @@ class AuthServer:
         self, username: str, logins: list[str], roles: list[str], ttl: float | None, proxy_addr: str
     ) -> dict[str, Any]:
         """Create a signup invite; the user does not exist until the invite is completed."""
-        if not username or "/" in username or username.strip() != username:
-            raise BadParameter(f"invalid user name {username!r}")
-        ttl = defaults.INVITE_TOKEN_TTL if not ttl else float(ttl)
+        check_user_name(username)
+        for name in roles:
+            check_role_name(name)
+        ttl = defaults.INVITE_TOKEN_TTL if not ttl else parse_duration(ttl)
         if ttl <= 0 or ttl > defaults.MAX_INVITE_TOKEN_TTL:
             raise BadParameter(
                 f"invite TTL must be between 1s and {defaults.MAX_INVITE_TOKEN_TTL // 3600}h"
@@ -512,7 +515,7 @@ class AuthServer:
     async def create_join_token(self, roles: list[str], ttl: float | None) -> ProvisionToken:
         """A random token for `tctl nodes add`; lifetime at most 30 minutes."""
         roles = _check_system_roles(roles or ["node"])
-        ttl = defaults.NODE_TOKEN_TTL if not ttl else float(ttl)
+        ttl = defaults.NODE_TOKEN_TTL if not ttl else parse_duration(ttl)
         if ttl <= 0 or ttl > defaults.MAX_NODE_TOKEN_TTL:
             raise BadParameter(
                 f"token TTL must be between 1s and {defaults.MAX_NODE_TOKEN_TTL // 60}m "
@@ -594,10 +597,58 @@ class AuthServer:
         host_id: str,
         nodename: str,
         addresses: list[str],
+        caller: tlsca.Identity | None = None,
     ) -> HostIdentity:
-        """Join: a valid token buys an SSH host certificate and an x509 identity for the role."""
+        """Join: a valid token buys an SSH host certificate and an x509 identity for the role.
+
+        A token creates new identities only: a host id that already exists is re-issued only to
+        a caller that proves, with its current identity (`caller`), that it is that host.
+        """
+        if role.lower() not in defaults.SERVICE_ROLES:
+            raise BadParameter(
+                f"unknown host role {role!r}: expected one of {', '.join(defaults.SERVICE_ROLES)}"
+            )
         await self.validate_join_token(token, role)
+        check_host_id(host_id)
+        proven = (
+            caller is not None
+            and caller.host_id == host_id
+            and caller.cluster_name == self.cluster_name
+            and caller.system_role in ("Node", "Proxy", "Auth")
+        )
+        if not proven:
+            await self._refuse_existing_host(host_id)
+            if role.lower() == "node":
+                await self._refuse_taken_nodename(host_id, nodename)
+            try:
+                await self.store.add_host_role(host_id, role.capitalize(), nodename, new=True)
+            except AlreadyExists:
+                await self._refuse_existing_host(host_id)  # raises: someone registered it first
         return await self.issue_host_identity(role, host_id, nodename, addresses)
+
+    async def _refuse_existing_host(self, host_id: str) -> None:
+        known = True
+        try:
+            await self.store.get_host(host_id)
+        except NotFound:
+            # clusters from before host records: a heartbeat also proves the host exists
+            known = False
+            for kind in ("nodes", "proxies"):
+                known = known or any(s.name == host_id for s in await self.store.list_nodes(kind=kind))
+        if known:
+            raise AccessDenied(
+                f"host id {host_id} is already registered in this cluster: a join token only "
+                "creates new hosts. If this host lost its identity, delete "
+                "DATA_DIR/host_uuid (and DATA_DIR/keys) so that it joins as a new host"
+            )
+
+    async def _refuse_taken_nodename(self, host_id: str, nodename: str) -> None:
+        for node in await self.store.list_nodes():
+            if node.name != host_id and node.spec.get("hostname") == nodename:
+                raise AccessDenied(
+                    f"the name {nodename!r} is in use by online node {node.name}: start this "
+                    "host with another nodename (teleport.nodename or --nodename)"
+                )
 
     async def issue_host_identity(
         self, role: str, host_id: str, nodename: str, addresses: list[str]
@@ -606,10 +657,8 @@ class AuthServer:
         role_title = role.capitalize()
         if role_title not in ("Node", "Proxy", "Auth"):
             raise BadParameter(f"unknown host role {role!r}: expected node, proxy or auth")
-        try:
-            uuid.UUID(host_id)
-        except ValueError:
-            raise BadParameter(f"host id must be a UUID, got {host_id!r}") from None
+        check_host_id(host_id)
+        await self.store.add_host_role(host_id, role_title, nodename)
         key = cakeys.generate_private_key("ed25519")
         cert = sshcert.sign_host_cert(
             self._signers["host"],

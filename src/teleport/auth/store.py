@@ -188,3 +188,38 @@ class ClusterStore:
             cls.from_json(i.value)  # type: ignore[misc]
             for i in await self.backend.get_range(f"/{kind}/{namespace}/")
         ]
+
+    # hosts: every host identity ever issued, so that a join token never re-issues one -------
+    async def get_host(self, host_id: str) -> dict[str, Any]:
+        """The record of an issued host identity: {roles, nodename, created}; NotFound if none."""
+        return json.loads((await self.backend.get(f"/hosts/{host_id}")).value)
+
+    async def add_host_role(self, host_id: str, role: str, nodename: str, new: bool = False) -> None:
+        """Record that `host_id` holds an identity for `role`; with new=True the host must not
+        exist yet (AlreadyExists otherwise, also when a concurrent call created it first)."""
+        key = f"/hosts/{host_id}"
+        for _ in range(10):
+            try:
+                old = await self.backend.get(key)
+            except NotFound:
+                record = {"roles": [role], "nodename": nodename, "created": time.time()}
+                try:
+                    await self.backend.create(Item(key, _json(record)))
+                    return
+                except AlreadyExists:
+                    if new:
+                        raise
+                    continue
+            if new:
+                raise AlreadyExists(f"host {host_id} already exists")
+            record = json.loads(old.value)
+            if role in record.get("roles", []) and record.get("nodename") == nodename:
+                return
+            record["roles"] = sorted(set(record.get("roles", [])) | {role})
+            record["nodename"] = nodename
+            try:
+                await self.backend.compare_and_swap(old, Item(key, _json(record)))
+                return
+            except (CompareFailed, NotFound):
+                continue
+        raise CompareFailed(f"host {host_id} is being registered concurrently; try again")

@@ -13,6 +13,7 @@ from typing import Any
 from teleport import defaults
 from teleport.cli.common import fmt_time, run_cli, table
 from teleport.errors import BadParameter, NotFound
+from teleport.types.names import api_path
 
 Handler = Callable[[Any, argparse.Namespace], Awaitable[int | None]]
 
@@ -397,7 +398,7 @@ async def users_update(c: Any, a: argparse.Namespace) -> None:
         body["traits"] = traits
     if not body:
         raise BadParameter("nothing to update: give --set-roles, --set-logins or --set-trait")
-    user = await c.call("PUT", f"/v1/users/{a.name}", body)
+    user = await c.call("PUT", api_path("/v1/users/{user}", user=a.name), body)
     roles_text = ",".join(user["spec"].get("roles") or [])
     logins_text = ",".join((user["spec"].get("traits") or {}).get("logins") or [])
     print(f"User {a.name!r} has been updated (roles: {roles_text}; logins: {logins_text})")
@@ -428,9 +429,9 @@ async def get(c: Any, a: argparse.Namespace) -> None:
     kind, name = parse_ref(a.resource, GET_KINDS)
     items: list[dict[str, Any]]
     if kind == "role":
-        items = [await c.call("GET", f"/v1/roles/{name}")] if name else await c.call("GET", "/v1/roles")
+        items = [await c.call("GET", api_path("/v1/roles/{role}", role=name))] if name else await c.call("GET", "/v1/roles")
     elif kind == "user":
-        items = [await c.call("GET", f"/v1/users/{name}")] if name else await c.list_users()
+        items = [await c.call("GET", api_path("/v1/users/{user}", user=name))] if name else await c.list_users()
         items.sort(key=lambda u: u["metadata"]["name"])
     elif kind == "node":
         items = await c.list_nodes()
@@ -453,7 +454,7 @@ async def rm(c: Any, a: argparse.Namespace) -> None:
     if not name:
         raise BadParameter(f"name the {kind} to delete: tctl rm {kind}/NAME")
     if kind == "role":
-        await c.call("DELETE", f"/v1/roles/{name}")
+        await c.call("DELETE", api_path("/v1/roles/{role}", role=name))
     elif kind == "user":
         await c.delete_user(name)
     else:

@@ -12,6 +12,7 @@ from typing import Any
 from teleport.client.keystore import KeyStore, Profile
 from teleport.client.webclient import WebClient, join_host_port
 from teleport.errors import BadParameter, TeleportError
+from teleport.types.names import api_path
 
 
 @dataclass
@@ -103,7 +104,7 @@ def remove_from_agent(key_path: str) -> None:
 
 def signup_info(client: WebClient, token: str) -> dict[str, Any]:
     """The invite's user name and one-time-code secret."""
-    return client.call("GET", f"/v1/webapi/users/invites/{token}")
+    return client.call("GET", api_path("/v1/webapi/users/invites/{token}", token=token))
 
 
 def complete_signup(client: WebClient, token: str, password: str, otp_code: str) -> str:

@@ -14,7 +14,7 @@ from aiohttp import web
 from teleport import __version__
 from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter
-from teleport.httpapi import error_middleware, json_body
+from teleport.httpapi import error_middleware, json_body, path_param
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class WebProxy:
         )
 
     async def get_invite(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.auth.get_invite(request.match_info["token"]))
+        return web.json_response(await self.auth.get_invite(path_param(request, "token")))
 
     async def complete_invite(self, request: web.Request) -> web.Response:
         data = await json_body(request)
@@ -114,7 +114,7 @@ class WebProxy:
         return web.Response(text=body, content_type="text/html")
 
     async def invite_page(self, request: web.Request) -> web.Response:
-        url = f"https://{self.web_public_addr}/web/invite/{request.match_info['token']}"
+        url = f"https://{self.web_public_addr}/web/invite/{path_param(request, 'token')}"
         body = (
             "<!doctype html><title>Complete your invite</title><h1>Welcome</h1>"
             "<p>Complete your account from a terminal:</p>"

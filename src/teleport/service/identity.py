@@ -83,8 +83,13 @@ async def join_cluster(
     nodename: str,
     addresses: list[str],
     ca_pin: str | None,
+    proof: tuple[str, str] | None = None,
 ) -> HostIdentity:
-    """Present a join token to the auth server and receive this service's identity."""
+    """Present a join token to the auth server and receive this service's identity.
+
+    `proof` (cert, key files) is an identity this host already holds (another of its roles): it
+    shows auth that we are that host, which a token alone never does for an existing host id.
+    """
     if not token:
         raise AccessDenied(
             f"the {role} service has no identity yet and no join token: start it with "
@@ -105,6 +110,8 @@ async def join_cluster(
                 "pass --ca-pin from 'tctl nodes add' to verify it", addr
             )
         ctx = ssl.create_default_context(cadata=ca_pem.decode())
+        if proof is not None:
+            ctx.load_cert_chain(*proof)
         body: dict[str, Any] = {
             "token": token,
             "role": role,
@@ -123,3 +130,14 @@ async def join_cluster(
     raise ConnectionProblem(
         f"cannot reach the auth server at {', '.join(auth_addrs)} to join the cluster: {last}"
     )
+
+
+def other_identity_files(data_dir: str, role: str) -> tuple[str, str] | None:
+    """The TLS files of an identity this host holds for a role other than `role`, if any."""
+    for other in ("proxy", "node", "auth"):
+        if other == role.lower():
+            continue
+        ident = load_identity(data_dir, other)
+        if ident is not None:
+            return identity_tls_files(data_dir, ident)
+    return None

@@ -154,6 +154,7 @@ class TeleportProcess:
                 self.cfg.teleport.nodename,
                 self._addresses(),
                 self.cfg.teleport.ca_pin,
+                proof=idstore.other_identity_files(self.data_dir, role),
             )
             log.info("joined cluster %s as %s %s", ident.cluster_name, role, self.host_id)
         idstore.save_identity(self.data_dir, ident)

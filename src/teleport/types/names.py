@@ -1,0 +1,121 @@
+"""The syntax of every name that travels in an API path or a backend key, and the one place that
+puts such names into paths. Pure (no I/O).
+
+Every caller that builds an auth API path (the proxy, nodes, tsh, tctl) goes through `api_path`,
+and every route of the auth API reads its path parameters through `check_name`: a value is
+checked against the syntax of its kind and percent-quoted, so that nothing a caller sends can
+change which route is reached (`..%2F..%2Fv1%2Fnodes` is not a token).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import uuid
+from collections.abc import Callable
+from urllib.parse import quote
+
+from teleport.errors import BadParameter
+
+# User and role names: what people and identity providers use (e-mail addresses, dotted names),
+# never a path separator, a control character or white space.
+_NAME = re.compile(r"^[A-Za-z0-9_@.+=,~:-]{1,255}$")
+# Tokens we issue are hex; static tokens come from teleport.yaml and may use more characters.
+_TOKEN = re.compile(r"^[A-Za-z0-9_.~+=-]{1,256}$")
+# Session ids are UUIDs (older recordings may use other hex forms).
+_SID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+CA_TYPES = ("user", "host", "tls")
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value) or value in (".", ".."):
+        raise BadParameter(
+            f"invalid {kind} name {_show(value)}: use 1-255 letters, digits and . _ @ + = , ~ : -"
+        )
+    return value
+
+
+def check_user_name(value: str) -> str:
+    """A user name, or BadParameter saying what a user name may contain."""
+    return _check_name("user", value)
+
+
+def check_role_name(value: str) -> str:
+    """A role name, or BadParameter saying what a role name may contain."""
+    return _check_name("role", value)
+
+
+def check_token(value: str) -> str:
+    """A join or invite token, or BadParameter (a token is never a path)."""
+    if not isinstance(value, str) or not _TOKEN.match(value):
+        raise BadParameter(
+            f"invalid token {_show(value)}: a token is 1-256 letters, digits and . _ ~ + = -"
+        )
+    return value
+
+
+def check_sid(value: str) -> str:
+    """A session id, or BadParameter (ids that could escape a directory never pass)."""
+    if not isinstance(value, str) or not _SID.match(value):
+        raise BadParameter(f"invalid session id {_show(value)}: expected a UUID")
+    return value
+
+
+def check_host_id(value: str) -> str:
+    """A host id (a UUID in its canonical lower-case form), or BadParameter."""
+    try:
+        parsed = uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != value.lower():
+        raise BadParameter(f"invalid host id {_show(value)}: expected a UUID")
+    return value
+
+
+def check_ca_type(value: str) -> str:
+    """One of the cluster's CA types, or BadParameter listing them."""
+    if value not in CA_TYPES:
+        raise BadParameter(
+            f"unknown certificate authority type {_show(value)}: expected one of {', '.join(CA_TYPES)}"
+        )
+    return value
+
+
+# The kinds of path parameters; a route template names its parameters by kind: {user}, {sid}...
+CHECKS: dict[str, Callable[[str], str]] = {
+    "user": check_user_name,
+    "role": check_role_name,
+    "token": check_token,
+    "sid": check_sid,
+    "host_id": check_host_id,
+    "ca_type": check_ca_type,
+}
+
+_FORMATTER = string.Formatter()
+
+
+def check_name(kind: str, value: str) -> str:
+    """Check `value` against the syntax of `kind` (a key of CHECKS)."""
+    try:
+        check = CHECKS[kind]
+    except KeyError:
+        raise KeyError(f"no syntax is defined for path parameters of kind {kind!r}") from None
+    return check(value)
+
+
+def api_path(template: str, **values: str) -> str:
+    """Fill the `{kind}` fields of a route template, each value checked and percent-quoted.
+
+    `api_path("/v1/users/{user}/certs", user="alice")` -> "/v1/users/alice/certs".
+    """
+    fields = [f for _, f, _, _ in _FORMATTER.parse(template) if f is not None]
+    if set(fields) != set(values):
+        raise KeyError(f"template {template!r} needs {sorted(fields)}, got {sorted(values)}")
+    quoted = {k: quote(check_name(k, v), safe="") for k, v in values.items()}
+    return template.format(**quoted)
+
+
+def _show(value: object) -> str:
+    """A caller's value for an error message: bounded, control characters escaped."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
