@@ -47,7 +47,7 @@ def check_role_name(value: str) -> str:
 
 def check_token(value: str) -> str:
     """A join or invite token, or BadParameter (a token is never a path)."""
-    if not isinstance(value, str) or not _TOKEN.match(value):
+    if not isinstance(value, str) or not _TOKEN.match(value) or value in (".", ".."):
         raise BadParameter(
             f"invalid token {_show(value)}: a token is 1-256 letters, digits and . _ ~ + = -"
         )
