@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from teleport.errors import BadParameter
+from teleport.errors import AccessDenied, BadParameter
 from teleport.httpapi import json_body, list_field, path_param
 from teleport.types.names import check_role_name, check_user_name
 from teleport.types.resources import User
@@ -103,11 +103,14 @@ class ResourceRoutes:
 
     # node visibility (the proxy's `tsh ls` and routing) ---------------------------------------
     async def visible_nodes(self, request: web.Request) -> web.Response:
-        """The nodes a user's current roles can see: {user} -> [node, ...]."""
-        await self.api._authorize(request, "access", "check")
+        """The nodes a user's current roles can see: {user} -> [node, ...] (the proxy asks for
+        any user; a user only for itself)."""
+        identity = await self.api._authorize(request, "node", "list")
         data = await json_body(request)
         user = data.get("user")
         if not isinstance(user, str) or not user:
             raise BadParameter("missing or invalid field 'user'")
+        if identity.system_role == "User" and user != identity.username:
+            raise AccessDenied("a user may only list the nodes it can reach itself")
         nodes = await self.server.visible_nodes(user)
         return web.json_response([n.to_dict() for n in nodes])
