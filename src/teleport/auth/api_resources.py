@@ -111,6 +111,6 @@ class ResourceRoutes:
         if not isinstance(user, str) or not user:
             raise BadParameter("missing or invalid field 'user'")
         if identity.system_role == "User" and user != identity.username:
-            raise AccessDenied("a user may only list the nodes it can reach itself")
+            raise AccessDenied("access denied: a user may only list the nodes it can reach itself")
         nodes = await self.server.visible_nodes(user)
         return web.json_response([n.to_dict() for n in nodes])
