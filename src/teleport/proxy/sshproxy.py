@@ -180,6 +180,8 @@ class ProxySSHService:
             if ips is None:
                 ips = await _resolve_ips(req.host)
             name = None if dialpolicy.parse_ip(req.host) is not None else req.host
+            # the protected ports first, whatever the allow list says, for the clearer message
+            await self._refuse_own(req.host, _ips(ips), port)
             candidates = [
                 ip for ip in _ips(ips)
                 if dialpolicy.allowed_by_config(self.allowed_hosts, name, ip, port)
@@ -189,12 +191,16 @@ class ProxySSHService:
                     raise NotFound(f"cannot resolve host {req.host!r}")
                 raise dialpolicy.not_allowed(req.host, port)
             shown = _fmt_addr(req.host, port)
+        await self._refuse_own(req.host, candidates, port)
+        return DialTarget(shown, [str(ip) for ip in candidates], port, node)
+
+    async def _refuse_own(self, host: str, ips: list[dialpolicy.IPAddress], port: int) -> None:
+        """AccessDenied when any of `ips`:`port` is the auth API or one of this proxy's ports."""
         endpoints = await self.protected_endpoints()
-        for ip in candidates:
+        for ip in ips:
             ep = dialpolicy.own_endpoint(endpoints, ip, port, _is_local_ip)
             if ep is not None:
-                raise dialpolicy.own_port_refused(req.host, port, ep)
-        return DialTarget(shown, [str(ip) for ip in candidates], port, node)
+                raise dialpolicy.own_port_refused(host, port, ep)
 
     async def protected_endpoints(self) -> list[dialpolicy.Endpoint]:
         """The auth API and this proxy's own listeners, with the addresses they resolve to
