@@ -17,18 +17,10 @@ from typing import Any
 
 import asyncssh
 
-from teleport import defaults
+from teleport import defaults, sshalgs
 from teleport.client.keystore import KeyStore, Profile, split_host
 from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotAuthenticated
 
-# AES-GCM first: hardware accelerated through `cryptography`, faster than ChaCha20 here.
-ENCRYPTION_ALGS = [
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes128-ctr",
-    "aes256-ctr",
-]
 CHANNEL_WINDOW = 8 * 1024 * 1024
 # Bigger SSH packets mean fewer Python callbacks per MiB (servers cap what they send at this).
 MAX_PACKET = 256 * 1024
@@ -137,7 +129,7 @@ def _options(creds: Credentials, username: str) -> dict[str, Any]:
         "known_hosts": ([], creds.host_ca_keys, []),
         "agent_path": None,
         "config": None,
-        "encryption_algs": ENCRYPTION_ALGS,
+        **sshalgs.client_options(),  # the cluster's one modern algorithm list
         "compression_algs": None,
         "preferred_auth": "publickey",
         "connect_timeout": 30,

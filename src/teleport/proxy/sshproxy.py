@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncssh
 
+from teleport import sshalgs
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.ca.sshcert import CertInfo, parse_cert
@@ -88,18 +89,23 @@ class ProxySSHService:
         addr = self.cfg.proxy_service.listen_addr
         host_key = asyncssh.import_private_key(self.identity.private_key)
         cert = asyncssh.import_certificate(self.identity.cert)
+        options = await asyncssh.SSHServerConnectionOptions.construct(
+            server_host_keys=[(host_key, cert)],
+            encoding=None,
+            window=CHANNEL_WINDOW,
+            allow_pty=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            keepalive_interval=300,
+            **sshalgs.connection_options(),
+        )
+        sshalgs.restrict_server_host_keys(options)
         try:
             self._server = await asyncssh.create_server(
                 lambda: _ProxyServer(self),
                 addr.host or None,
                 addr.port,
-                server_host_keys=[(host_key, cert)],
-                encoding=None,
-                window=CHANNEL_WINDOW,
-                allow_pty=False,
-                agent_forwarding=False,
-                x11_forwarding=False,
-                keepalive_interval=300,
+                options=options,
                 reuse_address=True,
             )
         except OSError as exc:
