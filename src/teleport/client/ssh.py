@@ -135,6 +135,9 @@ def _options(creds: Credentials, username: str) -> dict[str, Any]:
         "connect_timeout": 30,
         "window": CHANNEL_WINDOW,
         "max_pktsize": MAX_PACKET,
+        # a node or proxy that dies without closing its TCP connection is noticed in seconds
+        "keepalive_interval": defaults.CLIENT_KEEPALIVE_INTERVAL,
+        "keepalive_count_max": defaults.CLIENT_KEEPALIVE_COUNT_MAX,
     }
 
 
@@ -383,11 +386,21 @@ async def run_session(
                 os.set_blocking(fd, value)
             except OSError:
                 pass
+    return _exit_code(result)
+
+
+def _exit_code(result: asyncssh.SSHCompletedProcess) -> int:
+    """The remote exit status (128+N for signal N); ConnectionProblem when the session ended
+    without one: the connection to the node dropped (node killed, host or network gone, the
+    keep-alives unanswered) before the command finished."""
     if result.exit_status is not None:
         return result.exit_status
     if result.exit_signal is not None:
         return 128 + _signal_number(result.exit_signal[0])
-    return 255
+    raise ConnectionProblem(
+        "the connection to the node was lost before the session ended (the node or the network "
+        "to it went away); the command may have been cut short"
+    )
 
 
 def _stdin_source() -> Any:
@@ -426,7 +439,11 @@ async def run_prefixed(
 
     await asyncio.gather(pump(proc.stdout, sys.stdout.buffer), pump(proc.stderr, sys.stderr.buffer))
     result = await proc.wait()
-    return result.exit_status if result.exit_status is not None else 255
+    try:
+        return _exit_code(result)
+    except ConnectionProblem as exc:
+        sys.stderr.write(f"[{prefix}] ERROR: {exc}\n")
+        return 255
 
 
 def parse_forward(spec: str) -> tuple[str, int, str, int]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncssh
 
-from teleport import sshalgs
+from teleport import defaults, sshalgs
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.ca.sshcert import CertInfo, parse_cert
@@ -32,6 +32,7 @@ from teleport.proxy import dialpolicy, lookup
 log = logging.getLogger("teleport.proxy.ssh")
 
 NODES_CACHE_SECONDS = 5.0
+NODES_MISS_REFRESH_SECONDS = 1.0
 ENDPOINTS_CACHE_SECONDS = 60.0
 CA_CACHE_SECONDS = 30.0
 DIAL_TIMEOUT = 15.0
@@ -141,10 +142,10 @@ class ProxySSHService:
                 log.warning("cannot refresh the user CA from auth (using the cached one): %s", exc)
         return self._ca_keys
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        """The registered nodes, cached for a few seconds."""
+    async def nodes(self, max_age: float = NODES_CACHE_SECONDS) -> list[dict[str, Any]]:
+        """The registered nodes, cached for up to `max_age` seconds."""
         async with self._nodes_lock:
-            if time.monotonic() - self._nodes_at > NODES_CACHE_SECONDS:
+            if time.monotonic() - self._nodes_at > max_age:
                 self._nodes = await self.auth.list_nodes()
                 self._nodes_at = time.monotonic()
             return self._nodes
@@ -163,16 +164,22 @@ class ProxySSHService:
             # way through to the auth port
             auth = effective_auth_servers(self.cfg)[0]
             return DialTarget(_fmt_addr(auth.host, auth.port), [auth.host], auth.port, None)
-        nodes = await self.nodes()
-        matches = lookup.match_nodes(nodes, req.host, req.port)
-        suffix = "." + self.cluster_name
-        if not matches and dialpolicy.normalize_host(req.host).endswith(suffix.lower()):
-            # `node.<cluster>` (the ssh_config `Host *.<cluster>` form) names node `node`
-            matches = lookup.match_nodes(nodes, req.host.rstrip(".")[: -len(suffix)], req.port)
         ips: list[str] | None = None
-        if not matches:
-            ips = await _resolve_ips(req.host)
-            matches = lookup.match_nodes(nodes, req.host, req.port, ips)
+        matches: list[dict[str, Any]] = []
+        # a miss asks auth again (at most once a second): a node that just joined is routable
+        for max_age in (NODES_CACHE_SECONDS, NODES_MISS_REFRESH_SECONDS):
+            nodes = await self.nodes(max_age)
+            matches = lookup.match_nodes(nodes, req.host, req.port)
+            suffix = "." + self.cluster_name
+            if not matches and dialpolicy.normalize_host(req.host).endswith(suffix.lower()):
+                # `node.<cluster>` (the ssh_config `Host *.<cluster>` form) names node `node`
+                matches = lookup.match_nodes(nodes, req.host.rstrip(".")[: -len(suffix)], req.port)
+            if not matches:
+                if ips is None:
+                    ips = await _resolve_ips(req.host)
+                matches = lookup.match_nodes(nodes, req.host, req.port, ips)
+            if matches:
+                break
         node = lookup.pick_node(matches, req.host)
         if node is not None:
             await self.check_route(user, node)
@@ -278,6 +285,21 @@ def _ips(texts: list[str]) -> list[dialpolicy.IPAddress]:
         if ip is not None and ip not in out:
             out.append(ip)
     return out
+
+
+def _tune_relay_socket(sock: socket.socket) -> None:
+    """No Nagle delay on the relay; kernel keep-alives so a node host that vanishes without a FIN
+    (power, network) ends the relay with an error instead of holding it open for hours."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", defaults.RELAY_TCP_KEEPIDLE),
+        ("TCP_KEEPINTVL", defaults.RELAY_TCP_KEEPINTVL),
+        ("TCP_KEEPCNT", defaults.RELAY_TCP_KEEPCNT),
+    ):
+        opt = getattr(socket, name, None)  # Linux names; other systems keep their defaults
+        if opt is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
 
 
 def _is_local_ip(ip: dialpolicy.IPAddress) -> bool:
@@ -421,8 +443,10 @@ class _NodeProtocol(asyncio.Protocol):
         self.session.chan.write(data)
 
     def eof_received(self) -> bool:
+        # SSH (and the TLS of the auth gateway) never half-close: the node's EOF ends the relay.
+        # Keeping the socket half open would leave both ends waiting for each other for ever.
         self.session.chan.write_eof()
-        return True
+        return False
 
     def pause_writing(self) -> None:
         self.session.chan.pause_reading()
@@ -447,6 +471,8 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         self.subsystem = ""
         self.node: _NodeProtocol | None = None
         self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.pending_paused = False  # reading the channel paused until the node is connected
         self.pending_eof = False
         self.closed = False
         self.task: asyncio.Task[None] | None = None
@@ -528,7 +554,7 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         assert proto.transport is not None
         sock = proto.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune_relay_socket(sock)
         peer = self.conn.get_extra_info("peername") or ("", 0)
         client_addr = _fmt_addr(str(peer[0]), int(peer[1]))
         if node is not None:
@@ -539,11 +565,21 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
             "proxying %s (%s) to %s%s", client_addr, self.conn.get_extra_info("username"), target.shown,
             f" (node {node['metadata']['name']})" if node else "",
         )
+        self.flush_pending(proto.transport)
+
+    def flush_pending(self, transport: asyncio.WriteTransport) -> None:
+        """Hand what the client sent before the node was connected to the node's transport, and
+        read the channel again if the pending bound had paused it."""
+        if self.pending_paused:
+            # before the write below: it may pause the channel again (node backpressure)
+            self.pending_paused = False
+            self.chan.resume_reading()
         if self.pending:
-            proto.transport.write(b"".join(self.pending))
+            transport.write(b"".join(self.pending))
             self.pending.clear()
+            self.pending_size = 0
         if self.pending_eof:
-            proto.transport.write_eof()
+            transport.write_eof()
 
     # channel -> node ----------------------------------------------------------------------
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -551,7 +587,13 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         if node is not None and node.transport is not None:
             node.transport.write(data)
         else:
-            self.pending.append(data)  # the client speaks first, before the node is dialled
+            # the client speaks first, before the node is dialled; past a bound, stop reading
+            # the channel (the client's window then fills) instead of buffering without limit
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size >= defaults.RELAY_PENDING_LIMIT and not self.pending_paused:
+                self.pending_paused = True
+                self.chan.pause_reading()
 
     def eof_received(self) -> bool:
         node = self.node
