@@ -102,6 +102,7 @@ class Cluster:
     storage: str = "{type: dir}"
     ssh_extra: str = ""  # more lines for ssh_service (indented two spaces), e.g. labels
     auth_extra: str = ""  # more lines for auth_service, e.g. session_recording
+    proxy_extra: str = ""  # more lines for proxy_service, e.g. ssh_allowed_hosts
     proc: subprocess.Popen[bytes] | None = None
     otp: OTPClock = field(default_factory=OTPClock)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -153,6 +154,7 @@ class Cluster:
             """
         )
         text = text.replace("{auth_extra}", self.auth_extra).replace("{ssh_extra}", self.ssh_extra)
+        text += self.proxy_extra
         with open(self.config_path, "w") as f:
             f.write(text)
 

@@ -58,6 +58,18 @@ TOTP_SKEW_STEPS = 1
 MIN_PASSWORD_LENGTH = 6
 MAX_PASSWORD_LENGTH = 128
 
+# Keep-alives: how fast a dead peer is noticed. tsh asks the proxy and the node for a reply every
+# CLIENT_KEEPALIVE_INTERVAL seconds and gives up after CLIENT_KEEPALIVE_COUNT_MAX unanswered ones
+# (OpenSSH's ServerAliveCountMax); the proxy's TCP connection to a node uses kernel keep-alives.
+CLIENT_KEEPALIVE_INTERVAL = 5
+CLIENT_KEEPALIVE_COUNT_MAX = 3
+RELAY_TCP_KEEPIDLE = 15
+RELAY_TCP_KEEPINTVL = 5
+RELAY_TCP_KEEPCNT = 3
+# Bytes a client may send through the proxy subsystem before the node is connected; past it the
+# proxy stops reading the channel (SSH flow control) instead of buffering.
+RELAY_PENDING_LIMIT = 256 * 1024
+
 # Nodes
 SERVER_TTL = 10 * 60
 HEARTBEAT_INTERVAL = 60

@@ -17,18 +17,10 @@ from typing import Any
 
 import asyncssh
 
-from teleport import defaults
+from teleport import defaults, sshalgs
 from teleport.client.keystore import KeyStore, Profile, split_host
 from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotAuthenticated
 
-# AES-GCM first: hardware accelerated through `cryptography`, faster than ChaCha20 here.
-ENCRYPTION_ALGS = [
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes128-ctr",
-    "aes256-ctr",
-]
 CHANNEL_WINDOW = 8 * 1024 * 1024
 # Bigger SSH packets mean fewer Python callbacks per MiB (servers cap what they send at this).
 MAX_PACKET = 256 * 1024
@@ -137,12 +129,15 @@ def _options(creds: Credentials, username: str) -> dict[str, Any]:
         "known_hosts": ([], creds.host_ca_keys, []),
         "agent_path": None,
         "config": None,
-        "encryption_algs": ENCRYPTION_ALGS,
+        **sshalgs.client_options(),  # the cluster's one modern algorithm list
         "compression_algs": None,
         "preferred_auth": "publickey",
         "connect_timeout": 30,
         "window": CHANNEL_WINDOW,
         "max_pktsize": MAX_PACKET,
+        # a node or proxy that dies without closing its TCP connection is noticed in seconds
+        "keepalive_interval": defaults.CLIENT_KEEPALIVE_INTERVAL,
+        "keepalive_count_max": defaults.CLIENT_KEEPALIVE_COUNT_MAX,
     }
 
 
@@ -391,11 +386,21 @@ async def run_session(
                 os.set_blocking(fd, value)
             except OSError:
                 pass
+    return _exit_code(result)
+
+
+def _exit_code(result: asyncssh.SSHCompletedProcess) -> int:
+    """The remote exit status (128+N for signal N); ConnectionProblem when the session ended
+    without one: the connection to the node dropped (node killed, host or network gone, the
+    keep-alives unanswered) before the command finished."""
     if result.exit_status is not None:
         return result.exit_status
     if result.exit_signal is not None:
         return 128 + _signal_number(result.exit_signal[0])
-    return 255
+    raise ConnectionProblem(
+        "the connection to the node was lost before the session ended (the node or the network "
+        "to it went away); the command may have been cut short"
+    )
 
 
 def _stdin_source() -> Any:
@@ -434,7 +439,11 @@ async def run_prefixed(
 
     await asyncio.gather(pump(proc.stdout, sys.stdout.buffer), pump(proc.stderr, sys.stderr.buffer))
     result = await proc.wait()
-    return result.exit_status if result.exit_status is not None else 255
+    try:
+        return _exit_code(result)
+    except ConnectionProblem as exc:
+        sys.stderr.write(f"[{prefix}] ERROR: {exc}\n")
+        return 255
 
 
 def parse_forward(spec: str) -> tuple[str, int, str, int]:

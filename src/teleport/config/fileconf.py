@@ -28,6 +28,7 @@ from teleport.config.model import (
 )
 from teleport.durations import parse_duration
 from teleport.errors import BadParameter, ConfigError
+from teleport.proxy import dialpolicy
 
 T = TypeVar("T")
 
@@ -74,6 +75,7 @@ _PROXY_KEYS = (
     "public_addr",
     "https_key_file",
     "https_cert_file",
+    "ssh_allowed_hosts",
 )
 _BOOL_WORDS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 _ETCD_KEYS = ("type", "peers", "tls_cert_file", "tls_key_file", "tls_ca_file", "prefix", "insecure")
@@ -602,7 +604,29 @@ def _parse_proxy(ctx: _Ctx, raw: Any) -> ProxyServiceConfig:
     if (x.https_key_file is None) != (x.https_cert_file is None):
         missing = "https_cert_file" if x.https_cert_file is None else "https_key_file"
         ctx.fail(f"{p}.{missing}", "https_key_file and https_cert_file must be given together")
+    x.ssh_allowed_hosts = ctx.get(d, "ssh_allowed_hosts", p, _allowed_hosts(ctx), [])
     return x
+
+
+def _allowed_hosts(ctx: _Ctx) -> Callable[[Any, str], list[str]]:
+    def convert(value: Any, path: str) -> list[str]:
+        if not isinstance(value, list):
+            ctx.fail(
+                path,
+                "expected a list of CIDRs, IP addresses or host name patterns (optionally with "
+                f':port), such as ["10.0.0.0/8", "*.db.internal:22"], got {_describe(value)}',
+            )
+        out = []
+        for i, item in enumerate(value):
+            text = ctx.string(item, f"{path}[{i}]").strip()
+            try:
+                dialpolicy.parse_allow_entry(text)
+            except BadParameter as exc:
+                ctx.fail(f"{path}[{i}]", exc.message)
+            out.append(text)
+        return out
+
+    return convert
 
 
 def _check_listeners(ctx: _Ctx, cfg: FileConfig) -> None:

@@ -79,6 +79,9 @@ class ProxyServiceConfig:
     public_addr: HostPort | None = None
     https_key_file: str | None = None
     https_cert_file: str | None = None
+    # OpenSSH servers (not registered nodes) the proxy may dial: CIDRs, IPs and host-name globs,
+    # each optionally with :port (see proxy/dialpolicy.py). Empty: registered nodes only.
+    ssh_allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -135,6 +135,14 @@ proxy_service:
   # self-signed certificate, which browsers and `tsh` will warn about.
   # https_key_file: /etc/teleport/teleport.key
   # https_cert_file: /etc/teleport/teleport.crt
+
+  # OpenSSH servers that are not registered Teleport nodes but that users may reach through
+  # this proxy (`ssh -J`/ProxyCommand, `tsh ssh`): CIDRs, IP addresses or host name patterns
+  # (* and ? globs, e.g. "*.db.internal"), each optionally with :port. Empty by default: the
+  # proxy then dials only registered nodes the user's roles allow. Whatever is listed, the
+  # proxy never dials the auth service's port or its own ports.
+  ssh_allowed_hosts: []
+  # ssh_allowed_hosts: ["10.1.0.0/16:22", "bastion-*.example.com:22"]
 """
 
 

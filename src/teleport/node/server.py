@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncssh
 
+from teleport import sshalgs
 from teleport.ca.sshcert import CertInfo
 from teleport.errors import AccessDenied
 from teleport.events import schema
@@ -216,7 +217,9 @@ class NodeServer:
             agent_forwarding=True,
             x11_forwarding=False,
             login_timeout=60,
+            **sshalgs.connection_options(),
         )
+        sshalgs.restrict_server_host_keys(self._options)
         infos = await asyncio.get_running_loop().getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from teleport import defaults
 from teleport.errors import BadParameter, NotFound
+from teleport.proxy import dialpolicy
 
 PROXY_SUBSYSTEM_PREFIX = "proxy:"
 NODES_SUBSYSTEM = "teleport-nodes"
@@ -22,38 +24,79 @@ class ProxyRequest:
     cluster: str = ""
 
 
+# A cluster name as teleport.yaml accepts it (config/fileconf.py), bounded like a host name.
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+MAX_SUBSYSTEM_LEN = 1024
+
+
 def parse_proxy_subsystem(name: str) -> ProxyRequest:
-    """Parse `proxy:host[:port][@cluster]` (host may be `[v6]`); the port defaults to 3022."""
+    """Parse `proxy:host[:port][@cluster]` (host may be `[v6]`); the port defaults to 3022.
+
+    Raises only BadParameter: the host must be an IP literal or an RFC 1123 host name, the port
+    1-65535, the cluster a cluster name. `proxy:@cluster` (no host) is the cluster's auth API.
+    """
     if not name.startswith(PROXY_SUBSYSTEM_PREFIX):
-        raise BadParameter(f"unknown subsystem {name!r}: expected proxy:host:port[@cluster]")
+        raise BadParameter(f"unknown subsystem {name[:80]!r}: expected proxy:host:port[@cluster]")
+    if len(name) > MAX_SUBSYSTEM_LEN:
+        raise BadParameter(f"bad proxy subsystem: longer than {MAX_SUBSYSTEM_LEN} characters")
+    shown = repr(name[:300])
     rest = name[len(PROXY_SUBSYSTEM_PREFIX):]
     target, _, cluster = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if "@" in rest and not _CLUSTER_NAME.fullmatch(cluster):
+        raise BadParameter(
+            f"bad proxy subsystem {shown}: {cluster[:80]!r} is not a cluster name (letters, "
+            "digits, '.', '_' and '-')"
+        )
     host, port_s = target, ""
-    if target.startswith("["):
+    bracketed = target.startswith("[")
+    if bracketed:
         end = target.find("]")
         if end < 0:
-            raise BadParameter(f"bad proxy subsystem {name!r}: unclosed '[' in the host")
+            raise BadParameter(f"bad proxy subsystem {shown}: unclosed '[' in the host")
         host, tail = target[1:end], target[end + 1:]
         if tail:
             if not tail.startswith(":"):
-                raise BadParameter(f"bad proxy subsystem {name!r}: expected ':' after ']'")
+                raise BadParameter(f"bad proxy subsystem {shown}: expected ':' after ']'")
             port_s = tail[1:]
+            if not port_s:
+                raise BadParameter(f"bad proxy subsystem {shown}: no port after ':'")
     elif target.count(":") == 1:
         host, port_s = target.split(":")
+        if not port_s:
+            raise BadParameter(f"bad proxy subsystem {shown}: no port after ':'")
     elif target.count(":") > 1:
         host = target  # a bare IPv6 address
-    if not host and cluster and not target:
+    if not target and cluster:
         return ProxyRequest(host="", port=0, cluster=cluster)  # proxy:@cluster = that cluster's auth
     if not host:
         raise BadParameter(
-            f"bad proxy subsystem {name!r}: no host given (the form is proxy:host:port[@cluster])"
+            f"bad proxy subsystem {shown}: no host given (the form is proxy:host:port[@cluster])"
         )
+    if bracketed and not _is_v6(host):
+        raise BadParameter(f"bad proxy subsystem {shown}: only IPv6 addresses go in brackets")
+    dialpolicy.check_host_syntax(host, f"bad proxy subsystem {shown}")
     port = defaults.NODE_SSH_PORT
     if port_s:
-        if not port_s.isdigit() or not 0 < int(port_s) < 65536:
-            raise BadParameter(f"bad proxy subsystem {name!r}: port {port_s!r} is not a TCP port")
+        if not (port_s.isascii() and port_s.isdigit()) or not 0 < int(port_s) < 65536:
+            raise BadParameter(f"bad proxy subsystem {shown}: port {port_s[:20]!r} is not a TCP port")
         port = int(port_s)
     return ProxyRequest(host=host, port=port, cluster=cluster)
+
+
+def _is_v6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return "%" not in text
+
+
+def format_proxy_subsystem(req: ProxyRequest) -> str:
+    """The subsystem name of `req` (parse_proxy_subsystem's inverse)."""
+    if not req.host:
+        return f"{PROXY_SUBSYSTEM_PREFIX}@{req.cluster}"
+    host = f"[{req.host}]" if ":" in req.host else req.host
+    return f"{PROXY_SUBSYSTEM_PREFIX}{host}:{req.port}" + (f"@{req.cluster}" if req.cluster else "")
 
 
 def _split_addr(addr: str) -> tuple[str, int | None]:
@@ -72,33 +115,31 @@ def node_address(node: dict[str, Any]) -> tuple[str, int]:
     return host, port or defaults.NODE_SSH_PORT
 
 
-def _is_ip(s: str) -> bool:
-    try:
-        ipaddress.ip_address(s)
-    except ValueError:
-        return False
-    return True
-
-
 def match_nodes(
     nodes: list[dict[str, Any]], host: str, port: int, resolved: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """The registered nodes `host` names: by uuid, hostname, or address IP (also the IPs `host`
-    resolved to). An address match also needs the port to agree."""
-    by_id = [n for n in nodes if n.get("metadata", {}).get("name") == host]
+    resolved to). An address match also needs the port to agree. Every comparison is between
+    normalised forms (dialpolicy.normalize_host: case, trailing dot, brackets, IPv4-mapped IPv6),
+    so no other spelling of a node's address escapes its access check."""
+    want = dialpolicy.normalize_host(host)
+    by_id = [n for n in nodes if str(n.get("metadata", {}).get("name", "")).lower() == want]
     if by_id:
         return by_id
-    by_name = [n for n in nodes if n.get("spec", {}).get("hostname") == host]
+    by_name = [
+        n for n in nodes
+        if dialpolicy.normalize_host(str(n.get("spec", {}).get("hostname", ""))) == want
+    ]
     if by_name:
         return by_name
-    ips = {host} if _is_ip(host) else set()
-    ips.update(resolved or [])
+    ips = {want} if dialpolicy.parse_ip(host) is not None else set()
+    ips.update(dialpolicy.normalize_host(ip) for ip in resolved or [])
     if not ips:
         return []
     out = []
     for n in nodes:
         nhost, nport = node_address(n)
-        if nhost in ips and nport == port:
+        if dialpolicy.normalize_host(nhost) in ips and nport == port:
             out.append(n)
     return out
 

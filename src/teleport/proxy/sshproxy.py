@@ -15,21 +15,25 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
 
+from teleport import defaults, sshalgs
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
-from teleport.ca.sshcert import parse_cert
+from teleport.ca.sshcert import CertInfo, parse_cert
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
-from teleport.proxy import lookup
+from teleport.proxy import dialpolicy, lookup
 
 log = logging.getLogger("teleport.proxy.ssh")
 
 NODES_CACHE_SECONDS = 5.0
+NODES_MISS_REFRESH_SECONDS = 1.0
+ENDPOINTS_CACHE_SECONDS = 60.0
 CA_CACHE_SECONDS = 30.0
 DIAL_TIMEOUT = 15.0
 # Bigger channel windows keep a single TCP stream busy on fast links (the relay is the hot path).
@@ -72,6 +76,10 @@ class ProxySSHService:
         self._ca_at = 0.0
         self._header = _load_header_func()
         self._conns: set[asyncssh.SSHServerConnection] = set()
+        self.allowed_hosts = dialpolicy.parse_allow_list(cfg.proxy_service.ssh_allowed_hosts)
+        self._endpoints: list[dialpolicy.Endpoint] | None = None
+        self._endpoints_at = 0.0
+        self._bound_port = 0
 
     @property
     def listen_addr(self) -> str:
@@ -82,22 +90,29 @@ class ProxySSHService:
         addr = self.cfg.proxy_service.listen_addr
         host_key = asyncssh.import_private_key(self.identity.private_key)
         cert = asyncssh.import_certificate(self.identity.cert)
+        options = await asyncssh.SSHServerConnectionOptions.construct(
+            server_host_keys=[(host_key, cert)],
+            encoding=None,
+            window=CHANNEL_WINDOW,
+            allow_pty=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            keepalive_interval=300,
+            **sshalgs.connection_options(),
+        )
+        sshalgs.restrict_server_host_keys(options)
         try:
             self._server = await asyncssh.create_server(
                 lambda: _ProxyServer(self),
                 addr.host or None,
                 addr.port,
-                server_host_keys=[(host_key, cert)],
-                encoding=None,
-                window=CHANNEL_WINDOW,
-                allow_pty=False,
-                agent_forwarding=False,
-                x11_forwarding=False,
-                keepalive_interval=300,
+                options=options,
                 reuse_address=True,
             )
         except OSError as exc:
             raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
+        if addr.port == 0:  # an ephemeral port is one of ours too
+            self._bound_port = int(self._server.get_port())
         log.info("proxy SSH service listening on %s", addr)
 
     async def close(self) -> None:
@@ -127,16 +142,17 @@ class ProxySSHService:
                 log.warning("cannot refresh the user CA from auth (using the cached one): %s", exc)
         return self._ca_keys
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        """The registered nodes, cached for a few seconds."""
+    async def nodes(self, max_age: float = NODES_CACHE_SECONDS) -> list[dict[str, Any]]:
+        """The registered nodes, cached for up to `max_age` seconds."""
         async with self._nodes_lock:
-            if time.monotonic() - self._nodes_at > NODES_CACHE_SECONDS:
+            if time.monotonic() - self._nodes_at > max_age:
                 self._nodes = await self.auth.list_nodes()
                 self._nodes_at = time.monotonic()
             return self._nodes
 
-    async def resolve(self, req: lookup.ProxyRequest) -> tuple[str, int, dict[str, Any] | None]:
-        """Where to dial for `req`: (host, port, the registered node or None for a plain host)."""
+    async def resolve(self, req: lookup.ProxyRequest, user: str) -> DialTarget:
+        """Where to dial for `req` on behalf of Teleport user `user`, after every check of the dial
+        policy (see dialpolicy.py); AccessDenied / NotFound say why not."""
         if req.cluster and req.cluster != self.cluster_name:
             raise NotFound(
                 f"cluster {req.cluster!r} is not known to this proxy, which serves cluster "
@@ -144,23 +160,88 @@ class ProxySSHService:
             )
         if not req.host:
             # proxy:@cluster: a byte stream to the cluster's auth API (the client then speaks
-            # mutual TLS with its own x509 identity, end to end)
+            # mutual TLS with its own x509 identity, end to end): a deliberate gateway, the one
+            # way through to the auth port
             auth = effective_auth_servers(self.cfg)[0]
-            return auth.host, auth.port, None
-        nodes = await self.nodes()
-        matches = lookup.match_nodes(nodes, req.host, req.port)
-        suffix = "." + self.cluster_name
-        if not matches and req.host.endswith(suffix):
-            # `node.<cluster>` (the ssh_config `Host *.<cluster>` form) names node `node`
-            matches = lookup.match_nodes(nodes, req.host[: -len(suffix)], req.port)
-        if not matches:
-            ips = await _resolve_ips(req.host)
-            matches = lookup.match_nodes(nodes, req.host, req.port, ips)
+            return DialTarget(_fmt_addr(auth.host, auth.port), [auth.host], auth.port, None)
+        ips: list[str] | None = None
+        matches: list[dict[str, Any]] = []
+        # a miss asks auth again (at most once a second): a node that just joined is routable
+        for max_age in (NODES_CACHE_SECONDS, NODES_MISS_REFRESH_SECONDS):
+            nodes = await self.nodes(max_age)
+            matches = lookup.match_nodes(nodes, req.host, req.port)
+            suffix = "." + self.cluster_name
+            if not matches and dialpolicy.normalize_host(req.host).endswith(suffix.lower()):
+                # `node.<cluster>` (the ssh_config `Host *.<cluster>` form) names node `node`
+                matches = lookup.match_nodes(nodes, req.host.rstrip(".")[: -len(suffix)], req.port)
+            if not matches:
+                if ips is None:
+                    ips = await _resolve_ips(req.host)
+                matches = lookup.match_nodes(nodes, req.host, req.port, ips)
+            if matches:
+                break
         node = lookup.pick_node(matches, req.host)
         if node is not None:
+            await self.check_route(user, node)
             host, port = lookup.node_address(node)
-            return host, port, node
-        return req.host, req.port, None
+            candidates = [dialpolicy.unmap(ip) for ip in _ips(await _resolve_ips(host))]
+            if not candidates:
+                raise NotFound(f"cannot resolve the address {host!r} of node {req.host!r}")
+            shown = _fmt_addr(host, port)
+        else:
+            port = req.port
+            if ips is None:
+                ips = await _resolve_ips(req.host)
+            name = None if dialpolicy.parse_ip(req.host) is not None else req.host
+            # the protected ports first, whatever the allow list says, for the clearer message
+            await self._refuse_own(req.host, _ips(ips), port)
+            candidates = [
+                ip for ip in _ips(ips)
+                if dialpolicy.allowed_by_config(self.allowed_hosts, name, ip, port)
+            ]
+            if not candidates:
+                if not ips and name is not None and dialpolicy.name_allowed(self.allowed_hosts, name, port):
+                    raise NotFound(f"cannot resolve host {req.host!r}")
+                raise dialpolicy.not_allowed(req.host, port)
+            shown = _fmt_addr(req.host, port)
+        await self._refuse_own(req.host, candidates, port)
+        return DialTarget(shown, [str(ip) for ip in candidates], port, node)
+
+    async def _refuse_own(self, host: str, ips: list[dialpolicy.IPAddress], port: int) -> None:
+        """AccessDenied when any of `ips`:`port` is the auth API or one of this proxy's ports."""
+        endpoints = await self.protected_endpoints()
+        for ip in ips:
+            ep = dialpolicy.own_endpoint(endpoints, ip, port, _is_local_ip)
+            if ep is not None:
+                raise dialpolicy.own_port_refused(host, port, ep)
+
+    async def protected_endpoints(self) -> list[dialpolicy.Endpoint]:
+        """The auth API and this proxy's own listeners, with the addresses they resolve to
+        (cached for a minute: names in auth_servers may move)."""
+        if self._endpoints is not None and time.monotonic() - self._endpoints_at < ENDPOINTS_CACHE_SECONDS:
+            return self._endpoints
+        px = self.cfg.proxy_service
+        named: list[tuple[str, str, int]] = [
+            ("proxy SSH listener", px.listen_addr.host, px.listen_addr.port),
+            ("proxy web listener", px.web_listen_addr.host, px.web_listen_addr.port),
+            ("proxy tunnel listener", px.tunnel_listen_addr.host, px.tunnel_listen_addr.port),
+        ]
+        named += [("auth server", a.host, a.port) for a in effective_auth_servers(self.cfg)]
+        if self.cfg.auth_service.enabled:
+            a = self.cfg.auth_service.listen_addr
+            named.append(("auth server", a.host, a.port))
+        if self._bound_port:
+            named.append(("proxy SSH listener", px.listen_addr.host, self._bound_port))
+        out = []
+        for what, host, port in named:
+            if dialpolicy.wildcard(host):
+                out.append(dialpolicy.Endpoint(what, port, None))
+            else:
+                found = frozenset(_ips(await _resolve_ips(host)))
+                # a name that does not resolve now may later: treat it as every local address
+                out.append(dialpolicy.Endpoint(what, port, found or None))
+        self._endpoints, self._endpoints_at = out, time.monotonic()
+        return out
 
     async def visible_nodes(self, user: str) -> list[dict[str, Any]]:
         """The nodes the user's current roles can see, asked fresh from auth (a role edit applies
@@ -192,9 +273,56 @@ class ProxySSHService:
 async def _resolve_ips(host: str) -> list[str]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):
         return []
     return list(dict.fromkeys(str(i[4][0]) for i in infos))
+
+
+def _ips(texts: list[str]) -> list[dialpolicy.IPAddress]:
+    out = []
+    for t in texts:
+        ip = dialpolicy.parse_ip(t.partition("%")[0])
+        if ip is not None and ip not in out:
+            out.append(ip)
+    return out
+
+
+def _tune_relay_socket(sock: socket.socket) -> None:
+    """No Nagle delay on the relay; kernel keep-alives so a node host that vanishes without a FIN
+    (power, network) ends the relay with an error instead of holding it open for hours."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", defaults.RELAY_TCP_KEEPIDLE),
+        ("TCP_KEEPINTVL", defaults.RELAY_TCP_KEEPINTVL),
+        ("TCP_KEEPCNT", defaults.RELAY_TCP_KEEPCNT),
+    ):
+        opt = getattr(socket, name, None)  # Linux names; other systems keep their defaults
+        if opt is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+
+
+def _is_local_ip(ip: dialpolicy.IPAddress) -> bool:
+    """Does `ip` belong to this host? (Binding to an address succeeds only for local ones.)"""
+    family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((str(ip), 0))
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DialTarget:
+    """What the proxy dials: the addresses (checked IPs, tried in order) and port; `shown` names
+    it in messages and the proxy header; `node` is the registered node, None for an allow-listed
+    OpenSSH host or the auth gateway."""
+
+    shown: str
+    addrs: list[str]
+    port: int
+    node: dict[str, Any] | None
 
 
 class _ProxyServer(asyncssh.SSHServer):
@@ -214,23 +342,36 @@ class _ProxyServer(asyncssh.SSHServer):
         original = conn.validate_public_key
 
         async def validate_public_key(username: str, key_data: bytes, msg: bytes, signature: bytes) -> bool:
+            info = _cert_info(key_data)
+            if info is None and _is_cert(key_data):
+                return False  # a certificate we cannot read is not one we let through
+            if info is not None and not info.principals:
+                # asyncssh reads an empty principal list as "valid for every login" (as the
+                # OpenSSH format says); a Teleport user certificate always names its logins,
+                # and the node refuses such a certificate, so the proxy does too.
+                if msg:
+                    self._audit_refused(conn, username, info.key_id, "it names no principals")
+                return False
             ok = await original(username, key_data, msg, signature)
             if ok and msg:
-                self.teleport_user = _key_id(key_data)
-            elif not ok and _key_id(key_data):
-                self._audit_refused(conn, username, _key_id(key_data))
+                self.teleport_user = info.key_id if info is not None else ""
+            elif not ok and info is not None and info.key_id:
+                self._audit_refused(conn, username, info.key_id)
             return bool(ok)
 
         conn.validate_public_key = validate_public_key  # type: ignore[method-assign]
 
-    def _audit_refused(self, conn: asyncssh.SSHServerConnection, login: str, user: str) -> None:
+    def _audit_refused(
+        self, conn: asyncssh.SSHServerConnection, login: str, user: str, why: str = ""
+    ) -> None:
         """Log a refused user certificate as an `auth` (T3007W) event, best effort."""
         from teleport.events.schema import AUTH_ATTEMPT, make_event
 
         peer, local = conn.get_extra_info("peername") or ("", 0), conn.get_extra_info("sockname") or ("", 0)
         ev = make_event(
             AUTH_ATTEMPT, user=user, login=login, success=False, server_id=self.svc.identity.host_id,
-            error="certificate refused by the proxy: not signed by the user CA, expired, or "
+            error=f"certificate refused by the proxy: {why}" if why else
+                  "certificate refused by the proxy: not signed by the user CA, expired, or "
                   f"{login!r} is not among its principals",
             addr_remote=f"{peer[0]}:{peer[1]}", addr_local=f"{local[0]}:{local[1]}",
         )
@@ -269,17 +410,23 @@ class _ProxyServer(asyncssh.SSHServer):
 _AUDIT_TASKS: set[asyncio.Future[Any]] = set()
 
 
-def _key_id(key_data: bytes) -> str:
-    """The key id of a user certificate in SSH wire form ("" for a plain key)."""
+def _is_cert(key_data: bytes) -> bool:
+    from teleport.node.certcheck import cert_line_from_wire
+
+    return cert_line_from_wire(key_data) is not None
+
+
+def _cert_info(key_data: bytes) -> CertInfo | None:
+    """The content of a certificate in SSH wire form (None for a plain key or an unreadable one)."""
     from teleport.node.certcheck import cert_line_from_wire
 
     line = cert_line_from_wire(key_data)
     if line is None:
-        return ""
+        return None
     try:
-        return parse_cert(line).key_id
+        return parse_cert(line)
     except BadParameter:
-        return ""
+        return None
 
 
 class _NodeProtocol(asyncio.Protocol):
@@ -296,8 +443,10 @@ class _NodeProtocol(asyncio.Protocol):
         self.session.chan.write(data)
 
     def eof_received(self) -> bool:
+        # SSH (and the TLS of the auth gateway) never half-close: the node's EOF ends the relay.
+        # Keeping the socket half open would leave both ends waiting for each other for ever.
         self.session.chan.write_eof()
-        return True
+        return False
 
     def pause_writing(self) -> None:
         self.session.chan.pause_reading()
@@ -322,6 +471,8 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         self.subsystem = ""
         self.node: _NodeProtocol | None = None
         self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.pending_paused = False  # reading the channel paused until the node is connected
         self.pending_eof = False
         self.closed = False
         self.task: asyncio.Task[None] | None = None
@@ -372,19 +523,29 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
             pass
 
     async def _connect(self, req: lookup.ProxyRequest) -> None:
-        host, port, node = await self.svc.resolve(req)
-        if node is not None:
-            await self.svc.check_route(self.owner.teleport_user, node)
-        target = _fmt_addr(host, port)
+        target = await self.svc.resolve(req, self.owner.teleport_user)
+        node = target.node
         loop = asyncio.get_running_loop()
-        try:
-            _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _NodeProtocol(self), host, port), DIAL_TIMEOUT
+        proto: _NodeProtocol | None = None
+        error: BaseException | None = None
+        # Dial the checked addresses themselves, never the name again: a second lookup could
+        # answer differently (DNS rebinding) and land on an address the policy never saw.
+        for addr in target.addrs:
+            try:
+                _, proto = await asyncio.wait_for(
+                    loop.create_connection(lambda: _NodeProtocol(self), addr, target.port),
+                    DIAL_TIMEOUT,
+                )
+                break
+            except (TimeoutError, OSError) as exc:
+                error = exc
+        if proto is None:
+            what = f"node {req.host!r} at {target.shown}" if node else target.shown
+            reason = (
+                error.strerror if isinstance(error, OSError) and error.strerror
+                else (str(error) or "timed out")
             )
-        except (TimeoutError, OSError) as exc:
-            what = f"node {req.host!r} at {target}" if node else f"{target}"
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or "timed out")
-            raise NotFound(f"cannot connect to {what}: {reason}") from None
+            raise NotFound(f"cannot connect to {what}: {reason}")
         if self.closed:
             assert proto.transport is not None
             proto.transport.close()
@@ -393,22 +554,32 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         assert proto.transport is not None
         sock = proto.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune_relay_socket(sock)
         peer = self.conn.get_extra_info("peername") or ("", 0)
         client_addr = _fmt_addr(str(peer[0]), int(peer[1]))
         if node is not None:
-            header = self.svc.proxy_header(client_addr, target)
+            header = self.svc.proxy_header(client_addr, target.shown)
             if header:
                 proto.transport.write(header)
         log.info(
-            "proxying %s (%s) to %s%s", client_addr, self.conn.get_extra_info("username"), target,
+            "proxying %s (%s) to %s%s", client_addr, self.conn.get_extra_info("username"), target.shown,
             f" (node {node['metadata']['name']})" if node else "",
         )
+        self.flush_pending(proto.transport)
+
+    def flush_pending(self, transport: asyncio.WriteTransport) -> None:
+        """Hand what the client sent before the node was connected to the node's transport, and
+        read the channel again if the pending bound had paused it."""
+        if self.pending_paused:
+            # before the write below: it may pause the channel again (node backpressure)
+            self.pending_paused = False
+            self.chan.resume_reading()
         if self.pending:
-            proto.transport.write(b"".join(self.pending))
+            transport.write(b"".join(self.pending))
             self.pending.clear()
+            self.pending_size = 0
         if self.pending_eof:
-            proto.transport.write_eof()
+            transport.write_eof()
 
     # channel -> node ----------------------------------------------------------------------
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -416,7 +587,13 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         if node is not None and node.transport is not None:
             node.transport.write(data)
         else:
-            self.pending.append(data)  # the client speaks first, before the node is dialled
+            # the client speaks first, before the node is dialled; past a bound, stop reading
+            # the channel (the client's window then fills) instead of buffering without limit
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size >= defaults.RELAY_PENDING_LIMIT and not self.pending_paused:
+                self.pending_paused = True
+                self.chan.pause_reading()
 
     def eof_received(self) -> bool:
         node = self.node

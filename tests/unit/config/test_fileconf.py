@@ -90,7 +90,7 @@ def test_sample_commented_examples_are_valid() -> None:
     in_dir_storage = False
     for line in sample_config().splitlines():
         stripped = line.strip()
-        if stripped in ("labels: {}", "commands: []"):
+        if stripped in ("labels: {}", "commands: []", "ssh_allowed_hosts: []"):
             continue
         if line == "  storage:":
             in_dir_storage = True  # the etcd example below replaces the "dir" storage
@@ -115,6 +115,7 @@ def test_sample_commented_examples_are_valid() -> None:
     assert [c.name for c in cfg.ssh_service.commands] == ["arch", "kernel"]
     assert cfg.proxy_service.public_addr == HostPort("proxy.example.com", 3080)
     assert cfg.proxy_service.https_cert_file == "/etc/teleport/teleport.crt"
+    assert cfg.proxy_service.ssh_allowed_hosts == ["10.1.0.0/16:22", "bastion-*.example.com:22"]
 
 
 def test_full_file() -> None:
