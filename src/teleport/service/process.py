@@ -115,11 +115,18 @@ class TeleportProcess:
         keys = idstore.keys_dir(self.data_dir)
         ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
         self.audit = AuditService(self.data_dir, self.backend)
-        await self._serve(AuthAPI(auth, self.audit).app(), a.listen_addr, ctx)
+        api = AuthAPI(auth, self.audit)
+        auth.on_event = api.emit  # login locks are announced in the audit log
+        self.closers.append(self._close_hasher)
+        await self._serve(api.app(), a.listen_addr, ctx)
         self._write_admin_identity(auth, a.listen_addr)
         self.banner.append(
             f"[AUTH]  auth service is listening on {a.listen_addr} (cluster {auth.cluster_name!r})"
         )
+
+    async def _close_hasher(self) -> None:
+        if self.auth is not None:
+            self.auth.hasher.close()
 
     def _write_admin_identity(self, auth: AuthServer, listen: HostPort) -> None:
         paths = admin_identity_paths(self.data_dir)
