@@ -572,6 +572,8 @@ class AuthServer:
             "permit_agent_forwarding": roleset.permit_agent_forwarding(),
             "client_idle_timeout": roleset.client_idle_timeout(),
             "disconnect_expired_cert": roleset.disconnect_expired_cert(),
+            "max_connections": roleset.max_connections(),
+            "max_sessions": roleset.max_sessions(),
         }
 
     # join tokens -----------------------------------------------------------------------

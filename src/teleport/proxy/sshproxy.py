@@ -19,13 +19,17 @@ from typing import Any
 
 import asyncssh
 
+from teleport import defaults
 from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.ca.sshcert import parse_cert
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
+from teleport.limits import source_of
 from teleport.proxy import lookup
+from teleport.service.httplistener import ListenerLimits
+from teleport.service.sshgate import SSHGate
 
 log = logging.getLogger("teleport.proxy.ssh")
 
@@ -72,6 +76,8 @@ class ProxySSHService:
         self._ca_at = 0.0
         self._header = _load_header_func()
         self._conns: set[asyncssh.SSHServerConnection] = set()
+        self.limits = ListenerLimits.from_config(cfg.teleport)
+        self.gate = SSHGate(self.limits, f"the SSH proxy ({cfg.proxy_service.listen_addr})")
 
     @property
     def listen_addr(self) -> str:
@@ -93,7 +99,9 @@ class ProxySSHService:
                 allow_pty=False,
                 agent_forwarding=False,
                 x11_forwarding=False,
-                keepalive_interval=300,
+                keepalive_interval=defaults.SSH_KEEPALIVE_INTERVAL,
+                keepalive_count_max=defaults.SSH_KEEPALIVE_COUNT_MAX,
+                login_timeout=self.limits.handshake_timeout,
                 reuse_address=True,
             )
         except OSError as exc:
@@ -208,6 +216,7 @@ class _ProxyServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.svc._conns.add(conn)
+        self.svc.gate.opened(conn, source_of(conn.get_extra_info("peername")))
         # asyncssh does not expose the client certificate; wrap this connection's key check
         # (the same hook node/certcheck.py subclasses; tested with asyncssh 2.14-2.24) to learn
         # the Teleport user (key id) after asyncssh accepted the certificate and its signature.
@@ -247,6 +256,11 @@ class _ProxyServer(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
             self.svc._conns.discard(self.conn)
+            self.svc.gate.closed(self.conn)
+
+    def auth_completed(self) -> None:
+        if self.conn is not None:
+            self.svc.gate.authenticated(self.conn, self.teleport_user)
 
     def begin_auth(self, username: str) -> bool:
         return True
