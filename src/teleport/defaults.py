@@ -36,6 +36,12 @@ HTTP_KEEPALIVE_TIMEOUT = 60.0
 # While a listener is full, at most this many refused TLS connections are handshaken to be told
 # why (a 429 with a message); beyond that they are closed at once.
 MAX_REFUSING_CONNECTIONS = 64
+# glibc malloc tuning (service/memory.py): blocks from this size up are mmapped (returned to
+# the system when freed), the heap is trimmed above the trim threshold, and free memory is
+# handed back every MEMORY_TRIM_INTERVAL seconds.
+MALLOC_MMAP_THRESHOLD = 128 * 1024
+MALLOC_TRIM_THRESHOLD = 1024 * 1024
+MEMORY_TRIM_INTERVAL = 10.0
 # SSH keep-alives from the servers: a client silent for interval * count_max is dropped.
 SSH_KEEPALIVE_INTERVAL = 300.0
 SSH_KEEPALIVE_COUNT_MAX = 3

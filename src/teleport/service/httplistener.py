@@ -32,6 +32,7 @@ from teleport.config.addr import HostPort
 from teleport.config.model import GlobalConfig
 from teleport.errors import LimitExceeded, error_to_dict
 from teleport.limits import ConnectionLimiter, source_of
+from teleport.service import memory
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ class _Gate(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        memory.note_closed()
         lst = self.listener
         if self.deadline is not None:
             self.deadline.cancel()

@@ -29,6 +29,7 @@ from teleport.config.start import effective_auth_servers
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
 from teleport.service import identity as idstore
+from teleport.service import memory
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 
 log = logging.getLogger("teleport")
@@ -85,6 +86,8 @@ class TeleportProcess:
         return self.cfg.teleport.data_dir
 
     async def start(self) -> None:
+        memory.tune_malloc()
+        self.tasks.append(asyncio.create_task(self._trim_memory()))
         ensure_private_dir(self.data_dir)
         self.host_id = idstore.host_uuid(self.data_dir)
         if self.cfg.auth_service.enabled:
@@ -93,6 +96,12 @@ class TeleportProcess:
             await self._start_proxy()
         if self.cfg.ssh_service.enabled:
             await self._start_node()
+
+    async def _trim_memory(self) -> None:
+        """Hand memory freed after a connection flood back to the system, now and then."""
+        while True:
+            await asyncio.sleep(defaults.MEMORY_TRIM_INTERVAL)
+            memory.reclaim()
 
     # auth -----------------------------------------------------------------------------
     async def _start_auth(self) -> None:

@@ -16,6 +16,7 @@ import asyncssh
 
 from teleport.errors import LimitExceeded
 from teleport.limits import ConnectionLimiter
+from teleport.service import memory
 from teleport.service.httplistener import ListenerLimits
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class SSHGate:
         held = self._held.pop(conn, None)
         if held is None:
             return
+        memory.note_closed()
         if held.counted:
             self.limiter.release(held.source)
         if held.user is not None:
