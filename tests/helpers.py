@@ -103,6 +103,7 @@ class Cluster:
     ssh_extra: str = ""  # more lines for ssh_service (indented two spaces), e.g. labels
     auth_extra: str = ""  # more lines for auth_service, e.g. session_recording
     proxy_extra: str = ""  # more lines for proxy_service, e.g. ssh_allowed_hosts
+    teleport_extra: str = ""  # more lines for teleport (indented two spaces), e.g. connection_limits
     proc: subprocess.Popen[bytes] | None = None
     otp: OTPClock = field(default_factory=OTPClock)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -136,7 +137,7 @@ class Cluster:
               data_dir: {self.data_dir}
               log: {{output: {os.path.join(self.root, 'teleport.log')}, severity: INFO}}
               storage: {self.storage}
-            auth_service:
+            {{teleport_extra}}auth_service:
               enabled: yes
               cluster_name: {self.cluster_name}
               listen_addr: 127.0.0.1:{p['auth']}
@@ -153,6 +154,7 @@ class Cluster:
               public_addr: 127.0.0.1:{p['web']}
             """
         )
+        text = text.replace("{teleport_extra}", self.teleport_extra)
         text = text.replace("{auth_extra}", self.auth_extra).replace("{ssh_extra}", self.ssh_extra)
         text += self.proxy_extra
         with open(self.config_path, "w") as f:

@@ -21,9 +21,30 @@ SECRET_FILE_MODE = 0o600
 STORAGE_TYPE = "dir"
 ETCD_PREFIX = "teleport"
 
-# Limits
+# Limits (teleport.connection_limits). max_connections bounds the concurrent connections from one
+# source address on each listener (the reference's per-client-IP meaning); a listener accepts at
+# most CONNECTIONS_TOTAL_FACTOR times that in total, so many sources cannot exhaust its memory.
+# max_users bounds the distinct authenticated users holding connections on one listener.
 MAX_CONNECTIONS = 1000
 MAX_USERS = 250
+CONNECTIONS_TOTAL_FACTOR = 2
+# One bound for every handshake (seconds): the TLS handshake, the first HTTP request's headers
+# and the SSH login (key exchange + authentication). Certificate logins need no typing.
+HANDSHAKE_TIMEOUT = 30.0
+# An HTTP connection idle between requests is closed after this (aiohttp's keepalive_timeout).
+HTTP_KEEPALIVE_TIMEOUT = 60.0
+# While a listener is full, at most this many refused TLS connections are handshaken to be told
+# why (a 429 with a message); beyond that they are closed at once.
+MAX_REFUSING_CONNECTIONS = 64
+# glibc malloc tuning (service/memory.py): blocks from this size up are mmapped (returned to
+# the system when freed), the heap is trimmed above the trim threshold, and free memory is
+# handed back every MEMORY_TRIM_INTERVAL seconds.
+MALLOC_MMAP_THRESHOLD = 128 * 1024
+MALLOC_TRIM_THRESHOLD = 1024 * 1024
+MEMORY_TRIM_INTERVAL = 10.0
+# SSH keep-alives from the servers: a client silent for interval * count_max is dropped.
+SSH_KEEPALIVE_INTERVAL = 300.0
+SSH_KEEPALIVE_COUNT_MAX = 3
 
 # Logging
 LOG_OUTPUT = "stderr"
@@ -49,9 +70,22 @@ INVITE_TOKEN_TTL = 3600
 MAX_INVITE_TOKEN_TTL = 48 * 3600
 TOKEN_BYTES = 16
 
-# Login security
+# Login security. A lock is set per (user, source address): MAX_LOGIN_ATTEMPTS failures from one
+# address lock that user out from that address only, so nobody can lock anyone else out.
 MAX_LOGIN_ATTEMPTS = 5
 ACCOUNT_LOCK_SECONDS = 20 * 60
+# The one answer to every refused password login: unknown user, wrong password or code, locked.
+LOGIN_FAILED_MESSAGE = "invalid user name, password or one-time code"
+# Login attempts (token buckets) at the proxy's login route and at auth: a burst, then a rate.
+LOGIN_RATE_PER_ADDR = 1.0  # per second, per source address
+LOGIN_BURST_PER_ADDR = 30
+LOGIN_RATE_PER_USER = 0.5  # per second, per user name (known or not)
+LOGIN_BURST_PER_USER = 10
+LOGIN_RATE_MAX_KEYS = 100_000  # buckets remembered per limiter (memory bound)
+# Password hashing runs in a thread pool (argon2-cffi releases the GIL) so that the event loop
+# stays free; at most HASH_QUEUE_MAX checks wait for a worker, beyond that logins get 429.
+HASH_WORKERS = 2
+HASH_QUEUE_MAX = 64
 TOTP_DIGITS = 6
 TOTP_PERIOD = 30
 TOTP_SKEW_STEPS = 1

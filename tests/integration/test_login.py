@@ -106,7 +106,41 @@ def test_otp_code_cannot_be_replayed(cluster: Cluster) -> None:
     first = cluster.tsh(*args, input=f"secret-pass-1\n{code}\n", check=False)
     assert first.returncode == 0, first.stderr
     second = cluster.tsh(*args, input=f"secret-pass-1\n{code}\n", check=False)
-    assert second.returncode != 0 and "already used" in second.stderr
+    # refused with the one generic answer: a distinct "code already used" would tell an
+    # attacker that the password was right
+    assert second.returncode != 0 and "invalid user name, password or one-time code" in second.stderr
+
+
+def _post_login(cluster: Cluster, user: str, password: str) -> tuple[int, bytes]:
+    """POST the login route of the proxy directly: (status, raw body bytes)."""
+    import json
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    body = json.dumps({"user": user, "password": password, "otp_token": "123456",
+                       "pub_key": "ssh-ed25519 AAAA"}).encode()
+    req = urllib.request.Request(f"https://{cluster.web_addr}/v1/webapi/ssh/certs", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _audit_events(cluster: Cluster) -> list[dict[str, object]]:
+    import glob
+    import json
+
+    out = []
+    for path in sorted(glob.glob(os.path.join(cluster.data_dir, "log", "*.log"))):
+        with open(path) as f:
+            out += [json.loads(line) for line in f if line.strip()]
+    return out
 
 
 def test_lockout_after_five_failures(cluster: Cluster) -> None:
@@ -115,11 +149,39 @@ def test_lockout_after_five_failures(cluster: Cluster) -> None:
     for _ in range(5):
         res = cluster.tsh(*args, input="wrong-password\n123456\n", check=False)
         assert res.returncode != 0 and "invalid user name, password" in res.stderr
-    # now even the right password is refused, with a message that says why
+    # now even the right password is refused (from this address), with the one generic answer
     code = cluster.otp.code("locky", cluster.secrets["locky"])
     res = cluster.tsh(*args, input=f"secret-pass-1\n{code}\n", check=False)
     assert res.returncode != 0
-    assert "locked until" in res.stderr and "failed login attempts" in res.stderr
+    assert "invalid user name, password or one-time code" in res.stderr
+    assert "locked" not in res.stderr
+    # the real user learns of the lock from the audit log
+    locks = [e for e in _audit_events(cluster)
+             if e.get("event") == "user.login" and e.get("user") == "locky"
+             and "locked until" in str(e.get("error", ""))]
+    assert len(locks) == 1 and locks[0]["success"] is False
+    assert "127.0.0.1" in str(locks[0]["error"]) and locks[0].get("addr.remote") == "127.0.0.1"
+
+
+def test_locked_and_unknown_users_get_identical_answers(cluster: Cluster) -> None:
+    """Over the network, through the proxy: a locked existing user and a user that does not
+    exist get byte-identical answers (the lock must not tell who exists)."""
+    cluster.add_user("lockme")
+    for _ in range(5):
+        status, _ = _post_login(cluster, "lockme", "wrong-password")
+        assert status == 403
+    locked = _post_login(cluster, "lockme", "secret-pass-1")
+    unknown = _post_login(cluster, "no-such-user-xyz", "secret-pass-1")
+    assert locked[0] == unknown[0] == 403
+    assert locked[1] == unknown[1], (locked, unknown)
+    assert b"lockme" not in locked[1]
+    # and through tsh, the same words on stderr
+    args = ("--insecure", f"--proxy={cluster.web_addr}", "login")
+    a = cluster.tsh(*args[:2], "--user=lockme", args[2], input="secret-pass-1\n123456\n", check=False)
+    b = cluster.tsh(*args[:2], "--user=no-such-user-xyz", args[2], input="secret-pass-1\n123456\n",
+                    check=False)
+    assert a.returncode == b.returncode != 0
+    assert a.stderr.replace("lockme", "X") == b.stderr.replace("no-such-user-xyz", "X")
 
 
 def test_unknown_user_and_wrong_otp_are_refused(cluster: Cluster) -> None:

@@ -44,6 +44,14 @@ def caller_identity(request: web.Request) -> tlsca.Identity | None:
     return tlsca.identity_from_cert(der)
 
 
+def peer_addr(request: web.Request) -> str:
+    """The TCP peer of a request as "ip:port" ("" when unknown)."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
+    return ""
+
+
 def _str(data: dict[str, Any], key: str, required: bool = True) -> str:
     value = data.get(key, "")
     if not isinstance(value, str) or (required and not value):
@@ -213,10 +221,12 @@ class AuthAPI:
         return web.json_response({"ok": True})
 
     async def authenticate_ssh(self, request: web.Request) -> web.Response:
-        await self._authorize(request, "user", "authenticate")
+        identity = await self._authorize(request, "user", "authenticate")
         data = await json_body(request)
         name = path_param(request, "user")
-        remote = str(data.get("remote_addr") or "")
+        # Only a proxy speaks for the client behind it; anyone else is the client itself.
+        remote = str(data.get("remote_addr") or "") if identity.system_role == "Proxy" else ""
+        remote = remote or peer_addr(request)
         try:
             result = await self.server.authenticate_ssh(
                 name,
@@ -224,6 +234,7 @@ class AuthAPI:
                 _str(data, "otp_code", False),
                 _str(data, "public_key"),
                 data.get("ttl"),
+                remote_addr=remote,
             )
         except AccessDenied as err:
             self.emit("user.login", user=name, method="local", success=False, error=err.message,

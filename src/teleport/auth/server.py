@@ -5,15 +5,18 @@ It talks only to a ClusterStore (never to a network); auth/api.py exposes it ove
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from teleport import defaults
 from teleport.auth import secrets
+from teleport.auth.hashing import PasswordHasher
 from teleport.auth.store import ClusterStore
 from teleport.ca import keys as cakeys
 from teleport.ca import sshcert, tlsca
@@ -25,6 +28,7 @@ from teleport.errors import (
     CompareFailed,
     NotFound,
 )
+from teleport.limits import RateLimiter, source_of
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
 from teleport.types.names import check_host_id, check_role_name, check_user_name
@@ -99,6 +103,20 @@ class AuthServer:
         self.session_recording = "node"  # node | off: where interactive sessions are recorded
         self._signers: dict[str, Any] = {}
         self._tls_ca: tuple[bytes, bytes] | None = None
+        # login protection: hashing off the loop, attempt rates, per-(user, address) lockout
+        self.hasher = PasswordHasher()
+        self.login_rate_addr = RateLimiter(
+            defaults.LOGIN_RATE_PER_ADDR, defaults.LOGIN_BURST_PER_ADDR,
+            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
+        )
+        self.login_rate_user = RateLimiter(
+            defaults.LOGIN_RATE_PER_USER, defaults.LOGIN_BURST_PER_USER,
+            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
+        )
+        self._attempts_lock = asyncio.Lock()
+        # Where the auth service's own audit events go (set by the process to the audit log):
+        # (event type, fields) -> None.
+        self.on_event: Callable[..., None] = lambda event_type, **fields: None
 
     # start-up ---------------------------------------------------------------------------
     @classmethod
@@ -355,6 +373,7 @@ class AuthServer:
         counter = 0
         if self.second_factor == "otp":
             counter = secrets.verify_totp(invite["otp_secret"], otp_code, 0).counter
+        pwd_hash = await self.hasher.hash(password)  # before consuming: it may be refused (busy)
         await self.store.consume_invite(item)
         user = User(
             metadata=Metadata(name=invite["user"]),
@@ -365,7 +384,7 @@ class AuthServer:
             },
         )
         await self.store.create_user(user)
-        await self.store.put_user_secret(user.name, "pwd", {"hash": secrets.hash_password(password)})
+        await self.store.put_user_secret(user.name, "pwd", {"hash": pwd_hash})
         await self.store.put_user_secret(
             user.name, "totp", {"secret": invite["otp_secret"], "last": counter}
         )
@@ -381,59 +400,105 @@ class AuthServer:
         """Set a user's password directly (tests and automation; no invite)."""
         await self.store.get_user(name)
         secrets.check_password_strength(password)
-        await self.store.put_user_secret(name, "pwd", {"hash": secrets.hash_password(password)})
+        await self.store.put_user_secret(name, "pwd", {"hash": await self.hasher.hash(password)})
 
     # login -----------------------------------------------------------------------------
-    async def _check_lock(self, name: str) -> dict[str, Any]:
-        try:
-            state = await self.store.get_user_secret(name, "attempts")
-        except NotFound:
-            state = {"failures": 0, "locked_until": 0}
-        if state.get("locked_until", 0) > _now():
-            until = datetime.fromtimestamp(state["locked_until"], UTC).strftime("%H:%M:%S UTC")
-            raise AccessDenied(
-                f"user {name!r} is locked until {until} after {defaults.MAX_LOGIN_ATTEMPTS} "
-                "failed login attempts; wait, or ask an administrator"
+    async def _begin_attempt(self, name: str, source: str) -> tuple[bool, int]:
+        """Count an attempt before checking it: (locked, failures counted before this one).
+
+        Counting first, under one lock, means a burst of concurrent attempts cannot all read
+        "0 failures" and all get a try: at most MAX_LOGIN_ATTEMPTS are ever checked."""
+        async with self._attempts_lock:
+            state = await self.store.get_login_attempts(name, source)
+            locked_until = float(state.get("locked_until", 0))
+            failures = int(state.get("failures", 0))
+            if locked_until > _now():
+                return True, failures
+            if locked_until:
+                failures = 0  # an expired lock: start afresh
+            elif failures >= defaults.MAX_LOGIN_ATTEMPTS:
+                return True, failures  # the last allowed attempts are still being checked
+            await self.store.put_login_attempts(
+                name, source, {"failures": failures + 1, "locked_until": 0},
+                _now() + defaults.ACCOUNT_LOCK_SECONDS,
             )
-        return state
+            return False, failures
 
-    async def _record_failure(self, name: str, state: dict[str, Any]) -> None:
-        failures = int(state.get("failures", 0)) + 1
-        new: dict[str, float] = {"failures": failures, "locked_until": 0}
-        if failures >= defaults.MAX_LOGIN_ATTEMPTS:
-            new = {"failures": 0, "locked_until": _now() + defaults.ACCOUNT_LOCK_SECONDS}
-        await self.store.put_user_secret(name, "attempts", new)
+    async def _end_attempt(self, name: str, source: str, ok: bool, failures_before: int) -> None:
+        """Settle a counted attempt: success clears the count; the MAX_LOGIN_ATTEMPTS-th failure
+        locks this user out from this source address, and says so in the audit log (that is how
+        the real user learns of it)."""
+        async with self._attempts_lock:
+            if ok:
+                await self.store.delete_login_attempts(name, source)
+                return
+            if failures_before + 1 != defaults.MAX_LOGIN_ATTEMPTS:
+                return  # not the attempt that sets the lock
+            until = _now() + defaults.ACCOUNT_LOCK_SECONDS
+            await self.store.put_login_attempts(
+                name, source, {"failures": failures_before + 1, "locked_until": until}, until
+            )
+        when = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        reason = (
+            f"logins of {name!r} from {source or 'an unknown address'} are locked until {when} "
+            f"after {defaults.MAX_LOGIN_ATTEMPTS} failed attempts (other addresses are not affected)"
+        )
+        log.warning("%s", reason)
+        self.on_event("user.login", user=name, method="local", success=False, error=reason,
+                      addr_remote=source or None)
 
-    async def check_credentials(self, name: str, password: str, otp_code: str) -> User:
-        """Password then one-time code; counts failures and locks the account after 5."""
+    async def check_credentials(
+        self, name: str, password: str, otp_code: str, remote_addr: str = ""
+    ) -> User:
+        """Password then one-time code, for a login from ``remote_addr`` (the client's address).
+
+        Unknown users, wrong passwords or codes and locked (user, address) pairs all get the same
+        AccessDenied message after the same work (one argon2 check, the same backend reads and
+        writes), so the answer tells nobody which users exist. Attempts are rate-limited per
+        address and per user name (LimitExceeded), and MAX_LOGIN_ATTEMPTS failures lock the user
+        out from that address only."""
+        source = source_of(remote_addr)
+        self.login_rate_addr.check(source, f"from {source or 'your address'}")
+        self.login_rate_user.check(name, f"for user {name!r}")
+        locked, failures_before = await self._begin_attempt(name, source)
         try:
-            user = await self.store.get_user(name)
+            user: User | None = await self.store.get_user(name)
         except NotFound:
-            # the same answer as a wrong password: do not reveal which users exist
-            secrets.verify_password(_DUMMY_HASH, password)
-            raise AccessDenied("invalid user name, password or one-time code") from None
-        state = await self._check_lock(name)
-        try:
-            pwd = await self.store.get_user_secret(name, "pwd")
-        except NotFound:
-            raise AccessDenied(f"user {name!r} has no password yet: complete the invite first") from None
-        if not secrets.verify_password(pwd["hash"], password):
-            await self._record_failure(name, state)
-            raise AccessDenied("invalid user name, password or one-time code")
-        if self.second_factor == "otp":
-            await self._check_totp(name, otp_code, state)
-        if state.get("failures"):
-            await self.store.put_user_secret(name, "attempts", {"failures": 0, "locked_until": 0})
+            user = None
+        encoded = _DUMMY_HASH
+        reason = ""
+        if user is None:
+            reason = "unknown user"
+        elif locked:
+            reason = "locked after too many failed attempts from this address"
+        else:
+            try:
+                encoded = (await self.store.get_user_secret(name, "pwd"))["hash"]
+            except NotFound:
+                reason = "the user has no password yet (invite not completed)"
+        # Always one hash check, against the dummy hash when there is nothing to check against,
+        # so that every refusal costs the same time.
+        ok = await self.hasher.verify(encoded, password)
+        if not reason and not ok:
+            reason = "wrong password"
+        if not reason and self.second_factor == "otp":
+            try:
+                await self._check_totp(name, otp_code)
+            except AccessDenied as exc:
+                reason = f"one-time code refused: {exc.message}"
+        if reason:
+            if not locked:
+                await self._end_attempt(name, source, False, failures_before)
+            log.info("login of %r from %s refused: %s", name, source or "?", reason)
+            raise AccessDenied(defaults.LOGIN_FAILED_MESSAGE)
+        await self._end_attempt(name, source, True, failures_before)
+        assert user is not None
         return user
 
-    async def _check_totp(self, name: str, code: str, state: dict[str, Any]) -> None:
+    async def _check_totp(self, name: str, code: str) -> None:
         for _ in range(5):
             totp = await self.store.get_user_secret(name, "totp")
-            try:
-                check = secrets.verify_totp(totp["secret"], code or "", int(totp.get("last", 0)))
-            except AccessDenied:
-                await self._record_failure(name, state)
-                raise
+            check = secrets.verify_totp(totp["secret"], code or "", int(totp.get("last", 0)))
             try:
                 await self.store.swap_user_secret(name, "totp", totp, {**totp, "last": check.counter})
                 return
@@ -442,10 +507,11 @@ class AuthServer:
         raise AccessDenied("one-time code was already used: wait for the next code")
 
     async def authenticate_ssh(
-        self, name: str, password: str, otp_code: str, public_key: str, ttl: float | None
+        self, name: str, password: str, otp_code: str, public_key: str, ttl: float | None,
+        remote_addr: str = "",
     ) -> LoginResult:
         """Check credentials and sign the client's key: SSH user certificate + x509 identity."""
-        user = await self.check_credentials(name, password, otp_code)
+        user = await self.check_credentials(name, password, otp_code, remote_addr)
         return await self.generate_user_certs(user, public_key, ttl)
 
     async def generate_user_certs(
@@ -509,6 +575,8 @@ class AuthServer:
             "permit_agent_forwarding": roleset.permit_agent_forwarding(),
             "client_idle_timeout": roleset.client_idle_timeout(),
             "disconnect_expired_cert": roleset.disconnect_expired_cert(),
+            "max_connections": roleset.max_connections(),
+            "max_sessions": roleset.max_sessions(),
         }
 
     # join tokens -----------------------------------------------------------------------

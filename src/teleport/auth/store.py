@@ -5,6 +5,7 @@ Nothing here knows which backend it runs on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -97,6 +98,34 @@ class ClusterStore:
         """Atomically replace per-user state; CompareFailed when someone else changed it."""
         key = f"/users/{name}/{what}"
         await self.backend.compare_and_swap(Item(key, _json(old)), Item(key, _json(new)))
+
+    # login attempts, per (user, source address) --------------------------------------------
+    @staticmethod
+    def _attempts_key(user: str, source: str) -> str:
+        # Both parts come from the network (any user name, known or not): a digest is a safe,
+        # fixed-length key whatever they contain.
+        digest = hashlib.sha256(f"{user}\0{source}".encode()).hexdigest()
+        return f"/loginattempts/{digest}"
+
+    async def get_login_attempts(self, user: str, source: str) -> dict[str, Any]:
+        """{"failures": n, "locked_until": t} for logins of ``user`` from ``source``."""
+        try:
+            item = await self.backend.get(self._attempts_key(user, source))
+        except NotFound:
+            return {"failures": 0, "locked_until": 0}
+        return dict(json.loads(item.value))
+
+    async def put_login_attempts(
+        self, user: str, source: str, state: dict[str, Any], expires: float
+    ) -> None:
+        """Store the attempt state; it disappears by itself at ``expires``."""
+        await self.backend.put(Item(self._attempts_key(user, source), _json(state), expires))
+
+    async def delete_login_attempts(self, user: str, source: str) -> None:
+        try:
+            await self.backend.delete(self._attempts_key(user, source))
+        except NotFound:
+            pass
 
     # roles --------------------------------------------------------------------------------
     async def get_role(self, name: str) -> Role:

@@ -272,11 +272,14 @@ def _parse_global(ctx: _Ctx, raw: Any) -> GlobalConfig:
     g.auth_servers = ctx.get(d, "auth_servers", p, _auth_servers(ctx), [])
 
     limits = ctx.mapping(
-        d.get("connection_limits"), f"{p}.connection_limits", ("max_connections", "max_users")
+        d.get("connection_limits"), f"{p}.connection_limits",
+        ("max_connections", "max_users", "handshake_timeout"),
     )
     lp = f"{p}.connection_limits"
     g.max_connections = ctx.get(limits, "max_connections", lp, ctx.positive_int, g.max_connections)
     g.max_users = ctx.get(limits, "max_users", lp, ctx.positive_int, g.max_users)
+    g.handshake_timeout = ctx.get(limits, "handshake_timeout", lp, _positive_duration(ctx),
+                                  g.handshake_timeout)
 
     log = ctx.mapping(d.get("log"), f"{p}.log", ("output", "severity"))
     g.log_output = ctx.get(log, "output", f"{p}.log", _log_output(ctx), g.log_output)
@@ -289,6 +292,16 @@ def _parse_global(ctx: _Ctx, raw: Any) -> GlobalConfig:
     )
     g.storage = _parse_storage(ctx, d.get("storage"))
     return g
+
+
+def _positive_duration(ctx: _Ctx) -> Callable[[Any, str], float]:
+    def convert(value: Any, path: str) -> float:
+        seconds = ctx.duration(value, path)
+        if seconds <= 0:
+            ctx.fail(path, f"must be a positive duration such as 30s, got {value!r}")
+        return seconds
+
+    return convert
 
 
 def _nodename(ctx: _Ctx) -> Callable[[Any, str], str]:

@@ -39,6 +39,8 @@ class GlobalConfig:
     auth_servers: list[HostPort] = field(default_factory=list)
     max_connections: int = defaults.MAX_CONNECTIONS
     max_users: int = defaults.MAX_USERS
+    # seconds for a TLS handshake, the first HTTP request's headers and an SSH login
+    handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT
     log_output: str = defaults.LOG_OUTPUT
     log_severity: str = defaults.LOG_SEVERITY
     # validated and normalized: {"type": "dir"[, "path"]} or {"type": "etcd", "peers": [...], ...}

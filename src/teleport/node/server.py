@@ -12,14 +12,17 @@ from typing import Any
 
 import asyncssh
 
-from teleport import sshalgs
+from teleport import defaults, sshalgs
 from teleport.ca.sshcert import CertInfo
-from teleport.errors import AccessDenied
+from teleport.errors import AccessDenied, LimitExceeded
 from teleport.events import schema
+from teleport.limits import check_sessions, source_of
 from teleport.node import proxyheader
 from teleport.node.certcheck import CertCaptureConnection
 from teleport.node.party import SessionServices
 from teleport.node.sessions import NodeSession, SessionContext, login_user
+from teleport.service.httplistener import ListenerLimits
+from teleport.service.sshgate import SSHGate
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +58,30 @@ class NodeSSHServer(asyncssh.SSHServer):
         self.channels: set[NodeSession] = set()
         self.last_input = time.monotonic()
         self._guard: asyncio.Task[None] | None = None
+        self.open_sessions = 0  # session channels open on this connection (max_sessions)
+        self._session_waiters: set[asyncio.Future[None]] = set()
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         assert isinstance(conn, CertCaptureConnection)
         self.conn = conn
+        self.node.gate.opened(conn, source_of(conn.teleport_client_addr))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._guard is not None:
             self._guard.cancel()
+        if self.conn is not None:
+            self.node.gate.closed(self.conn)
+            self.node._conns.discard(self.conn)  # or every connection ever made stays in memory
+
+    def auth_completed(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.teleport_cert is not None:
+            limit = int(conn.teleport_access.get("max_connections") or 0)
+            self.node.gate.authenticated(conn, conn.teleport_cert.key_id, limit)
+
+    def _session_closed(self, waiter: asyncio.Future[None]) -> None:
+        self._session_waiters.discard(waiter)
+        self.open_sessions -= 1
 
     def touch(self) -> None:
         """The client typed something: restart the idle clock."""
@@ -141,9 +160,17 @@ class NodeSSHServer(asyncssh.SSHServer):
             touch=self.touch,
             channels=self.channels,
         )
+        try:
+            check_sessions(self.open_sessions, int(conn.teleport_access.get("max_sessions") or 0))
+        except LimitExceeded as exc:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, exc.message) from None
         self._start_guard()
         chan = conn.create_server_channel(encoding=None)
         session = NodeSession(ctx)
+        self.open_sessions += 1
+        waiter = asyncio.ensure_future(chan.wait_closed())
+        self._session_waiters.add(waiter)  # the loop holds tasks weakly
+        waiter.add_done_callback(self._session_closed)
         return chan, session
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
@@ -189,6 +216,7 @@ class NodeServer:
         host_ca_keys: Callable[[], list[str]],
         check_access: Callable[[str, str], Awaitable[dict[str, Any]]],
         services: SessionServices | None = None,
+        limits: ListenerLimits | None = None,
     ) -> None:
         self.host_key = host_key
         self.host_cert = host_cert
@@ -203,6 +231,8 @@ class NodeServer:
         self._accept_task: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self._conns: set[CertCaptureConnection] = set()
+        self.limits = limits or ListenerLimits()
+        self.gate = SSHGate(self.limits, "this node")
 
     async def listen(self, host: str, port: int) -> tuple[str, int]:
         """Bind and start accepting; returns the bound address."""
@@ -216,7 +246,9 @@ class NodeServer:
             line_editor=False,
             agent_forwarding=True,
             x11_forwarding=False,
-            login_timeout=60,
+            login_timeout=self.limits.handshake_timeout,
+            keepalive_interval=defaults.SSH_KEEPALIVE_INTERVAL,
+            keepalive_count_max=defaults.SSH_KEEPALIVE_COUNT_MAX,
             **sshalgs.connection_options(),
         )
         sshalgs.restrict_server_host_keys(self._options)

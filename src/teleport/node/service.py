@@ -19,6 +19,7 @@ from teleport.node.labels import CommandLabels
 from teleport.node.party import SessionServices
 from teleport.node.recorder import RecordingUploader, upload_dir
 from teleport.node.server import NodeServer
+from teleport.service.httplistener import ListenerLimits
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class NodeService:
             lambda: self.host_ca,
             self._check_access,
             self.services,
+            ListenerLimits.from_config(cfg.teleport),
         )
         self.addr = ""
         self._beat_now = asyncio.Event()

@@ -27,7 +27,10 @@ from teleport.ca.sshcert import CertInfo, parse_cert
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
+from teleport.limits import source_of
 from teleport.proxy import dialpolicy, lookup
+from teleport.service.httplistener import ListenerLimits
+from teleport.service.sshgate import SSHGate
 
 log = logging.getLogger("teleport.proxy.ssh")
 
@@ -80,6 +83,8 @@ class ProxySSHService:
         self._endpoints: list[dialpolicy.Endpoint] | None = None
         self._endpoints_at = 0.0
         self._bound_port = 0
+        self.limits = ListenerLimits.from_config(cfg.teleport)
+        self.gate = SSHGate(self.limits, f"the SSH proxy ({cfg.proxy_service.listen_addr})")
 
     @property
     def listen_addr(self) -> str:
@@ -97,7 +102,9 @@ class ProxySSHService:
             allow_pty=False,
             agent_forwarding=False,
             x11_forwarding=False,
-            keepalive_interval=300,
+            keepalive_interval=defaults.SSH_KEEPALIVE_INTERVAL,
+            keepalive_count_max=defaults.SSH_KEEPALIVE_COUNT_MAX,
+            login_timeout=self.limits.handshake_timeout,
             **sshalgs.connection_options(),
         )
         sshalgs.restrict_server_host_keys(options)
@@ -336,6 +343,7 @@ class _ProxyServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.svc._conns.add(conn)
+        self.svc.gate.opened(conn, source_of(conn.get_extra_info("peername")))
         # asyncssh does not expose the client certificate; wrap this connection's key check
         # (the same hook node/certcheck.py subclasses; tested with asyncssh 2.14-2.24) to learn
         # the Teleport user (key id) after asyncssh accepted the certificate and its signature.
@@ -388,6 +396,11 @@ class _ProxyServer(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
             self.svc._conns.discard(self.conn)
+            self.svc.gate.closed(self.conn)
+
+    def auth_completed(self) -> None:
+        if self.conn is not None:
+            self.svc.gate.authenticated(self.conn, self.teleport_user)
 
     def begin_auth(self, username: str) -> bool:
         return True

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ from teleport.config.start import effective_auth_servers
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
 from teleport.service import identity as idstore
+from teleport.service import memory
+from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 
 log = logging.getLogger("teleport")
 
@@ -71,7 +74,7 @@ class TeleportProcess:
     backend: Backend | None = None
     auth: AuthServer | None = None
     audit: AuditService | None = None
-    runners: list[web.AppRunner] = field(default_factory=list)
+    listeners: list[HTTPListener] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     clients: list[AuthClient] = field(default_factory=list)
     host_id: str = ""
@@ -83,6 +86,8 @@ class TeleportProcess:
         return self.cfg.teleport.data_dir
 
     async def start(self) -> None:
+        memory.tune_malloc()
+        self.tasks.append(asyncio.create_task(self._trim_memory()))
         ensure_private_dir(self.data_dir)
         self.host_id = idstore.host_uuid(self.data_dir)
         if self.cfg.auth_service.enabled:
@@ -91,6 +96,12 @@ class TeleportProcess:
             await self._start_proxy()
         if self.cfg.ssh_service.enabled:
             await self._start_node()
+
+    async def _trim_memory(self) -> None:
+        """Hand memory freed after a connection flood back to the system, now and then."""
+        while True:
+            await asyncio.sleep(defaults.MEMORY_TRIM_INTERVAL)
+            memory.reclaim()
 
     # auth -----------------------------------------------------------------------------
     async def _start_auth(self) -> None:
@@ -115,11 +126,18 @@ class TeleportProcess:
         keys = idstore.keys_dir(self.data_dir)
         ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
         self.audit = AuditService(self.data_dir, self.backend)
-        await self._serve(AuthAPI(auth, self.audit).app(), a.listen_addr, ctx)
+        api = AuthAPI(auth, self.audit)
+        auth.on_event = api.emit  # login locks are announced in the audit log
+        self.closers.append(self._close_hasher)
+        await self._serve(api.app(), a.listen_addr, ctx, "the auth service", user_identity_of)
         self._write_admin_identity(auth, a.listen_addr)
         self.banner.append(
             f"[AUTH]  auth service is listening on {a.listen_addr} (cluster {auth.cluster_name!r})"
         )
+
+    async def _close_hasher(self) -> None:
+        if self.auth is not None:
+            self.auth.hasher.close()
 
     def _write_admin_identity(self, auth: AuthServer, listen: HostPort) -> None:
         paths = admin_identity_paths(self.data_dir)
@@ -210,11 +228,9 @@ class TeleportProcess:
         p = self.cfg.proxy_service
         web_proxy = WebProxy(client, ident.cluster_name, self.ssh_public_addr(), self.web_public_addr())
         cert, key = self._proxy_tls()
-        import ssl
-
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
-        await self._serve(web_proxy.app(), p.web_listen_addr, ctx)
+        await self._serve(web_proxy.app(), p.web_listen_addr, ctx, "the web proxy")
         self.tasks.append(asyncio.create_task(self._proxy_heartbeat(client, ident)))
         from teleport.proxy.sshproxy import ProxySSHService
 
@@ -259,16 +275,13 @@ class TeleportProcess:
         )
 
     # plumbing -------------------------------------------------------------------------
-    async def _serve(self, app: web.Application, addr: HostPort, ctx: object) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, addr.host or None, addr.port, ssl_context=ctx, reuse_address=True)  # type: ignore[arg-type]
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
-        self.runners.append(runner)
+    async def _serve(self, app: web.Application, addr: HostPort, ctx: ssl.SSLContext,
+                     what: str, user_of: UserOf | None = None) -> None:
+        """Serve an aiohttp app behind the connection-limit gate (limits, timeouts, 429s)."""
+        listener = HTTPListener(app, ListenerLimits.from_config(self.cfg.teleport),
+                                f"{what} ({addr})", user_of)
+        await listener.start(addr, ctx)
+        self.listeners.append(listener)
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -277,8 +290,8 @@ class TeleportProcess:
             except Exception as exc:  # keep closing the rest
                 log.warning("error while stopping a service: %s", exc)
         await cancel_and_wait(self.tasks)
-        for r in reversed(self.runners):
-            await r.cleanup()
+        for listener in reversed(self.listeners):
+            await listener.close()
         for c in self.clients:
             await c.close()
         if self.audit is not None:

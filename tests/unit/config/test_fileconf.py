@@ -225,6 +225,10 @@ ERRORS = [
         "teleport.connection_limits.max_users: expected a positive integer, got -3",
     ),
     (
+        "teleport:\n  connection_limits: {handshake_timeout: 0s}\n",
+        "teleport.connection_limits.handshake_timeout: must be a positive duration",
+    ),
+    (
         "teleport:\n  connection_limits: {max_users: yes}\n",
         "teleport.connection_limits.max_users: expected a positive integer, got a boolean",
     ),
