@@ -58,6 +58,12 @@ TOTP_SKEW_STEPS = 1
 MIN_PASSWORD_LENGTH = 6
 MAX_PASSWORD_LENGTH = 128
 
+# Audit: the largest session recording (compressed bytes) a node may upload
+# (auth_service.max_recording_size). 100 MiB of gzip is roughly 1 GB of terminal output; a larger
+# upload is refused so that one node cannot fill the auth server's disk with one request, and the
+# node keeps the file (<sid>.cast.gz.rejected) for an admin who raises the limit.
+MAX_RECORDING_SIZE = 100 * 1024 * 1024
+
 # Nodes
 SERVER_TTL = 10 * 60
 HEARTBEAT_INTERVAL = 60

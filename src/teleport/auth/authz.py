@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from teleport.ca.tlsca import Identity
 from teleport.errors import AccessDenied
+from teleport.events import schema
 from teleport.rbac.roleset import RoleSet
 
 # (resource, verb) pairs each service identity may use. Anything not listed is refused.
@@ -37,6 +38,28 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
 
 ALL_POWERFUL = frozenset({"Admin", "Auth"})
 
+# Audit event types each identity may post to /v1/events: what that service emits itself (node/*,
+# proxy/sshproxy.py). Auth logs user.login itself, never through the API; admins and users emit
+# nothing, so an identity that is not listed may post no event at all.
+EMITTED_EVENTS: dict[str, frozenset[str]] = {
+    "Auth": schema.EVENT_TYPES,
+    "Node": frozenset(
+        {
+            schema.SESSION_START,
+            schema.SESSION_JOIN,
+            schema.SESSION_RESIZE,
+            schema.SESSION_LEAVE,
+            schema.SESSION_END,
+            schema.SESSION_UPLOAD,
+            schema.EXEC,
+            schema.PORT_FORWARD,
+            schema.SCP,
+            schema.AUTH_ATTEMPT,
+        }
+    ),
+    "Proxy": frozenset({schema.AUTH_ATTEMPT}),
+}
+
 
 def authorize(identity: Identity | None, resource: str, verb: str, roleset: RoleSet | None) -> None:
     """Raise AccessDenied unless the identity may perform verb on resource."""
@@ -58,3 +81,14 @@ def authorize(identity: Identity | None, resource: str, verb: str, roleset: Role
         roleset.check_rule(resource, verb)
         return
     raise AccessDenied(f"access denied to perform action {verb!r} on {resource!r}")
+
+
+def check_emit(identity: Identity, event_type: object) -> None:
+    """Raise AccessDenied unless events of this type are ones the identity's service emits."""
+    allowed = EMITTED_EVENTS.get(identity.system_role, frozenset())
+    if event_type not in allowed:
+        what = ", ".join(sorted(allowed)) if allowed else "no audit events"
+        raise AccessDenied(
+            f"a {identity.system_role.lower()} identity may not emit {event_type!r} events "
+            f"(it emits {what})"
+        )

@@ -114,7 +114,7 @@ class TeleportProcess:
         key_pem, cert_pem = auth.new_tls_identity(ident, dns_names=[defaults.AUTH_SERVER_NAME])
         keys = idstore.keys_dir(self.data_dir)
         ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
-        self.audit = AuditService(self.data_dir, self.backend)
+        self.audit = AuditService(self.data_dir, self.backend, a.max_recording_size)
         await self._serve(AuthAPI(auth, self.audit).app(), a.listen_addr, ctx)
         self._write_admin_identity(auth, a.listen_addr)
         self.banner.append(
