@@ -18,6 +18,7 @@ from teleport.auth.api import AuthAPI, server_ssl_context
 from teleport.auth.audit import AuditService
 from teleport.auth.client import AuthClient, client_ssl_context
 from teleport.auth.server import AuthServer, HostIdentity, StaticToken
+from teleport.auth.statecheck import check_cluster_state, storage_location
 from teleport.auth.store import ClusterStore
 from teleport.backend import open_backend
 from teleport.backend.base import Backend
@@ -97,6 +98,10 @@ class TeleportProcess:
         a = self.cfg.auth_service
         self.backend = await open_backend(self.cfg.teleport.storage, self.data_dir)
         store = ClusterStore(self.backend)
+        # Never turn a lost or damaged database into a new cluster under the same name.
+        await check_cluster_state(
+            store, self.data_dir, storage_location(self.cfg.teleport.storage, self.data_dir)
+        )
         self.auth = await AuthServer.init(
             store,
             a.cluster_name,
