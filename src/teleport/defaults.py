@@ -103,6 +103,11 @@ RELAY_TCP_KEEPCNT = 3
 # Bytes a client may send through the proxy subsystem before the node is connected; past it the
 # proxy stops reading the channel (SSH flow control) instead of buffering.
 RELAY_PENDING_LIMIT = 256 * 1024
+# Audit: the largest session recording (compressed bytes) a node may upload
+# (auth_service.max_recording_size). 100 MiB of gzip is roughly 1 GB of terminal output; a larger
+# upload is refused so that one node cannot fill the auth server's disk with one request, and the
+# node keeps the file (<sid>.cast.gz.rejected) for an admin who raises the limit.
+MAX_RECORDING_SIZE = 100 * 1024 * 1024
 
 # Nodes
 SERVER_TTL = 10 * 60

@@ -62,13 +62,15 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/proxies"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/nodes"): frozenset({PROXY, ADMIN}),
-    ("POST", "/v1/events"): frozenset({NODE, PROXY, ADMIN}),
+    # audit: a service emits events as itself; admins and users run no sessions, so they emit
+    # nothing and touch no session or recording (auth logs their actions itself)
+    ("POST", "/v1/events"): frozenset({NODE, PROXY}),
     ("GET", "/v1/events"): frozenset({ADMIN}),
     ("GET", "/v1/sessions"): frozenset({ADMIN}),
-    ("POST", "/v1/sessions"): frozenset({NODE, ADMIN}),
+    ("POST", "/v1/sessions"): frozenset({NODE}),
     ("GET", "/v1/sessions/{sid}"): frozenset({ADMIN}),
-    ("DELETE", "/v1/sessions/{sid}"): frozenset({NODE, ADMIN}),
-    ("PUT", "/v1/sessions/{sid}/recording"): frozenset({NODE, ADMIN}),
+    ("DELETE", "/v1/sessions/{sid}"): frozenset({NODE}),
+    ("PUT", "/v1/sessions/{sid}/recording"): frozenset({NODE}),
     ("GET", "/v1/sessions/{sid}/recording"): frozenset({ADMIN}),
     ("GET", "/v1/recordings"): frozenset({ADMIN}),
     ("GET", "/v1/roles"): frozenset({ADMIN}),
@@ -91,6 +93,7 @@ DENIALS = {
     USER: "access denied to perform action",
     NODE: "a node identity may not",
     PROXY: "a proxy identity may not",
+    ADMIN: "an admin identity may not",
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,

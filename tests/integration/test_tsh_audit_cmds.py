@@ -25,6 +25,7 @@ from teleport.errors import AccessDenied, NotFound
 from teleport.events.schema import make_event
 from teleport.recording.asciicast import CastWriter, read_cast, to_plain_cast
 from tests.helpers import Cluster, cli, destroy, env_with, new_cluster, os_account, wait_port
+from tests.integration.test_audit_forgery import service_client
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +128,8 @@ CHUNKS = [(0.1, "$ echo hello\r\n"), (0.3, "hello\r\n"), (5.0, "after a long pau
 
 
 def _upload_recording(users: Users, tmp: str, sid: str) -> None:
-    """A recording and its session.end event, stored through the auth API as an admin."""
+    """A recording and its session events, stored through the auth API as the cluster's node
+    (only the node that runs a session may log it and upload its recording)."""
     gz = os.path.join(tmp, f"{sid}.cast.gz")
     with CastWriter(gz, 80, 24, title="acc@testnode") as w:
         for t, text in CHUNKS[:2]:
@@ -135,17 +137,26 @@ def _upload_recording(users: Users, tmp: str, sid: str) -> None:
         w.resize(100, 30, 0.35)
         w.output(CHUNKS[2][1].encode(), CHUNKS[2][0])
     start = time.time() - 65
+    begin = make_event("session.start", sid=sid, user="acc", login=OS_USER,
+                       server_hostname="testnode", size="80:24", time=start)
     end = make_event(
-        "session.end", sid=sid, user="acc", login=OS_USER, server_id=str(uuid.uuid4()),
+        "session.end", sid=sid, user="acc", login=OS_USER,
         server_hostname="testnode", participants=["acc"], interactive=True,
         session_start=start, session_stop=start + 63,
     )
 
     async def go(auth: Any) -> None:
+        await auth.emit_events([begin])
         await auth.upload_recording(sid, gz)
         await auth.emit_events([end])
 
-    asyncio.run(_as(users, "ada", go))
+    _, node = service_client(users.cluster, users.cluster.data_dir, "node")
+
+    async def as_node() -> None:
+        async with node:
+            await go(node)
+
+    asyncio.run(as_node())
 
 
 @pytest.fixture(scope="module")

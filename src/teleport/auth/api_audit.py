@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from teleport.auth.audit import AuditService, check_sid
+from teleport.auth.authz import check_emit, check_emitter, identity_phrase
+from teleport.ca.tlsca import Identity
 from teleport.errors import AccessDenied, BadParameter
+from teleport.events.schema import SESSION_START
+from teleport.httpapi import json_body
 
 if TYPE_CHECKING:
     from teleport.auth.api import AuthAPI
 
-MAX_RECORDING_BYTES = 4 * 1024 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+UPLOAD_CHUNK = 1 << 16
 
 
 def add_audit_routes(router: web.UrlDispatcher, api: AuthAPI, audit: AuditService) -> None:
@@ -29,24 +36,55 @@ def add_audit_routes(router: web.UrlDispatcher, api: AuthAPI, audit: AuditServic
     router.add_get("/v1/recordings", routes.list_recordings)
 
 
+def host_of(identity: Identity, what: str) -> str:
+    """The host id a service identity speaks for; AccessDenied for identities of no host (admins,
+    users), which run no sessions."""
+    if identity.system_role not in ("Node", "Auth") or not identity.host_id:
+        raise AccessDenied(
+            f"{identity_phrase(identity)} may not {what}: only the node that runs "
+            "a session may"
+        )
+    return identity.host_id
+
+
+def bind_event(identity: Identity, event: Any) -> dict[str, Any]:
+    """The event as the caller may emit it: of a type its service emits, with server_id set to
+    the caller's own host id whatever the body says."""
+    if not isinstance(event, dict):
+        raise BadParameter("each event must be a JSON object")
+    check_emit(identity, event.get("event"))
+    if not identity.host_id:
+        raise AccessDenied(f"{identity_phrase(identity)} has no host id to emit as")
+    return {**event, "server_id": identity.host_id}
+
+
 class AuditRoutes:
     def __init__(self, api: AuthAPI, audit: AuditService) -> None:
         self.api = api
         self.audit = audit
 
     async def post_events(self, request: web.Request) -> web.Response:
-        """A batch of events from a node or proxy; redeliveries are stored once."""
-        await self.api._authorize(request, "event", "create")
-        data = await request.json()
-        events = data.get("events") if isinstance(data, dict) else None
+        """A batch of events from a node or proxy, each bound to the caller (type, server_id);
+        stored whole or not at all, redeliveries once."""
+        identity = await self.api._authorize(request, "event", "create")
+        check_emitter(identity)
+        data = await json_body(request)
+        events = data.get("events")
         if not isinstance(events, list):
             raise BadParameter("expected {\"events\": [...]}")
-        stored = 0
-        for ev in events:
-            if not isinstance(ev, dict):
-                raise BadParameter("each event must be a JSON object")
-            stored += int(self.audit.emit(ev))
-        return web.json_response({"accepted": len(events), "stored": stored})
+        bound = [bind_event(identity, ev) for ev in events]
+        # Written and fsynced off the loop; the caller drops its copies once we answer.
+        stored = await asyncio.to_thread(self.audit.emit_many, bound)
+        for ev in bound:
+            if ev["event"] == SESSION_START and isinstance(ev.get("sid"), str):
+                try:
+                    owner = await self.audit.claim_session(ev["sid"], ev["server_id"])
+                except BadParameter:
+                    continue  # not a session id we could ever serve a recording for
+                if owner != ev["server_id"]:
+                    log.warning("node %s logged session.start for session %s, which node %s owns",
+                                ev["server_id"], ev["sid"], owner)
+        return web.json_response({"accepted": len(events), "stored": sum(stored)})
 
     async def search_events(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "event", "list")
@@ -72,37 +110,28 @@ class AuditRoutes:
 
     async def upsert_session(self, request: web.Request) -> web.Response:
         identity = await self.api._authorize(request, "session", "create")
-        data: dict[str, Any] = await request.json()
-        if identity.system_role == "Node" and data.get("server_id") != identity.host_id:
+        host = host_of(identity, "report sessions")
+        data = await json_body(request)
+        if data.get("server_id") != host:
             raise AccessDenied("a node may only report its own sessions")
-        await self.audit.upsert_session(data)
+        await self.audit.upsert_session(data, owner=host)
         return web.json_response({"ok": True})
 
     async def delete_session(self, request: web.Request) -> web.Response:
-        await self.api._authorize(request, "session", "create")
-        await self.audit.delete_session(request.match_info["sid"])
+        identity = await self.api._authorize(request, "session", "create")
+        host = host_of(identity, "end sessions")
+        await self.audit.delete_session(request.match_info["sid"], owner=host)
         return web.json_response({"ok": True})
 
     async def upload_recording(self, request: web.Request) -> web.Response:
-        """Stream a node's compressed recording to disk (not limited by client_max_size)."""
-        await self.api._authorize(request, "session", "create")
+        """Stream the owner node's compressed recording to disk, once, within the size bound."""
+        identity = await self.api._authorize(request, "session", "create")
+        host = host_of(identity, "upload recordings")
         sid = check_sid(request.match_info["sid"])
-        tmp, f = self.audit.open_upload(sid)
-        size = 0
-        try:
-            async for chunk in request.content.iter_chunked(1 << 16):
-                size += len(chunk)
-                if size > MAX_RECORDING_BYTES:
-                    raise BadParameter("recording is too large")
-                f.write(chunk)
-            f.flush()
-            f.close()
-            self.audit.finish_upload(sid, tmp)
-        except BaseException:
-            f.close()
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        await self.audit.check_uploader(sid, host)
+        size = await self.audit.store_recording(
+            sid, request.content.iter_chunked(UPLOAD_CHUNK), request.content_length
+        )
         return web.json_response({"ok": True, "bytes": size})
 
     async def get_recording(self, request: web.Request) -> web.Response:

@@ -3,24 +3,41 @@
 Events go to a FileAuditLog under data_dir/log (one JSON-lines file per day); recordings are
 stored as data_dir/log/sessions/default/<sid>.cast.gz next to them; active sessions live in the
 backend with a TTL so that a node that dies takes its sessions with it.
+
+Every session has one owner, the node that runs it: auth learns it from the node's session.start
+event or active-session record (whichever arrives first claims the session) and keeps it under
+``/session_owners/default/<sid>``. Only the owner may report, end or upload a session, and a
+recording is written once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from teleport import defaults
 from teleport.backend.base import Backend, Item
-from teleport.errors import BadParameter, NotFound
+from teleport.errors import AccessDenied, AlreadyExists, BadParameter, NotFound
 from teleport.events.filelog import FileAuditLog
-from teleport.events.schema import validate_event
+from teleport.events.schema import SESSION_START, validate_event
 from teleport.files import ensure_private_dir
 
+log = logging.getLogger(__name__)
+
 SESSION_TTL = 90.0  # nodes refresh their active sessions well within this
+# How long auth remembers who owns a session after the last sign of it (refreshed while the
+# session runs). Older owners are looked up in the audit log, which is slower but exact.
+OWNER_TTL = 7 * 86400.0
 _SID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+_UPLOAD_SUFFIX = ".upload"
+_NOT_YOURS = "session {sid} runs on another node: a node may only report, end or upload its own sessions"
 
 
 def check_sid(sid: str) -> str:
@@ -30,12 +47,24 @@ def check_sid(sid: str) -> str:
     return sid
 
 
+def recording_too_large(sid: str, size: int, limit: int) -> BadParameter:
+    """The one refusal of an oversize recording (the node recognises BadParameter as final)."""
+    return BadParameter(
+        f"the recording of session {sid} is larger than auth_service.max_recording_size "
+        f"({limit} bytes{'' if size <= limit else f'; it is {size}'}): it is not stored"
+    )
+
+
 class AuditService:
-    def __init__(self, data_dir: str, backend: Backend) -> None:
+    def __init__(
+        self, data_dir: str, backend: Backend, max_recording_size: int = defaults.MAX_RECORDING_SIZE
+    ) -> None:
         self.log_dir = ensure_private_dir(os.path.join(data_dir, "log"))
         self.sessions_dir = ensure_private_dir(os.path.join(self.log_dir, "sessions", "default"))
         self.log = FileAuditLog(self.log_dir)
         self.backend = backend
+        self.max_recording_size = max_recording_size
+        self._remove_partial_uploads()
 
     def close(self) -> None:
         self.log.close()
@@ -45,21 +74,98 @@ class AuditService:
         """Validate and store one event; False when its uid was stored before (a redelivery)."""
         return self.log.append(validate_event(event))
 
+    def emit_many(self, events: list[dict[str, Any]]) -> list[bool]:
+        """Validate and store a batch (whole, or nothing if one is invalid); per event, whether
+        it was stored now."""
+        return self.log.append_many(events)
+
     def search(self, **filters: Any) -> list[dict[str, Any]]:
         return self.log.search(**filters)
+
+    # session owners ------------------------------------------------------------------------
+    @staticmethod
+    def _owner_key(sid: str) -> str:
+        return f"/session_owners/default/{check_sid(sid)}"
+
+    async def claim_session(self, sid: str, server_id: str) -> str:
+        """Record server_id as the owner of sid unless the session has one; return the owner.
+
+        The owner's claim is renewed (its TTL restarted) when it claims again."""
+        key = self._owner_key(sid)
+        item = Item(key, server_id.encode(), expires=time.time() + OWNER_TTL)
+        try:
+            await self.backend.create(item)
+            return server_id
+        except AlreadyExists:
+            pass
+        owner = await self.session_owner(sid)
+        if owner == server_id:
+            await self.backend.put(item)
+        return owner or server_id
+
+    async def session_owner(self, sid: str) -> str | None:
+        """The host id of the node that runs (or ran) sid, or None when auth never heard of it."""
+        try:
+            return (await self.backend.get(self._owner_key(sid))).value.decode()
+        except NotFound:
+            pass
+        try:
+            active = json.loads((await self.backend.get(f"/sessions/default/{sid}")).value)
+            if isinstance(active.get("server_id"), str) and active["server_id"]:
+                return str(active["server_id"])
+        except NotFound:
+            pass
+        # Forgotten (owner record expired): the session.start event names the node.
+        starts = await asyncio.to_thread(self.log.search, sid=sid, event_types=[SESSION_START])
+        for ev in starts:
+            if isinstance(ev.get("server_id"), str) and ev["server_id"]:
+                return str(ev["server_id"])
+        return None
 
     # recordings ----------------------------------------------------------------------------
     def recording_path(self, sid: str) -> str:
         return os.path.join(self.sessions_dir, f"{check_sid(sid)}.cast.gz")
 
-    def open_upload(self, sid: str) -> tuple[str, Any]:
-        """A temp file to stream an upload into; `finish_upload` moves it into place."""
-        tmp = self.recording_path(sid) + f".upload{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        return tmp, os.fdopen(fd, "wb")
+    def _remove_partial_uploads(self) -> None:
+        # Uploads cut off by a crash of this process: the node still has the file and retries.
+        for name in os.listdir(self.sessions_dir):
+            if name.endswith(_UPLOAD_SUFFIX):
+                try:
+                    os.remove(os.path.join(self.sessions_dir, name))
+                except OSError:
+                    pass
 
-    def finish_upload(self, sid: str, tmp: str) -> None:
-        os.replace(tmp, self.recording_path(sid))
+    async def store_recording(
+        self, sid: str, chunks: AsyncIterator[bytes], declared_size: int | None = None
+    ) -> int:
+        """Stream a recording into place, once: AlreadyExists if sid has one, BadParameter (and
+        nothing left on disk) past max_recording_size. Returns the bytes stored."""
+        final = self.recording_path(sid)
+        limit = self.max_recording_size
+        if os.path.exists(final):
+            raise AlreadyExists(f"the recording of session {sid} is already stored")
+        if declared_size is not None and declared_size > limit:
+            raise recording_too_large(sid, declared_size, limit)
+        fd, tmp = tempfile.mkstemp(prefix=f".{sid}.", suffix=_UPLOAD_SUFFIX, dir=self.sessions_dir)
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise recording_too_large(sid, size, limit)
+                    f.write(chunk)
+                f.flush()
+                await asyncio.to_thread(os.fsync, f.fileno())
+            os.chmod(tmp, 0o640)
+            try:
+                # link, not rename: it fails when another upload of sid won the race.
+                os.link(tmp, final)
+            except FileExistsError:
+                raise AlreadyExists(f"the recording of session {sid} is already stored") from None
+        finally:
+            os.remove(tmp)
+        return size
 
     def read_recording(self, sid: str) -> bytes:
         try:
@@ -82,17 +188,39 @@ class AuditService:
         return out
 
     # active sessions ---------------------------------------------------------------------
-    async def upsert_session(self, session: dict[str, Any]) -> None:
+    async def upsert_session(self, session: dict[str, Any], owner: str | None = None) -> None:
+        """Store (refresh) an active session. With ``owner`` (the caller's host id), the session
+        must be that node's: claimed by it now, or before (AccessDenied otherwise)."""
         sid = check_sid(str(session.get("sid", "")))
+        if owner is not None:
+            if await self.claim_session(sid, owner) != owner:
+                raise AccessDenied(_NOT_YOURS.format(sid=sid))
         await self.backend.put(
             Item(f"/sessions/default/{sid}", json.dumps(session).encode(), expires=time.time() + SESSION_TTL)
         )
 
-    async def delete_session(self, sid: str) -> None:
+    async def delete_session(self, sid: str, owner: str | None = None) -> None:
+        """Forget an active session; with ``owner``, only that node's (AccessDenied otherwise)."""
+        check_sid(sid)
+        if owner is not None:
+            known = await self.session_owner(sid)
+            if known is not None and known != owner:
+                raise AccessDenied(_NOT_YOURS.format(sid=sid))
         try:
-            await self.backend.delete(f"/sessions/default/{check_sid(sid)}")
+            await self.backend.delete(f"/sessions/default/{sid}")
         except NotFound:
             pass
+
+    async def check_uploader(self, sid: str, host_id: str) -> None:
+        """Refuse an upload of sid by any node but the one that ran the session."""
+        owner = await self.session_owner(check_sid(sid))
+        if owner is None:
+            raise NotFound(
+                f"session {sid} is unknown to the auth service: neither its session.start event "
+                "nor its active-session record has arrived; the node retries the upload later"
+            )
+        if owner != host_id:
+            raise AccessDenied(_NOT_YOURS.format(sid=sid))
 
     async def list_sessions(self) -> list[dict[str, Any]]:
         return [json.loads(i.value) for i in await self.backend.get_range("/sessions/default/")]

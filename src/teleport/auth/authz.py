@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from teleport.ca.tlsca import Identity
 from teleport.errors import AccessDenied
+from teleport.events import schema
 from teleport.rbac.roleset import RoleSet
 
 # (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
@@ -35,6 +36,34 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
 
 ALL_POWERFUL = frozenset({"Admin", "Auth"})
 
+# Audit event types each identity may post to /v1/events: what that service emits itself (node/*,
+# proxy/sshproxy.py). Auth logs user.login itself, never through the API; admins and users emit
+# nothing, so an identity that is not listed may post no event at all.
+EMITTED_EVENTS: dict[str, frozenset[str]] = {
+    "Auth": schema.EVENT_TYPES,
+    "Node": frozenset(
+        {
+            schema.SESSION_START,
+            schema.SESSION_JOIN,
+            schema.SESSION_RESIZE,
+            schema.SESSION_LEAVE,
+            schema.SESSION_END,
+            schema.SESSION_UPLOAD,
+            schema.EXEC,
+            schema.PORT_FORWARD,
+            schema.SCP,
+            schema.AUTH_ATTEMPT,
+        }
+    ),
+    "Proxy": frozenset({schema.AUTH_ATTEMPT}),
+}
+
+
+def identity_phrase(identity: Identity) -> str:
+    """'a node identity', 'an admin identity': how refusals name the caller."""
+    role = identity.system_role.lower()
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role} identity"
+
 
 def authorize(identity: Identity | None, resource: str, verb: str, roleset: RoleSet | None) -> None:
     """Raise AccessDenied unless the identity may perform verb on resource."""
@@ -50,9 +79,30 @@ def authorize(identity: Identity | None, resource: str, verb: str, roleset: Role
         if (resource, verb) in builtin:
             return
         raise AccessDenied(
-            f"a {identity.system_role.lower()} identity may not {verb} {resource}"
+            f"{identity_phrase(identity)} may not {verb} {resource}"
         )
     if identity.system_role == "User" and roleset is not None:
         roleset.check_rule(resource, verb)
         return
     raise AccessDenied(f"access denied to perform action {verb!r} on {resource!r}")
+
+
+def check_emitter(identity: Identity) -> None:
+    """Raise AccessDenied for identities whose service emits no audit events (checked before the
+    body is read)."""
+    if not EMITTED_EVENTS.get(identity.system_role):
+        raise AccessDenied(
+            f"{identity_phrase(identity)} may not emit audit events: the auth service logs the "
+            "actions of admins and users itself"
+        )
+
+
+def check_emit(identity: Identity, event_type: object) -> None:
+    """Raise AccessDenied unless events of this type are ones the identity's service emits."""
+    allowed = EMITTED_EVENTS.get(identity.system_role, frozenset())
+    if event_type not in allowed:
+        what = ", ".join(sorted(allowed)) if allowed else "no audit events"
+        raise AccessDenied(
+            f"{identity_phrase(identity)} may not emit {event_type!r} events "
+            f"(it emits {what})"
+        )

@@ -45,14 +45,22 @@ INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0);
 _LIVE = "(expires IS NULL OR expires > ?)"
 
 
+def damaged_message(path: str, exc: BaseException) -> str:
+    """The one message for a SQLite file that is not a sound database (damaged pages, not SQLite)."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"the SQLite backend {path} is damaged ({detail}): stop teleport and copy a backup of "
+        f"{os.path.basename(path)} to {path}, or, to start a new cluster instead, move its data "
+        "directory aside, start again and re-join every node and proxy with a new token"
+    )
+
+
 class SQLiteBackend(Backend):
     """Key-value storage in a SQLite file; see the module docstring for the threading model."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._conn = self._connect(path)
-        row = self._conn.execute("SELECT revision FROM meta WHERE id = 1").fetchone()
-        self._revision: int = int(row[0])
+        self._conn, self._revision = self._connect(path)
         self._watchers: set[QueueWatcher] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
@@ -66,7 +74,9 @@ class SQLiteBackend(Backend):
         return backend
 
     @staticmethod
-    def _connect(path: str) -> sqlite3.Connection:
+    def _connect(path: str) -> tuple[sqlite3.Connection, int]:
+        """Open the file, create the schema, check it is sound; returns (connection, revision)."""
+        conn: sqlite3.Connection | None = None
         try:
             # Create the file ourselves so it is never world-readable, not even for an instant;
             # SQLite gives the -wal and -shm files the same mode as the database.
@@ -78,12 +88,23 @@ class SQLiteBackend(Backend):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            # Page damage is otherwise found only when a damaged page is read, at any later
+            # moment; a quick check (structure, not contents) finds it here, once, at start.
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(1)").fetchall()]
+            if problems != ["ok"]:
+                first = " ".join(str(problems[0]).replace("*** in database main ***", "").split())
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {first}")
+            row = conn.execute("SELECT revision FROM meta WHERE id = 1").fetchone()
+            return conn, int(row[0])
         except (OSError, sqlite3.Error) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                raise ConnectionProblem(damaged_message(path, exc)) from None
             raise ConnectionProblem(
                 f"cannot open the SQLite backend at {path}: {exc}; check that the directory "
                 "exists and is writable by this user and that the file is a teleport database"
             ) from exc
-        return conn
 
     # -- helpers -----------------------------------------------------------------------------
 

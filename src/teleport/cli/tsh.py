@@ -470,23 +470,25 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     speed = parse_speed(args.speed)
     data = asyncio.run(_fetch_recording(args))
-    if args.format == "cast":
-        from teleport.recording.asciicast import to_plain_cast
+    from teleport.cli.common import fail
+    from teleport.client.play import incomplete_message, play
+    from teleport.recording.asciicast import format_cast, load_cast
 
-        sys.stdout.buffer.write(to_plain_cast(data).encode())
-        sys.stdout.flush()
-        return 0
-    from teleport.client.play import play
-    from teleport.recording.asciicast import read_cast
-
-    header, events = read_cast(data)
+    rec = load_cast(data)
     out = sys.stdout
-
-    def write(text: str) -> None:
-        out.buffer.write(text.encode("utf-8", errors="replace"))
+    if args.format == "cast":
+        out.buffer.write(format_cast(rec.header, rec.events).encode())
         out.flush()
+    else:
+        def write(text: str) -> None:
+            out.buffer.write(text.encode("utf-8", errors="replace"))
+            out.flush()
 
-    play(header, events, write, time.sleep, speed=speed, resize=out.isatty())
+        play(rec.header, rec.events, write, time.sleep, speed=speed, resize=out.isatty())
+    if not rec.complete:
+        # Shown as far as it goes, then said after it (a replay scrolls a warning away), and a
+        # non-zero exit so that a script exporting recordings notices.
+        return fail(incomplete_message(args.sid, rec.problems, rec.events))
     return 0
 
 

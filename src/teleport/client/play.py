@@ -75,6 +75,15 @@ def play(
     return stats
 
 
+def incomplete_message(sid: str, problems: list[str], events: list[tuple[float, str, str]]) -> str:
+    """What `tsh play` says (on stderr, exiting non-zero) after showing an incomplete recording."""
+    shown = f"{len(events)} event(s)" + (f", up to {events[-1][0]:.1f} s" if events else "")
+    return (
+        f"the recording of session {sid} is incomplete: {'; '.join(problems)}; what could be "
+        f"read was shown ({shown})"
+    )
+
+
 def parse_speed(value: str) -> float:
     """--speed: a positive number (2 = twice as fast, 0.5 = half speed)."""
     try:

@@ -43,6 +43,14 @@ SESSION_RECORDING = ("node", "off")
 LABEL_KEY = re.compile(r"[A-Za-z0-9/._:*-]+")
 CA_PIN = re.compile(r"sha256:[0-9a-fA-F]{64}")
 MIN_COMMAND_PERIOD = 1.0
+_BYTE_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?", re.IGNORECASE)
+_BYTE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kib": 1024, "kb": 1000, "ki": 1024,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2, "mi": 1024**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "gi": 1024**3,
+    "t": 1024**4, "tib": 1024**4, "tb": 1000**4, "ti": 1024**4,
+}
 
 _GLOBAL_KEYS = (
     "nodename",
@@ -64,6 +72,7 @@ _AUTH_KEYS = (
     "tokens",
     "authentication",
     "session_recording",
+    "max_recording_size",
     "dynamic_config",
 )
 _SSH_KEYS = ("enabled", "listen_addr", "labels", "commands")
@@ -199,6 +208,16 @@ class _Ctx:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             self.fail(path, f"expected a positive integer, got {_describe(value)}")
         return value
+
+    def byte_size(self, value: Any, path: str) -> int:
+        """A positive size: bytes as an integer, or a number with a unit (100MiB, 1GB, 512K)."""
+        if isinstance(value, str):
+            m = _BYTE_SIZE.fullmatch(value.strip())
+            if m is not None and float(m.group(1)) > 0:
+                return int(float(m.group(1)) * _BYTE_UNITS[(m.group(2) or "").lower()])
+        elif not isinstance(value, bool) and isinstance(value, int) and value > 0:
+            return value
+        self.fail(path, f"expected a size such as 100MiB, 1GB or 1048576 (bytes), got {_describe(value)}")
 
     def choice(self, value: Any, path: str, choices: Iterable[str], *, upper: bool = False) -> str:
         choices = tuple(choices)
@@ -446,6 +465,7 @@ def _parse_auth(ctx: _Ctx, raw: Any) -> AuthServiceConfig:
         lambda v, q: ctx.choice(v, q, SESSION_RECORDING),
         a.session_recording,
     )
+    a.max_recording_size = ctx.get(d, "max_recording_size", p, ctx.byte_size, a.max_recording_size)
     ctx.get(d, "dynamic_config", p, ctx.boolean, False)
     return a
 

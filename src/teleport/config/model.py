@@ -58,6 +58,7 @@ class AuthServiceConfig:
     auth_type: str = defaults.AUTH_TYPE
     second_factor: str = defaults.SECOND_FACTOR
     session_recording: str = "node"
+    max_recording_size: int = defaults.MAX_RECORDING_SIZE  # bytes (compressed) per upload
 
 
 @dataclass

@@ -91,6 +91,11 @@ auth_service:
   # Session recording: node (the node records every interactive session) or off.
   session_recording: node
 
+  # The largest session recording (gzip-compressed) a node may upload, as bytes or with a unit
+  # (KiB, MiB, GiB; KB, MB, GB). A larger one is refused and kept on its node as
+  # <sid>.cast.gz.rejected under data_dir/log/upload/sessions.
+  max_recording_size: 100MiB
+
 # The node (SSH) service: lets users log in to this host.
 ssh_service:
   enabled: yes

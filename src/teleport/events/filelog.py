@@ -1,9 +1,12 @@
 """The auth server's audit log: JSON lines, one file per UTC day, `<dir>/<YYYY-MM-DD>.00:00:00.log`.
 
-Durability policy: every line goes straight to the file descriptor (no user-space buffer), so a
-crash of this process loses nothing already appended. ``fsync`` happens when a day file is closed
-(rotation, ``close()``) and at most every ``fsync_interval`` seconds while appending (1 s default;
-0 means after every line), so a power failure loses at most about that much.
+Durability policy: every append is whole lines or nothing. The lines of one call go to the file
+descriptor in one piece (no user-space buffer) and are fsynced before the call returns; only then
+are their uids recorded as stored. A write or fsync that fails (a full disk, an I/O error) is cut
+back to where the file ended before it, so the next event never lands on a fragment and a
+redelivery of the failed event is stored, not dropped as a duplicate. A fragment left by a crash
+(or by a failure the cut-back could not repair) is moved aside to ``<day file>.torn`` and cut off
+when the log is opened, with a warning in the log.
 
 An event goes to the file of the day in its own ``time`` field (not the arrival time): an event a
 node delivers late lands where a time-window search looks for it, and the same event delivered twice
@@ -38,12 +41,70 @@ _DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.00:00:00\.log$")
 FILE_MODE = 0o640
 
 
+TORN_SUFFIX = ".torn"
+
+
 def _write_all(fd: int, data: bytes) -> None:
-    # os.write may write less than asked (e.g. signals, nearly full disk); never leave half a line.
+    # os.write may write less than asked (e.g. signals, nearly full disk): loop until all is out.
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def repair_torn_tail(path: str) -> int:
+    """Cut a day file back to its last complete line; return how many bytes were cut.
+
+    The fragment is appended to ``<path>.torn`` (kept for an investigator, never read back as
+    events); when even that cannot be written (the disk is full) it is dropped, and the warning
+    says so. A fragment is never an event anyone was told is stored: its append did not return.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except (FileNotFoundError, IsADirectoryError):
+        return 0
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0
+        # Find the last newline, reading backwards in blocks (a fragment is at most one line).
+        end = size
+        good = 0
+        block = 64 * 1024
+        while end > 0:
+            start = max(0, end - block)
+            chunk = os.pread(fd, end - start, start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                good = start + i + 1
+                break
+            end = start
+        if good == size:
+            return 0
+        fragment = os.pread(fd, size - good, good)
+        kept = ""
+        try:
+            tfd = os.open(path + TORN_SUFFIX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                          FILE_MODE)
+            try:
+                _write_all(tfd, fragment + b"\n")
+                os.fsync(tfd)
+            finally:
+                os.close(tfd)
+            kept = f"; moved to {path + TORN_SUFFIX}"
+        except OSError as exc:
+            kept = f"; could not keep it in {path + TORN_SUFFIX} ({exc.strerror or exc}), dropped"
+        os.ftruncate(fd, good)
+        os.fsync(fd)
+        log.warning(
+            "audit log %s ended with an incomplete line of %d bytes (a crash or a full disk during "
+            "a write); cut back to the last complete line%s", path, size - good, kept,
+        )
+        return size - good
+    finally:
+        os.close(fd)
+
+
 DIR_MODE = 0o750
 
 
@@ -79,51 +140,92 @@ def _read_lines(path: str) -> Iterator[dict[str, Any]]:
 class FileAuditLog:
     """Append-only JSON-lines audit log with de-duplication by event uid and time-window search."""
 
-    def __init__(
-        self, log_dir: str, *, fsync_interval: float = 1.0, max_indexed_days: int = 4
-    ) -> None:
+    def __init__(self, log_dir: str, *, max_indexed_days: int = 4) -> None:
         self.log_dir = log_dir
-        self.fsync_interval = fsync_interval
         self.max_indexed_days = max(2, max_indexed_days)
         os.makedirs(log_dir, mode=DIR_MODE, exist_ok=True)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._fd_name: str | None = None
-        self._last_sync = time.monotonic()
-        self._dirty = False
         # day file name -> uids stored in it; most recently used last.
         self._uids: OrderedDict[str, set[str]] = OrderedDict()
         now = time.time()
         with self._lock:
+            # Only the last line of a file can be torn (appends are the only writes).
+            for name in self.day_files():
+                try:
+                    repair_torn_tail(os.path.join(log_dir, name))
+                except OSError as exc:  # tried again (and reported) when the file is appended to
+                    log.warning("cannot check the end of audit log %s: %s", name, exc)
             for ts in (now - 86400, now):
                 self._index(day_file_name(ts))
 
     # -- writing -------------------------------------------------------------------------------
 
     def append(self, event: dict[str, Any]) -> bool:
-        """Validate and store one event; return False (and store nothing) if its uid is already in."""
-        ev = validate_event(event)
-        name = day_file_name(parse_time(ev["time"]))
-        line = (json.dumps(ev, separators=(",", ":")) + "\n").encode("utf-8")
+        """Validate and durably store one event; False (nothing stored) if its uid is already in.
+
+        Raises OSError when the event could not be written whole (e.g. the disk is full); then
+        nothing of it is in the file and a later redelivery is stored."""
+        return self.append_many([event])[0]
+
+    def append_many(self, events: list[dict[str, Any]]) -> list[bool]:
+        """Validate every event, then store those not stored before; one write and one fsync per
+        day file. Returns, per event, whether it was stored now (False: a redelivery).
+
+        Nothing is written if any event is invalid (BadParameter). A failed write leaves the day
+        file as it was before that write and raises OSError; the events of day files written
+        before the failure stay stored (and report so on redelivery)."""
+        checked = [validate_event(e) for e in events]
+        by_day: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for i, ev in enumerate(checked):
+            by_day.setdefault(day_file_name(parse_time(ev["time"])), []).append((i, ev))
+        stored = [False] * len(checked)
         with self._lock:
-            uids = self._index(name)
-            if ev["uid"] in uids:
-                return False
-            fd = self._open(name)
-            _write_all(fd, line)
-            uids.add(ev["uid"])
-            self._dirty = True
-            if time.monotonic() - self._last_sync >= self.fsync_interval:
-                self._sync_locked()
-        return True
+            for name, items in by_day.items():
+                uids = self._index(name)
+                fresh: dict[str, tuple[int, bytes]] = {}
+                for i, ev in items:
+                    if ev["uid"] not in uids and ev["uid"] not in fresh:
+                        line = (json.dumps(ev, separators=(",", ":")) + "\n").encode("utf-8")
+                        fresh[ev["uid"]] = (i, line)
+                if not fresh:
+                    continue
+                self._write_locked(name, b"".join(line for _, line in fresh.values()))
+                # Marked only now that the lines are on disk: a failed write above marks nothing.
+                for uid, (i, _) in fresh.items():
+                    uids.add(uid)
+                    stored[i] = True
+        return stored
+
+    def _write_locked(self, name: str, data: bytes) -> None:
+        fd = self._open(name)
+        before = os.fstat(fd).st_size  # O_APPEND and one writer (this lock): data goes here
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, before)
+                os.fsync(fd)
+                log.error("cannot write %d bytes to the audit log %s: %s; nothing of them is "
+                          "kept", len(data), self._fd_name, exc.strerror or exc)
+            except OSError:
+                log.error("cannot write to the audit log %s (%s) nor cut the partial write "
+                          "back; it is repaired when the file is next opened",
+                          self._fd_name, exc.strerror or exc)
+            # Reopen on the next append: that re-checks (and repairs) the file's tail.
+            self._close_locked(sync=False)
+            raise
 
     def sync(self) -> None:
-        """fsync the open day file now."""
+        """fsync the open day file now (appends already do; kept for callers that batch)."""
         with self._lock:
-            self._sync_locked()
+            if self._fd is not None:
+                os.fsync(self._fd)
 
     def close(self) -> None:
-        """fsync and close the open day file; the log may be appended to again afterwards."""
+        """Close the open day file; the log may be appended to again afterwards."""
         with self._lock:
             self._close_locked()
 
@@ -133,36 +235,30 @@ class FileAuditLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _sync_locked(self) -> None:
-        if self._fd is not None and self._dirty:
-            os.fsync(self._fd)
-        self._dirty = False
-        self._last_sync = time.monotonic()
-
-    def _close_locked(self) -> None:
+    def _close_locked(self, sync: bool = True) -> None:
         if self._fd is not None:
-            self._sync_locked()
-            os.close(self._fd)
+            try:
+                if sync:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
         self._fd = None
         self._fd_name = None
 
     def _open(self, name: str) -> int:
         if self._fd_name == name and self._fd is not None:
             return self._fd
-        # Rotation (or a late event for another day): the previous file is synced and closed.
+        # Rotation (or a late event for another day): the previous file is closed.
         self._close_locked()
         path = os.path.join(self.log_dir, name)
+        # A torn tail (crash, or a failed write we could not cut back) is repaired before we
+        # append, so that our first line never lands on a fragment.
+        repair_torn_tail(path)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             st = os.fstat(fd)
             if st.st_mode & 0o777 != FILE_MODE:
                 os.fchmod(fd, FILE_MODE)  # the umask may have taken bits away
-            if st.st_size > 0:
-                # A crash may have left a torn last line; start ours on a fresh line.
-                with open(path, "rb") as f:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        os.write(fd, b"\n")
         except BaseException:
             os.close(fd)
             raise

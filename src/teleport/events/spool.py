@@ -4,7 +4,9 @@ One JSON line per event. ``put`` appends and fsyncs before returning, so an even
 told is queued survives a crash or power loss. ``ack`` removes delivered events by rewriting the
 remaining ones to a temporary file, fsyncing it and renaming it over the spool (atomic), then
 fsyncing the directory. A crash in the middle of ``put`` can leave a torn last line: it is cut off
-when the spool is opened (that ``put`` never returned, so nothing was promised for it).
+when the spool is opened (that ``put`` never returned, so nothing was promised for it). A ``put``
+whose write fails (a full disk) cuts its partial line back before raising, so the next ``put``
+starts on a clean line.
 
 Delivery is at-least-once: an event delivered but not yet acked when the node crashes is sent again;
 the audit log de-duplicates by ``uid``.
@@ -52,6 +54,7 @@ class EventSpool:
         self._lock = threading.Lock()
         self._events: dict[str, dict[str, Any]] = {}  # insertion-ordered: delivery order
         self._fd = -1
+        self._needs_newline = False
         self._recover()
 
     def _recover(self) -> None:
@@ -92,9 +95,29 @@ class EventSpool:
             self._check_open()
             if uid in self._events:
                 return
-            _write_all(self._fd, line)
-            os.fsync(self._fd)
+            if self._needs_newline:
+                line = b"\n" + line
+            before = os.fstat(self._fd).st_size
+            try:
+                _write_all(self._fd, line)
+                os.fsync(self._fd)
+            except OSError:
+                # A full disk or an I/O error: cut the partial line off, so that the next put does
+                # not land on it (the two would become one unreadable line and both be lost).
+                self._cut_back(before)
+                raise
+            self._needs_newline = False
             self._events[uid] = event
+
+    def _cut_back(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError as exc:
+            # Cannot repair it now; start every later line on a fresh one instead (a fragment
+            # line is skipped when the spool is read back).
+            log.error("event spool %s: cannot cut a failed write back (%s)", self.path, exc)
+            self._needs_newline = True
 
     def pending(self) -> list[dict[str, Any]]:
         """Queued events in the order they were put."""
@@ -123,8 +146,13 @@ class EventSpool:
                 )
                 _write_all(fd, body)
                 os.fsync(fd)
-            finally:
+            except OSError:
+                # The spool file is untouched: the delivered events stay in it and are sent
+                # again after a restart (auth drops the duplicates). Leave no half temp file.
                 os.close(fd)
+                os.unlink(tmp)
+                raise
+            os.close(fd)
             os.replace(tmp, self.path)
             _fsync_dir(self._dir)
             # Our descriptor points at the replaced file; appends must go to the new one.

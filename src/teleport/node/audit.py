@@ -52,6 +52,11 @@ class AuditEmitter:
         self._wake.set()
         return ev
 
+    @property
+    def running(self) -> bool:
+        """Whether the background shipper is delivering events."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Start the background shipper (delivers whatever the spool already holds too)."""
         if self._task is None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from teleport.errors import AlreadyExists, BadParameter
 from teleport.events.schema import SESSION_END, SESSION_UPLOAD, format_time
 from teleport.node.audit import AuditEmitter
 from teleport.recording.asciicast import CastWriter
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 1.0
 RETRY_INTERVAL = 10.0  # seconds between upload attempts of recordings left behind
+UPLOAD_FLUSH_TIMEOUT = 5.0  # seconds an upload waits for pending events to reach auth first
+REJECTED_SUFFIX = ".rejected"  # a recording auth refused for good (kept, never retried)
 COMPRESS_LEVEL = 6
 
 Uploader = Callable[[str, str], Awaitable[Any]]  # (sid, path) -> None, raises on failure
@@ -241,7 +244,22 @@ class RecordingUploader:
             pass
         self._busy.add(sid)
         try:
+            if self.emitter is not None and self.emitter.running and len(self.emitter.spool):
+                # Auth learns that this node owns the session from its session.start event:
+                # give the shipper a moment to deliver it before the upload asks.
+                await self.emitter.flush(UPLOAD_FLUSH_TIMEOUT)
             await self.upload_fn(sid, path)
+        except AlreadyExists:
+            # An earlier attempt was stored but its answer lost: it is uploaded.
+            log.info("the recording of session %s was already stored by auth", sid)
+        except BadParameter as exc:
+            # Final (too large for auth_service.max_recording_size, or refused as invalid):
+            # keep the file for an admin, out of the retry loop.
+            rejected = path + REJECTED_SUFFIX
+            os.replace(path, rejected)
+            log.error("the auth service refused the recording of session %s (%s); it is kept "
+                      "at %s", sid, exc, rejected)
+            return False
         except Exception as exc:
             log.warning("cannot upload the recording of session %s yet, will retry: %s", sid, exc)
             return False

@@ -20,6 +20,7 @@ import os
 import time
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from teleport.errors import BadParameter
@@ -231,11 +232,28 @@ class CastWriter:
 # -- reading -------------------------------------------------------------------------------
 
 
-def gunzip_tolerant(data: bytes) -> bytes:
-    """Decompress gzip data (one or more members), returning whatever precedes a truncation or
-    corruption instead of failing."""
+@dataclass
+class CastRead:
+    """A recording as read: its header and events, and what kept it from being read whole.
+
+    ``problems`` is empty for a complete recording; otherwise each entry says, for a person, what
+    is missing or damaged (the events before the damage are still in ``events``)."""
+
+    header: dict[str, Any]
+    events: list[CastEvent]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def _gunzip(data: bytes) -> tuple[bytes, str | None]:
+    """Decompress gzip data (one or more members) as far as it is sound; returns the bytes and,
+    when the stream is cut short or damaged, what happened."""
     out: list[bytes] = []
     step = 16 * 1024
+    consumed = 0  # compressed bytes of the members fully read
     while data[:2] == GZIP_MAGIC:
         d = zlib.decompressobj(31)
         pos = 0
@@ -247,23 +265,40 @@ def gunzip_tolerant(data: bytes) -> bytes:
             except zlib.error as exc:
                 # Replay the slice a byte at a time from before it, to keep all up to the bad spot.
                 d = saved
+                i = 0
                 for i in range(len(piece)):
                     try:
                         out.append(d.decompress(piece[i : i + 1]))
                     except zlib.error:
                         break
-                log.warning(
-                    "recording is corrupt near compressed byte %d (%s); kept what came before",
-                    pos + i,
-                    exc,
+                return b"".join(out), (
+                    f"the compressed data is damaged at byte {consumed + pos + i} of "
+                    f"{consumed + len(data)} ({exc})"
                 )
-                return b"".join(out)
             pos += step
         if not d.eof:
             out.append(d.flush())
-            break  # truncated: this is all there is
+            return b"".join(out), (
+                f"the compressed data stops after {consumed + len(data)} bytes, before its end "
+                "(the file was cut short, or its node stopped during the session)"
+            )
+        used = min(pos, len(data)) - len(d.unused_data)  # this member's compressed bytes
         data = d.unused_data + data[pos:]
-    return b"".join(out)
+        consumed += used
+    if data:
+        return b"".join(out), (
+            f"{len(data)} bytes after the end of the compressed data are not part of a recording"
+        )
+    return b"".join(out), None
+
+
+def gunzip_tolerant(data: bytes) -> bytes:
+    """Decompress gzip data (one or more members), returning whatever precedes a truncation or
+    corruption instead of failing."""
+    out, problem = _gunzip(data)
+    if problem is not None and "damaged" in problem:
+        log.warning("recording: %s; kept what came before", problem)
+    return out
 
 
 def _load(src: str | os.PathLike[str] | bytes) -> bytes:
@@ -273,15 +308,19 @@ def _load(src: str | os.PathLike[str] | bytes) -> bytes:
         return f.read()
 
 
-def read_cast(src: str | os.PathLike[str] | bytes) -> tuple[dict[str, Any], list[CastEvent]]:
-    """Read a recording (gzipped or plain asciicast v2, from a path or bytes).
+def load_cast(src: str | os.PathLike[str] | bytes) -> CastRead:
+    """Read a recording (gzipped or plain asciicast v2, from a path or bytes), saying whether it
+    is complete: a cut or damaged compressed stream, a cut-off last event and lines that are not
+    events are reported in ``problems``; the events that could be read are kept.
 
-    A truncated file yields the events before the cut; lines that do not parse are skipped. Raises
-    BadParameter if there is no asciicast v2 header.
+    Raises BadParameter if there is no asciicast v2 header.
     """
     raw = _load(src)
+    problems: list[str] = []
     if raw[:2] == GZIP_MAGIC:
-        raw = gunzip_tolerant(raw)
+        raw, problem = _gunzip(raw)
+        if problem is not None:
+            problems.append(problem)
     text = raw.decode("utf-8", errors="replace")
     lines = text.split("\n")
     try:
@@ -293,6 +332,8 @@ def read_cast(src: str | os.PathLike[str] | bytes) -> tuple[dict[str, Any], list
             "not an asciicast v2 recording: the first line must be a JSON header with \"version\": 2"
         )
     events: list[CastEvent] = []
+    skipped = 0
+    cut_last = False
     for n, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
@@ -301,10 +342,27 @@ def read_cast(src: str | os.PathLike[str] | bytes) -> tuple[dict[str, Any], list
             t, kind, data = ev
             events.append((float(t), str(kind), str(data)))
         except (ValueError, TypeError):
-            if n != len(lines):
-                log.warning("recording line %d is not an asciicast event; skipped", n)
-            # else: the last line was cut off by a crash
-    return header, events
+            if n == len(lines):
+                cut_last = True  # no newline after it: written in part
+            else:
+                skipped += 1
+                log.debug("recording line %d is not an asciicast event; skipped", n)
+    if skipped:
+        problems.append(f"{skipped} line(s) in the middle are not asciicast events and were skipped")
+    if cut_last and not problems:
+        problems.append("its last event is cut off")
+    return CastRead(header, events, problems)
+
+
+def read_cast(src: str | os.PathLike[str] | bytes) -> tuple[dict[str, Any], list[CastEvent]]:
+    """Read a recording (gzipped or plain asciicast v2, from a path or bytes).
+
+    A truncated file yields the events before the cut; lines that do not parse are skipped (use
+    ``load_cast`` to learn whether anything was). Raises BadParameter if there is no asciicast
+    v2 header.
+    """
+    got = load_cast(src)
+    return got.header, got.events
 
 
 def format_cast(header: Mapping[str, Any], events: Iterable[CastEvent]) -> str:

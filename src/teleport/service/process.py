@@ -19,6 +19,7 @@ from teleport.auth.api import AuthAPI, server_ssl_context
 from teleport.auth.audit import AuditService
 from teleport.auth.client import AuthClient, client_ssl_context
 from teleport.auth.server import AuthServer, HostIdentity, StaticToken
+from teleport.auth.statecheck import check_cluster_state, storage_location
 from teleport.auth.store import ClusterStore
 from teleport.backend import open_backend
 from teleport.backend.base import Backend
@@ -108,6 +109,10 @@ class TeleportProcess:
         a = self.cfg.auth_service
         self.backend = await open_backend(self.cfg.teleport.storage, self.data_dir)
         store = ClusterStore(self.backend)
+        # Never turn a lost or damaged database into a new cluster under the same name.
+        await check_cluster_state(
+            store, self.data_dir, storage_location(self.cfg.teleport.storage, self.data_dir)
+        )
         self.auth = await AuthServer.init(
             store,
             a.cluster_name,
@@ -125,7 +130,7 @@ class TeleportProcess:
         key_pem, cert_pem = auth.new_tls_identity(ident, dns_names=[defaults.AUTH_SERVER_NAME])
         keys = idstore.keys_dir(self.data_dir)
         ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
-        self.audit = AuditService(self.data_dir, self.backend)
+        self.audit = AuditService(self.data_dir, self.backend, a.max_recording_size)
         api = AuthAPI(auth, self.audit)
         auth.on_event = api.emit  # login locks are announced in the audit log
         self.closers.append(self._close_hasher)

@@ -93,3 +93,36 @@ def test_no_certificate_and_user_without_roleset() -> None:
         authorize(None, "node", "list", None)
     with pytest.raises(AccessDenied):
         authorize(Identity(username="u", system_role="User"), "node", "list", None)
+
+
+# Audit events: each identity posts only the event types its own service emits.
+EMIT_CASES = [
+    ("Node", "session.start", True),
+    ("Node", "exec", True),
+    ("Node", "scp", True),
+    ("Node", "auth", True),
+    ("Node", "session.upload", True),
+    ("Node", "user.login", False),
+    ("Proxy", "auth", True),
+    ("Proxy", "exec", False),
+    ("Proxy", "session.end", False),
+    ("Proxy", "user.login", False),
+    ("Admin", "session.end", False),
+    ("Admin", "user.login", False),
+    ("User", "exec", False),
+    ("Auth", "user.login", True),
+    ("Node", "no.such.event", False),
+    ("Node", None, False),
+]
+
+
+@pytest.mark.parametrize("role,etype,allowed", EMIT_CASES)
+def test_check_emit(role: str, etype: object, allowed: bool) -> None:
+    from teleport.auth.authz import check_emit
+
+    ident = Identity(username="h", system_role=role, host_id="00000000-0000-4000-8000-000000000001")
+    if allowed:
+        check_emit(ident, etype)
+    else:
+        with pytest.raises(AccessDenied, match=repr(etype).replace(".", r"\.")):
+            check_emit(ident, etype)

@@ -75,3 +75,12 @@ def test_parse_speed(text: str, want: float) -> None:
 def test_parse_speed_refuses(text: str) -> None:
     with pytest.raises(BadParameter, match="--speed"):
         parse_speed(text)
+
+
+def test_incomplete_message() -> None:
+    from teleport.client.play import incomplete_message
+
+    msg = incomplete_message("abc-123", ["the compressed data stops after 10 bytes"], EVENTS[:3])
+    assert msg == ("the recording of session abc-123 is incomplete: the compressed data stops "
+                   "after 10 bytes; what could be read was shown (3 event(s), up to 1.0 s)")
+    assert "(0 event(s))" in incomplete_message("s", ["x"], [])

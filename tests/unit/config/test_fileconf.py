@@ -449,3 +449,22 @@ def test_unreadable_inputs(tmp_path: Path) -> None:
         locked.chmod(0)
         with pytest.raises(ConfigError, match="cannot read"):
             load_config_file(str(locked))
+
+
+@pytest.mark.parametrize(("value", "want"), [
+    ("104857600", 100 * 1024 * 1024),
+    ("100MiB", 100 * 1024 * 1024),
+    ("1GB", 10**9),
+    ("512K", 512 * 1024),
+    ("'1.5 GiB'", int(1.5 * 1024**3)),
+])
+def test_max_recording_size(value: str, want: int) -> None:
+    assert parse_config_text("", "t.yaml").auth_service.max_recording_size == defaults.MAX_RECORDING_SIZE
+    cfg = parse_config_text(f"auth_service:\n  max_recording_size: {value}\n", "t.yaml")
+    assert cfg.auth_service.max_recording_size == want
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "yes", "lots", "10 parsecs", "[1]"])
+def test_max_recording_size_errors(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"t\.yaml: auth_service\.max_recording_size: expected a size"):
+        parse_config_text(f"auth_service:\n  max_recording_size: {value}\n", "t.yaml")

@@ -134,3 +134,34 @@ def test_sftp_log_lines() -> None:
     assert sftp_events('close "/etc/hostname" bytes read 3 written 0') == [("download", "/etc/hostname", 3)]
     assert sftp_events('open "/tmp/up" flags WRITE,CREATE,TRUNCATE mode 0644') == []
     assert sftp_events('close "/tmp/x" bytes read 0 written 0') == []
+
+
+async def test_upload_refusals(tmp_path: Any) -> None:
+    """AlreadyExists means an earlier attempt was stored (done); BadParameter (e.g. over
+    auth_service.max_recording_size) is final: the file is kept aside and never retried."""
+    from teleport.errors import AlreadyExists, BadParameter
+    from teleport.node.recorder import REJECTED_SUFFIX
+
+    answers: dict[str, Exception] = {
+        "aaaaaaaa-0001": AlreadyExists("stored already"),
+        "aaaaaaaa-0002": BadParameter("larger than auth_service.max_recording_size"),
+        "aaaaaaaa-0003": ConnectionProblem("auth is down"),
+    }
+    calls: list[str] = []
+
+    async def upload(sid: str, path: str) -> None:
+        calls.append(sid)
+        raise answers[sid]
+
+    d = str(tmp_path)
+    for sid in answers:
+        with open(os.path.join(d, f"{sid}.cast.gz"), "wb") as f:
+            f.write(b"x")
+    up = RecordingUploader(d, upload, None)
+    assert await up.upload("aaaaaaaa-0001") is True
+    assert await up.upload("aaaaaaaa-0002") is False
+    assert await up.upload("aaaaaaaa-0003") is False
+    assert sorted(os.listdir(d)) == ["aaaaaaaa-0002.cast.gz" + REJECTED_SUFFIX, "aaaaaaaa-0003.cast.gz"]
+    calls.clear()
+    await up.upload_all()
+    assert calls == ["aaaaaaaa-0003"]  # the rejected one is not retried

@@ -189,3 +189,66 @@ def test_bad_trailer_keeps_all_events() -> None:
     with pytest.raises(OSError):
         gzip.decompress(bytes(damaged))
     assert read_cast(bytes(damaged))[1] == good
+
+
+# -- completeness: a recording cut short or damaged says so --------------------------------------
+
+def _closed_recording(n: int = 400) -> bytes:
+    buf = io.BytesIO()
+    with CastWriter(buf, flush_interval=0.5) as w:
+        for i in range(n):
+            w.output(f"line {i} {'x' * (i % 37)}\r\n".encode(), i * 0.01)
+    return buf.getvalue()
+
+
+def test_complete_recording_has_no_problems() -> None:
+    from teleport.recording.asciicast import load_cast
+
+    data = _closed_recording()
+    got = load_cast(data)
+    assert got.complete and got.problems == []
+    assert (got.header, got.events) == read_cast(data)
+    plain = format_cast(got.header, got.events).encode()
+    assert load_cast(plain).complete
+    # two gzip members (a writer that resumed) are one complete recording
+    lines = plain.split(b"\n", 2)
+    assert load_cast(gzip.compress(lines[0] + b"\n" + lines[1] + b"\n") + gzip.compress(lines[2])).complete
+
+
+def test_cut_in_the_middle_is_incomplete_and_keeps_a_prefix() -> None:
+    from teleport.recording.asciicast import load_cast
+
+    data = _closed_recording()
+    whole = load_cast(data).events
+    for cut in (len(data) // 2, len(data) // 3, len(data) - 9, len(data) - 1):
+        got = load_cast(data[:cut])
+        assert not got.complete, cut
+        assert "stops after" in got.problems[0] and "before its end" in got.problems[0]
+        assert got.events == whole[: len(got.events)]
+        assert len(got.events) < len(whole) or cut >= len(data) - 9
+
+
+def test_damage_and_trailing_garbage_are_reported() -> None:
+    from teleport.recording.asciicast import load_cast
+
+    data = bytearray(_closed_recording())
+    bad = bytes(data[:-6]) + bytes([data[-6] ^ 0xFF]) + bytes(data[-5:])  # CRC of the trailer
+    got = load_cast(bad)
+    assert not got.complete and "damaged" in got.problems[0]
+    assert got.events == load_cast(bytes(data)).events  # every event came before the damage
+    assert "not part of a recording" in load_cast(bytes(data) + b"junk!").problems[0]
+
+
+def test_plain_text_cut_last_line_and_bad_middle_lines() -> None:
+    from teleport.recording.asciicast import load_cast
+
+    text = format_cast({"version": 2, "width": 80, "height": 24},
+                       [(0.1, "o", "a"), (0.2, "o", "b"), (0.3, "o", "c")])
+    cut = load_cast(text.encode()[:-8])
+    assert not cut.complete and cut.problems == ["its last event is cut off"]
+    assert [d for _, _, d in cut.events] == ["a", "b"]
+    lines = text.split("\n")
+    lines.insert(2, "garbage")
+    mangled = load_cast("\n".join(lines).encode())
+    assert not mangled.complete and "1 line(s)" in mangled.problems[0]
+    assert [d for _, _, d in mangled.events] == ["a", "b", "c"]
