@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from teleport.auth.audit import AuditService, check_sid
+from teleport.auth.audit import AuditService
 from teleport.auth.authz import check_emit, check_emitter, identity_phrase
 from teleport.ca.tlsca import Identity
 from teleport.errors import AccessDenied, BadParameter
 from teleport.events.schema import SESSION_START
-from teleport.httpapi import json_body
+from teleport.httpapi import json_body, path_param
 
 if TYPE_CHECKING:
     from teleport.auth.api import AuthAPI
@@ -106,7 +106,7 @@ class AuditRoutes:
 
     async def get_session(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "session", "read")
-        return web.json_response(await self.audit.get_session(request.match_info["sid"]))
+        return web.json_response(await self.audit.get_session(path_param(request, "sid")))
 
     async def upsert_session(self, request: web.Request) -> web.Response:
         identity = await self.api._authorize(request, "session", "create")
@@ -120,14 +120,14 @@ class AuditRoutes:
     async def delete_session(self, request: web.Request) -> web.Response:
         identity = await self.api._authorize(request, "session", "create")
         host = host_of(identity, "end sessions")
-        await self.audit.delete_session(request.match_info["sid"], owner=host)
+        await self.audit.delete_session(path_param(request, "sid"), owner=host)
         return web.json_response({"ok": True})
 
     async def upload_recording(self, request: web.Request) -> web.Response:
         """Stream the owner node's compressed recording to disk, once, within the size bound."""
         identity = await self.api._authorize(request, "session", "create")
         host = host_of(identity, "upload recordings")
-        sid = check_sid(request.match_info["sid"])
+        sid = path_param(request, "sid")
         await self.audit.check_uploader(sid, host)
         size = await self.audit.store_recording(
             sid, request.content.iter_chunked(UPLOAD_CHUNK), request.content_length
@@ -136,7 +136,7 @@ class AuditRoutes:
 
     async def get_recording(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "session", "read")
-        data = self.audit.read_recording(request.match_info["sid"])
+        data = self.audit.read_recording(path_param(request, "sid"))
         return web.Response(body=data, content_type="application/gzip")
 
     async def list_recordings(self, request: web.Request) -> web.Response:

@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from teleport.errors import AccessDenied, AlreadyExists, BadParameter, NotFound
 from teleport.events.filelog import FileAuditLog
 from teleport.events.schema import SESSION_START, validate_event
 from teleport.files import ensure_private_dir
+from teleport.types.names import check_sid
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,8 @@ SESSION_TTL = 90.0  # nodes refresh their active sessions well within this
 # How long auth remembers who owns a session after the last sign of it (refreshed while the
 # session runs). Older owners are looked up in the audit log, which is slower but exact.
 OWNER_TTL = 7 * 86400.0
-_SID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 _UPLOAD_SUFFIX = ".upload"
 _NOT_YOURS = "session {sid} runs on another node: a node may only report, end or upload its own sessions"
-
-
-def check_sid(sid: str) -> str:
-    """Session ids are UUIDs; refuse anything that could escape the sessions directory."""
-    if not _SID.match(sid):
-        raise BadParameter(f"invalid session id {sid!r}")
-    return sid
 
 
 def recording_too_large(sid: str, size: int, limit: int) -> BadParameter:

@@ -12,6 +12,7 @@ from typing import Any
 
 from teleport.backend.base import Backend, Item
 from teleport.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
+from teleport.types.names import check_ca_type, check_host_id, check_role_name, check_user_name
 from teleport.types.resources import CertAuthority, ProvisionToken, ProxyServer, Server, User
 from teleport.types.role import Role
 
@@ -20,6 +21,15 @@ CLUSTER_NAME_KEY = "/cluster/name"
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _user(name: str) -> str:
+    # names become backend keys: checked here too, whatever checked them before
+    return f"/users/{check_user_name(name)}"
+
+
+def _role(name: str) -> str:
+    return f"/roles/{check_role_name(name)}"
 
 
 def _expires(resource_expires: Any) -> float | None:
@@ -47,7 +57,7 @@ class ClusterStore:
     # certificate authorities --------------------------------------------------------------
     async def get_ca(self, ca_type: str) -> CertAuthority:
         try:
-            item = await self.backend.get(f"/authorities/{ca_type}")
+            item = await self.backend.get(f"/authorities/{check_ca_type(ca_type)}")
         except NotFound:
             raise NotFound(f"certificate authority {ca_type!r} not found") from None
         return CertAuthority.from_json(item.value)  # type: ignore[return-value]
@@ -55,7 +65,7 @@ class ClusterStore:
     async def create_ca(self, ca: CertAuthority) -> bool:
         """Create the CA if absent; False when another auth server already made it."""
         try:
-            await self.backend.create(Item(f"/authorities/{ca.name}", ca.to_json()))
+            await self.backend.create(Item(f"/authorities/{check_ca_type(ca.name)}", ca.to_json()))
             return True
         except AlreadyExists:
             return False
@@ -63,7 +73,7 @@ class ClusterStore:
     # users --------------------------------------------------------------------------------
     async def get_user(self, name: str) -> User:
         try:
-            item = await self.backend.get(f"/users/{name}/params")
+            item = await self.backend.get(f"{_user(name)}/params")
         except NotFound:
             raise NotFound(f"user {name!r} not found") from None
         return User.from_json(item.value)  # type: ignore[return-value]
@@ -74,29 +84,29 @@ class ClusterStore:
 
     async def create_user(self, user: User) -> None:
         try:
-            await self.backend.create(Item(f"/users/{user.name}/params", user.to_json()))
+            await self.backend.create(Item(f"{_user(user.name)}/params", user.to_json()))
         except AlreadyExists:
             raise AlreadyExists(f"user {user.name!r} already exists") from None
 
     async def upsert_user(self, user: User) -> None:
-        await self.backend.put(Item(f"/users/{user.name}/params", user.to_json()))
+        await self.backend.put(Item(f"{_user(user.name)}/params", user.to_json()))
 
     async def delete_user(self, name: str) -> None:
         await self.get_user(name)
-        await self.backend.delete_range(f"/users/{name}/")
+        await self.backend.delete_range(f"{_user(name)}/")
 
     async def get_user_secret(self, name: str, what: str) -> dict[str, Any]:
         """Per-user private state: 'pwd' (hash), 'totp' (secret, last counter), 'attempts'."""
-        return json.loads((await self.backend.get(f"/users/{name}/{what}")).value)
+        return json.loads((await self.backend.get(f"{_user(name)}/{what}")).value)
 
     async def put_user_secret(self, name: str, what: str, value: dict[str, Any]) -> None:
-        await self.backend.put(Item(f"/users/{name}/{what}", _json(value)))
+        await self.backend.put(Item(f"{_user(name)}/{what}", _json(value)))
 
     async def swap_user_secret(
         self, name: str, what: str, old: dict[str, Any], new: dict[str, Any]
     ) -> None:
         """Atomically replace per-user state; CompareFailed when someone else changed it."""
-        key = f"/users/{name}/{what}"
+        key = f"{_user(name)}/{what}"
         await self.backend.compare_and_swap(Item(key, _json(old)), Item(key, _json(new)))
 
     # login attempts, per (user, source address) --------------------------------------------
@@ -130,7 +140,7 @@ class ClusterStore:
     # roles --------------------------------------------------------------------------------
     async def get_role(self, name: str) -> Role:
         try:
-            item = await self.backend.get(f"/roles/{name}")
+            item = await self.backend.get(_role(name))
         except NotFound:
             raise NotFound(f"role {name!r} not found") from None
         return Role.from_json(item.value)
@@ -139,11 +149,11 @@ class ClusterStore:
         return [Role.from_json(i.value) for i in await self.backend.get_range("/roles/")]
 
     async def upsert_role(self, role: Role) -> None:
-        await self.backend.put(Item(f"/roles/{role.name}", role.to_json()))
+        await self.backend.put(Item(_role(role.name), role.to_json()))
 
     async def create_role(self, role: Role) -> None:
         try:
-            await self.backend.create(Item(f"/roles/{role.name}", role.to_json()))
+            await self.backend.create(Item(_role(role.name), role.to_json()))
         except AlreadyExists:
             raise AlreadyExists(
                 f"role {role.name!r} already exists: use 'tctl create -f' to replace it"
@@ -151,7 +161,7 @@ class ClusterStore:
 
     async def delete_role(self, name: str) -> None:
         try:
-            await self.backend.delete(f"/roles/{name}")
+            await self.backend.delete(_role(name))
         except NotFound:
             raise NotFound(f"role {name!r} not found") from None
 
@@ -221,12 +231,12 @@ class ClusterStore:
     # hosts: every host identity ever issued, so that a join token never re-issues one -------
     async def get_host(self, host_id: str) -> dict[str, Any]:
         """The record of an issued host identity: {roles, nodename, created}; NotFound if none."""
-        return json.loads((await self.backend.get(f"/hosts/{host_id}")).value)
+        return json.loads((await self.backend.get(f"/hosts/{check_host_id(host_id)}")).value)
 
     async def add_host_role(self, host_id: str, role: str, nodename: str, new: bool = False) -> None:
         """Record that `host_id` holds an identity for `role`; with new=True the host must not
         exist yet (AlreadyExists otherwise, also when a concurrent call created it first)."""
-        key = f"/hosts/{host_id}"
+        key = f"/hosts/{check_host_id(host_id)}"
         for _ in range(10):
             try:
                 old = await self.backend.get(key)
