@@ -22,8 +22,13 @@ _UNITS: dict[str, float] = {
     "h": 3600.0,
 }
 
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_BARE_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+# ASCII digits only, as Go: "\d" alone would also take "١" or "௧", which float() accepts.
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)", re.ASCII)
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+", re.ASCII)
+
+# Go's longest time.Duration (2**63-1 ns, about 292 years). Longer values are typos or attacks,
+# and would overflow the datetime arithmetic they feed (expiry times, sleeps).
+MAX_SECONDS = (2**63 - 1) / 1e9
 
 _FORMS = 'expected a duration such as "90s", "5m", "1h30m", "500ms" or a number of seconds'
 
@@ -37,9 +42,9 @@ def parse_duration(text: str | int | float) -> float:
         # bool is an int subclass; "yes" in YAML must not become one second
         raise BadParameter(f"{_FORMS}, got {text!r}")
     if isinstance(text, int | float):
-        if math.isnan(text) or math.isinf(text) or text < 0:
+        if isinstance(text, float) and math.isnan(text) or text < 0:
             raise BadParameter(f"{_FORMS}, got {text!r}")
-        return float(text)
+        return _bounded(text, text)
     if not isinstance(text, str):
         raise BadParameter(f"{_FORMS}, got {text!r}")
     s = text.strip()
@@ -50,26 +55,47 @@ def parse_duration(text: str | int | float) -> float:
     if s.startswith("+"):
         s = s[1:]
     if _BARE_NUMBER.fullmatch(s):
-        return float(s)
+        return _bounded(float(s), text)
     total = 0.0
     pos = 0
     while pos < len(s):
         m = _PART.match(s, pos)
         if m is None:
             hint = ""
-            if re.fullmatch(r"\d+d", s):
+            if re.fullmatch(r"[0-9]{1,9}d", s):
                 hint = f' (days are not a unit: write "{int(s[:-1]) * 24}h")'
-            raise BadParameter(f'{_FORMS}, got "{text}"{hint}')
+            raise BadParameter(f'{_FORMS}, got "{_shorten(text)}"{hint}')
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
-    return total
+    return _bounded(total, text)
+
+
+def _shorten(text: str) -> str:
+    """Input echoed in a message, cut to a readable length."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bounded(seconds: float, given: object) -> float:
+    """seconds as a float, unless longer than Go's longest duration (or inf, from a huge number).
+
+    The check comes before float(): float() of a huge int raises OverflowError.
+    """
+    if not seconds <= MAX_SECONDS:
+        shown = _shorten(given) if isinstance(given, str) else repr(given)
+        raise BadParameter(
+            f'duration "{shown}" is too long: at most {int(MAX_SECONDS // 3600)}h (about 292 years)'
+        )
+    return float(seconds)
 
 
 def format_duration(seconds: float) -> str:
     """Format seconds the friendly way: "1h", "30m", "5m30s", "1h0m5s", "500ms", "0s".
 
     The result always parses back with parse_duration to the same value (to the millisecond).
+    NaN and infinity are not durations: BadParameter.
     """
+    if not math.isfinite(seconds):
+        raise BadParameter(f"cannot format {seconds!r} as a duration: expected a finite number")
     if seconds < 0:
         return "-" + format_duration(-seconds)
     if seconds == 0:

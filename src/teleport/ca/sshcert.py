@@ -196,7 +196,7 @@ class CertInfo:
         try:
             data = json.loads(raw)
             roles = data["roles"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise BadParameter(
                 f"certificate {self.key_id!r} has a malformed teleport-roles extension"
             ) from None
@@ -214,7 +214,7 @@ class CertInfo:
             return {}
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict) or not all(
             isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
@@ -258,6 +258,12 @@ def _info(cert: SSHCertificate) -> CertInfo:
     def text(b: bytes) -> str:
         return b.decode("utf-8", errors="replace")
 
+    try:
+        # cryptography parses these two keys only when asked: a damaged blob fails here
+        public_key = keys.public_key_to_openssh(cert.public_key())
+        ca_public_key = keys.public_key_to_openssh(cert.signature_key())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise BadParameter(f"not a valid OpenSSH certificate: {exc}") from None
     return CertInfo(
         cert_type="user" if cert.type == SSHCertificateType.USER else "host",
         key_id=text(cert.key_id),
@@ -267,8 +273,8 @@ def _info(cert: SSHCertificate) -> CertInfo:
         valid_before=cert.valid_before,
         extensions={text(k): text(v) for k, v in cert.extensions.items()},
         critical_options={text(k): text(v) for k, v in cert.critical_options.items()},
-        public_key=keys.public_key_to_openssh(cert.public_key()),
-        ca_public_key=keys.public_key_to_openssh(cert.signature_key()),
+        public_key=public_key,
+        ca_public_key=ca_public_key,
     )
 
 

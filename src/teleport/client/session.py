@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 from teleport.client.keystore import KeyStore, Profile
 from teleport.client.webclient import WebClient, join_host_port
+from teleport.config.addr import parse_host_port
 from teleport.errors import BadParameter, TeleportError
 from teleport.types.names import api_path
 
@@ -114,16 +116,38 @@ def complete_signup(client: WebClient, token: str, password: str, otp_code: str)
     return str(resp["user"])
 
 
+_INVITE_FORM = "expected an invite URL like https://proxy:3080/web/invite/TOKEN"
+# Tokens are hex today; URL-safe characters only, so that the token can never change the path
+# of the request it goes into (no "/", "%", "..", "?" or "#").
+_INVITE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 def parse_invite_url(url: str) -> tuple[str, str]:
-    """'https://host:3080/web/invite/TOKEN' -> ('host:3080', 'TOKEN')."""
+    """'https://host:3080/web/invite/TOKEN' -> ('host:3080', 'TOKEN').
+
+    BadParameter for anything else: another scheme, a bad host:port, a token with characters
+    other than letters, digits, "_" and "-" (copy the whole URL `tctl users add` printed).
+    """
+    if not isinstance(url, str):
+        raise BadParameter(f"{_INVITE_FORM}, got {type(url).__name__}")
+    shown = url if len(url) <= 200 else url[:197] + "..."
     rest = url.strip()
     if not rest.startswith("https://"):
-        raise BadParameter(f"expected an invite URL like https://proxy:3080/web/invite/TOKEN, got {url!r}")
+        raise BadParameter(f"{_INVITE_FORM}, got {shown!r}")
     rest = rest[len("https://") :]
     host, _, path = rest.partition("/")
     parts = path.strip("/").split("/")
     if len(parts) != 3 or parts[:2] != ["web", "invite"] or not parts[2]:
-        raise BadParameter(f"expected an invite URL like https://proxy:3080/web/invite/TOKEN, got {url!r}")
+        raise BadParameter(f"{_INVITE_FORM}, got {shown!r}")
+    try:
+        parse_host_port(host, 3080)
+    except BadParameter:
+        raise BadParameter(f"{_INVITE_FORM}: bad proxy address {host!r}") from None
+    if not _INVITE_TOKEN.fullmatch(parts[2]):
+        raise BadParameter(
+            f"{_INVITE_FORM}: the token may hold only letters, digits, '_' and '-'; "
+            "copy the whole URL that `tctl users add` printed"
+        )
     return host, parts[2]
 
 

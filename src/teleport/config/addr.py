@@ -90,7 +90,8 @@ def parse_host_port(text: str, default_port: int, *, allow_zero: bool = False) -
     if port_text is None:
         port = default_port
     else:
-        if not re.fullmatch(r"[0-9]+", port_text):
+        # at most 5 digits: int() of thousands of digits raises ValueError, and no port needs more
+        if not re.fullmatch(r"[0-9]{1,5}", port_text):
             raise bad
         port = int(port_text)
         low = 0 if allow_zero else 1

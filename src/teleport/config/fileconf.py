@@ -134,13 +134,32 @@ def _load_yaml(text: str, source: str) -> Any:
         lines = text.splitlines()
         if mark and mark.line < len(lines) and re.search(r":\s*\[[0-9a-fA-F]*:", lines[mark.line]):
             what += ' (quote IPv6 addresses: "[::1]:3025")'
-        raise ConfigError(f"{source}: {where}: invalid YAML: {what}") from None
+        raise _error(f"{source}: {where}: invalid YAML: {what}") from None
     except yaml.YAMLError as exc:
         one_line = " ".join(str(exc).split())
-        raise ConfigError(f"{source}: invalid YAML: {one_line}") from None
+        raise _error(f"{source}: invalid YAML: {one_line}") from None
+    except RecursionError:
+        # PyYAML recurses once per nesting level: "[[[[..." thousands deep overflows the stack
+        raise _error(
+            f"{source}: invalid YAML: lists or mappings nested too deeply; "
+            "teleport.yaml needs only a few levels"
+        ) from None
 
 
 # --- validation helpers ----------------------------------------------------------------------
+
+
+def one_line(message: str) -> str:
+    """The message with control characters (a newline in a key or value the file holds)
+    escaped, so that every error stays the one line the module promises."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def _error(message: str) -> ConfigError:
+    """The ConfigError for a message, kept on one line."""
+    return ConfigError(one_line(message))
 
 
 def _describe(value: Any) -> str:
@@ -170,7 +189,7 @@ class _Ctx:
         self.source = source
 
     def fail(self, path: str, message: str) -> NoReturn:
-        raise ConfigError(f"{self.source}: {path}: {message}")
+        raise _error(f"{self.source}: {path}: {message}")
 
     def mapping(self, value: Any, path: str, allowed: Iterable[str]) -> dict[str, Any]:
         """A mapping whose keys are all in ``allowed``; null is an empty mapping."""
@@ -695,14 +714,14 @@ def parse_config_text(text: str, source: str = "<string>") -> FileConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
+        raise _error(
             f"{source}: expected a mapping with the sections {', '.join(SECTIONS)}, "
             f"got {_describe(data)}"
         )
     for key in data:
         if not isinstance(key, str) or key not in SECTIONS:
             shown = key if isinstance(key, str) else _describe(key)
-            raise ConfigError(
+            raise _error(
                 f"{source}: {shown}: unknown section{_suggest(str(key), SECTIONS)}; "
                 f"valid sections: {', '.join(SECTIONS)}"
             )
@@ -720,21 +739,21 @@ def parse_config_text(text: str, source: str = "<string>") -> FileConfig:
 def load_config_file(path: str) -> FileConfig:
     """Read and validate a teleport.yaml file; every problem is a one-line ConfigError."""
     if not os.path.exists(path):
-        raise ConfigError(
+        raise _error(
             f"{path}: the configuration file does not exist; create one with "
             f"`teleport configure > {path}` and edit it, or pass another file with --config"
         )
     if os.path.isdir(path):
-        raise ConfigError(f"{path}: is a directory, expected a teleport.yaml file")
+        raise _error(f"{path}: is a directory, expected a teleport.yaml file")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise _error(
             f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+        raise _error(f"{path}: cannot read the configuration file: {exc.strerror}") from None
     return parse_config_text(text, path)
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from teleport.errors import BadParameter
+from teleport.types.resources import check_json_value
 
 # Event type names (the `event` field).
 USER_LOGIN = "user.login"
@@ -218,7 +219,7 @@ def validate_event(event: Mapping[str, Any]) -> dict[str, Any]:
         raise BadParameter(f"an audit event must be a JSON object, got {type(event).__name__}")
     ev = dict(event)
     etype = ev.get("event")
-    if etype not in EVENT_CODES:
+    if not isinstance(etype, str) or etype not in EVENT_CODES:
         raise BadParameter(
             f"unknown audit event type {etype!r}; known types: {', '.join(sorted(EVENT_TYPES))}"
         )
@@ -234,6 +235,9 @@ def validate_event(event: Mapping[str, Any]) -> dict[str, Any]:
             raise BadParameter(
                 f"{etype} event field {key!r} must be {names}, got {type(value).__name__} {value!r}"
             )
+        # fields we do not know pass through, but only as plain JSON: a NaN or a date would make
+        # the audit log line unreadable to JSON tools
+        check_json_value(value, f"{etype} event field {key!r}")
     for key in ("uid", "code", "time"):
         if not ev.get(key):
             raise BadParameter(f"{etype} event is missing {key!r}")

@@ -91,14 +91,22 @@ def parse_proxy_header(line: bytes, host_ca_keys: list[str], now: float | None =
     line = line.rstrip(b"\r\n")
     if not line.startswith(PREFIX):
         raise AccessDenied("not a Teleport-Proxy header")
+    if len(line) > MAX_HEADER_LEN:
+        raise AccessDenied(f"malformed Teleport-Proxy header: longer than {MAX_HEADER_LEN} bytes")
     try:
         fields = json.loads(base64.b64decode(line[len(PREFIX):], validate=True))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
+        # ValueError includes bytes that are not UTF-8; RecursionError: "[[[[..." nesting
         raise AccessDenied("malformed Teleport-Proxy header: not base64 JSON") from None
     if not isinstance(fields, dict) or any(k not in fields for k in (*_FIELDS, "sig")):
         raise AccessDenied(f"malformed Teleport-Proxy header: needs fields {', '.join(_FIELDS)}, sig")
-    if not isinstance(fields["time"], int) or not all(
-        isinstance(fields[k], str) for k in ("client_addr", "node_addr", "proxy_cert", "sig")
+    stamp = fields["time"]
+    if (
+        isinstance(stamp, bool)
+        or not isinstance(stamp, int)
+        # a time float() cannot hold would raise OverflowError in the skew check below
+        or not -(2**53) < stamp < 2**53
+        or not all(isinstance(fields[k], str) for k in ("client_addr", "node_addr", "proxy_cert", "sig"))
     ):
         raise AccessDenied("malformed Teleport-Proxy header: wrong field types")
     current = time.time() if now is None else now
@@ -120,7 +128,8 @@ def parse_proxy_header(line: bytes, host_ca_keys: list[str], now: float | None =
     try:
         sig = base64.b64decode(fields["sig"], validate=True)
         _verify(keys.load_public_key(info.public_key), sig, _canonical(fields))
-    except (binascii.Error, ValueError, InvalidSignature):
+    except (binascii.Error, ValueError, InvalidSignature, BadParameter):
+        # BadParameter: a certified key load_public_key refuses (an RSA key under 2048 bits)
         raise AccessDenied("Teleport-Proxy header: bad signature") from None
     out = {k: fields[k] for k in _FIELDS}
     out["proxy_id"] = info.key_id

@@ -35,9 +35,18 @@ def is_regex(value: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def compile_value(value: str) -> re.Pattern[str]:
-    """Compile one selector value (regex or glob) to a pattern used with fullmatch."""
+    """Compile one selector value (regex or glob) to a pattern used with fullmatch.
+
+    Every way a regex can fail to compile raises re.error: the re module itself raises
+    OverflowError for `a{99999999999}` and RecursionError for thousands of nested groups.
+    """
     if is_regex(value):
-        return re.compile(value)
+        try:
+            return re.compile(value)
+        except OverflowError as exc:
+            raise re.error(str(exc)) from None
+        except RecursionError:
+            raise re.error("groups nested too deeply") from None
     # Only '*' is special in a glob; everything else, dots included, is literal.
     return re.compile(".*".join(re.escape(part) for part in value.split(WILDCARD)), re.DOTALL)
 

@@ -325,7 +325,7 @@ def load_cast(src: str | os.PathLike[str] | bytes) -> CastRead:
     lines = text.split("\n")
     try:
         header = json.loads(lines[0])
-    except ValueError:
+    except (ValueError, RecursionError):
         header = None
     if not isinstance(header, dict) or header.get("version") != 2:
         raise BadParameter(
@@ -337,11 +337,10 @@ def load_cast(src: str | os.PathLike[str] | bytes) -> CastRead:
     for n, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
-        try:
-            ev = json.loads(line)
-            t, kind, data = ev
-            events.append((float(t), str(kind), str(data)))
-        except (ValueError, TypeError):
+        event = _parse_event(line)
+        if event is not None:
+            events.append(event)
+        else:
             if n == len(lines):
                 cut_last = True  # no newline after it: written in part
             else:
@@ -363,6 +362,25 @@ def read_cast(src: str | os.PathLike[str] | bytes) -> tuple[dict[str, Any], list
     """
     got = load_cast(src)
     return got.header, got.events
+
+
+def _parse_event(line: str) -> CastEvent | None:
+    """One ``[t, kind, data]`` line, or None when it is not one: t a finite number >= 0, kind
+    and data strings. (A bare "1ox" string or a 3-key object would also unpack to three items;
+    Python's json reads NaN and 1e999; deep nesting raises RecursionError.)"""
+    try:
+        ev = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(ev, list) or len(ev) != 3:
+        return None
+    t, kind, data = ev
+    if isinstance(t, bool) or not isinstance(t, int | float) or not isinstance(kind, str):
+        return None
+    # NaN fails every comparison; the bound also keeps float() of a huge int from overflowing
+    if not isinstance(data, str) or not 0 <= t <= 2**53:
+        return None
+    return float(t), kind, data
 
 
 def format_cast(header: Mapping[str, Any], events: Iterable[CastEvent]) -> str:

@@ -7,7 +7,6 @@ template is a BadParameter naming the key path (e.g. `role 'dev': spec.allow.log
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -16,7 +15,7 @@ from teleport.durations import format_duration, parse_duration
 from teleport.errors import BadParameter
 from teleport.rbac.labels import Selector, parse_selector, selector_to_dict, wildcard_selector
 from teleport.rbac.templates import parse_template
-from teleport.types.resources import Metadata, Resource
+from teleport.types.resources import Metadata, Resource, load_json
 
 CERT_FORMATS = ("standard", "oldssh")
 
@@ -223,8 +222,9 @@ class Role(Resource):
         return cls(metadata=Metadata.from_dict(meta), spec=spec)
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Role:
-        return cls.from_dict(json.loads(raw))
+    def from_json(cls, raw: bytes | str) -> Role:
+        """Parse a role from JSON; BadParameter for bytes that are not a valid role."""
+        return cls.from_dict(load_json(raw, "a role"))
 
 
 def _mapping(data: Any, where: str, allowed: Any) -> dict[str, Any]:
