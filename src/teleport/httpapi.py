@@ -3,6 +3,7 @@ JSON request bodies checked once."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -59,12 +60,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which no JSON peer writes and which turn into TTLs
+    # that never end
+    raise ValueError(f"{name} is not JSON")
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, or BadParameter with a message for the caller."""
     try:
-        data = await request.json()
-    except Exception:
-        raise BadParameter("request body must be a JSON object") from None
+        data = json.loads(await request.text(), parse_constant=_no_constant)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise BadParameter(
+            "request body must be a JSON object (UTF-8, no NaN or Infinity, not nested too deep)"
+        ) from None
     if not isinstance(data, dict):
         raise BadParameter("request body must be a JSON object")
     return data
