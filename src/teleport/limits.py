@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from teleport import defaults
 from teleport.errors import LimitExceeded
 
 
@@ -196,3 +197,23 @@ class RateLimiter:
         raise LimitExceeded(
             f"too many {self.what}{' ' + label if label else ''}: try again in {wait}s"
         )
+
+
+class LoginRateLimits:
+    """Login attempts per source address and per user name (known or not); the proxy and the
+    auth service each keep one, so a flood is refused before it costs an argon2 check."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.by_addr = RateLimiter(
+            defaults.LOGIN_RATE_PER_ADDR, defaults.LOGIN_BURST_PER_ADDR,
+            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts", clock=clock,
+        )
+        self.by_user = RateLimiter(
+            defaults.LOGIN_RATE_PER_USER, defaults.LOGIN_BURST_PER_USER,
+            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts", clock=clock,
+        )
+
+    def check(self, source: str, user: str) -> None:
+        """LimitExceeded when this address or this user name has tried too often."""
+        self.by_addr.check(source, f"from {source or 'your address'}")
+        self.by_user.check(user, f"for user {user!r}")

@@ -28,7 +28,7 @@ from teleport.errors import (
     CompareFailed,
     NotFound,
 )
-from teleport.limits import RateLimiter, source_of
+from teleport.limits import LoginRateLimits, source_of
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
 from teleport.types.names import check_host_id, check_role_name, check_user_name
@@ -105,14 +105,7 @@ class AuthServer:
         self._tls_ca: tuple[bytes, bytes] | None = None
         # login protection: hashing off the loop, attempt rates, per-(user, address) lockout
         self.hasher = PasswordHasher()
-        self.login_rate_addr = RateLimiter(
-            defaults.LOGIN_RATE_PER_ADDR, defaults.LOGIN_BURST_PER_ADDR,
-            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
-        )
-        self.login_rate_user = RateLimiter(
-            defaults.LOGIN_RATE_PER_USER, defaults.LOGIN_BURST_PER_USER,
-            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
-        )
+        self.login_rates = LoginRateLimits()
         self._attempts_lock = asyncio.Lock()
         # Where the auth service's own audit events go (set by the process to the audit log):
         # (event type, fields) -> None.
@@ -458,8 +451,7 @@ class AuthServer:
         address and per user name (LimitExceeded), and MAX_LOGIN_ATTEMPTS failures lock the user
         out from that address only."""
         source = source_of(remote_addr)
-        self.login_rate_addr.check(source, f"from {source or 'your address'}")
-        self.login_rate_user.check(name, f"for user {name!r}")
+        self.login_rates.check(source, name)
         locked, failures_before = await self._begin_attempt(name, source)
         try:
             user: User | None = await self.store.get_user(name)
