@@ -200,8 +200,12 @@ class RateLimiter:
 
 
 class LoginRateLimits:
-    """Login attempts per source address and per user name (known or not); the proxy and the
-    auth service each keep one, so a flood is refused before it costs an argon2 check."""
+    """Login attempts per source address, and per user name from that address; the proxy and
+    the auth service each keep one, so a flood is refused before it costs an argon2 check.
+
+    The user bucket is per (user, address) on purpose: a bucket per user alone lets anybody keep
+    a user out by trying that name from elsewhere. Guessing one user's password from many
+    addresses is bounded by the lockout per (user, address) and the second factor."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.by_addr = RateLimiter(
@@ -215,5 +219,6 @@ class LoginRateLimits:
 
     def check(self, source: str, user: str) -> None:
         """LimitExceeded when this address or this user name has tried too often."""
-        self.by_addr.check(source, f"from {source or 'your address'}")
-        self.by_user.check(user, f"for user {user!r}")
+        where = source or "your address"
+        self.by_addr.check(source, f"from {where}")
+        self.by_user.check(f"{user}\0{source}", f"for user {user!r} from {where}")
