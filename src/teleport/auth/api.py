@@ -302,6 +302,8 @@ class AuthAPI:
         check_host_id(server.name)
         if identity.system_role == "Node" and server.name != identity.host_id:
             raise AccessDenied("a node may only heartbeat for itself")
+        if identity.system_role == "Node":
+            await self.server.check_heartbeat(server.name, str(server.spec.get("hostname", "")))
         await self.server.store.upsert_node(server, defaults.SERVER_TTL)  # type: ignore[arg-type]
         return web.json_response({"ok": True})
 
@@ -310,6 +312,8 @@ class AuthAPI:
         identity = await self._authorize(request, "access", "check")
         data = await json_body(request)
         host_id = _str(data, "host_id")
+        if identity.system_role == "Node" and host_id != identity.host_id:
+            raise AccessDenied("a node may only ask about logins on itself")
         labels = data.get("labels")
         if identity.system_role == "Node" and host_id == identity.host_id and isinstance(labels, dict):
             node_labels = {str(k): str(v) for k, v in labels.items()}

@@ -29,6 +29,7 @@ from teleport.errors import (
     NotFound,
 )
 from teleport.limits import LoginRateLimits, source_of
+from teleport.proxy.dialpolicy import normalize_host, parse_ip
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
 from teleport.types.names import check_host_id, check_role_name, check_user_name
@@ -676,10 +677,10 @@ class AuthServer:
             and caller.cluster_name == self.cluster_name
             and caller.system_role in ("Node", "Proxy", "Auth")
         )
+        if role.lower() == "node":
+            await self._refuse_taken_nodename(host_id, nodename)
         if not proven:
             await self._refuse_existing_host(host_id)
-            if role.lower() == "node":
-                await self._refuse_taken_nodename(host_id, nodename)
             try:
                 await self.store.add_host_role(host_id, role.capitalize(), nodename, new=True)
             except AlreadyExists:
@@ -703,12 +704,32 @@ class AuthServer:
             )
 
     async def _refuse_taken_nodename(self, host_id: str, nodename: str) -> None:
+        if parse_ip(nodename) is not None:
+            raise BadParameter(
+                f"nodename {nodename!r} is an IP address: a node's name must be a host name "
+                "(users reach it by name; its addresses come from advertise_ip and listen_addr)"
+            )
+        wanted = normalize_host(nodename)
         for node in await self.store.list_nodes():
-            if node.name != host_id and node.spec.get("hostname") == nodename:
+            if node.name != host_id and normalize_host(str(node.spec.get("hostname", ""))) == wanted:
                 raise AccessDenied(
                     f"the name {nodename!r} is in use by online node {node.name}: start this "
                     "host with another nodename (teleport.nodename or --nodename)"
                 )
+
+    async def check_heartbeat(self, host_id: str, hostname: str) -> None:
+        """A host heartbeats under the name it registered with (AccessDenied otherwise), so that
+        no node can answer for another's name. Hosts from before host records are not checked."""
+        try:
+            record = await self.store.get_host(host_id)
+        except NotFound:
+            return
+        registered = str(record.get("nodename", ""))
+        if normalize_host(hostname) != normalize_host(registered):
+            raise AccessDenied(
+                f"host {host_id} registered as {registered!r} may not heartbeat as {hostname!r}: "
+                "start it with its registered nodename, or join it as a new host"
+            )
 
     async def issue_host_identity(
         self, role: str, host_id: str, nodename: str, addresses: list[str]
