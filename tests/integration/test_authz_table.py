@@ -53,6 +53,8 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/users/{user}/ssh/authenticate"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/users/{user}/certs"): frozenset({ADMIN}),
     ("POST", "/v1/hosts/certs"): frozenset({ADMIN}),
+    # recording proxy mode: the proxy presents short-lived certificates of the nodes it relays
+    ("POST", "/v1/hosts/forward-certs"): frozenset({PROXY}),
     ("POST", "/v1/tokens"): frozenset({ADMIN}),
     ("GET", "/v1/tokens"): frozenset({ADMIN}),
     ("DELETE", "/v1/tokens/{token}"): frozenset({ADMIN}),
@@ -63,14 +65,15 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/nodes"): frozenset({PROXY, ADMIN}),
     # audit: a service emits events as itself; admins and users run no sessions, so they emit
-    # nothing and touch no session or recording (auth logs their actions itself)
+    # nothing and touch no session or recording (auth logs their actions itself); a proxy runs
+    # the sessions it relays in recording proxy mode
     ("POST", "/v1/events"): frozenset({NODE, PROXY}),
     ("GET", "/v1/events"): frozenset({ADMIN}),
     ("GET", "/v1/sessions"): frozenset({ADMIN}),
-    ("POST", "/v1/sessions"): frozenset({NODE}),
+    ("POST", "/v1/sessions"): frozenset({NODE, PROXY}),
     ("GET", "/v1/sessions/{sid}"): frozenset({ADMIN}),
-    ("DELETE", "/v1/sessions/{sid}"): frozenset({NODE}),
-    ("PUT", "/v1/sessions/{sid}/recording"): frozenset({NODE}),
+    ("DELETE", "/v1/sessions/{sid}"): frozenset({NODE, PROXY}),
+    ("PUT", "/v1/sessions/{sid}/recording"): frozenset({NODE, PROXY}),
     ("GET", "/v1/sessions/{sid}/recording"): frozenset({ADMIN}),
     ("GET", "/v1/recordings"): frozenset({ADMIN}),
     ("GET", "/v1/roles"): frozenset({ADMIN}),

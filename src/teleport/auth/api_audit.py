@@ -38,8 +38,8 @@ def add_audit_routes(router: web.UrlDispatcher, api: AuthAPI, audit: AuditServic
 
 def host_of(identity: Identity, what: str) -> str:
     """The host id a service identity speaks for; AccessDenied for identities of no host (admins,
-    users), which run no sessions."""
-    if identity.system_role not in ("Node", "Auth") or not identity.host_id:
+    users), which run no sessions. A proxy runs sessions in recording proxy mode."""
+    if identity.system_role not in ("Node", "Proxy", "Auth") or not identity.host_id:
         raise AccessDenied(
             f"{identity_phrase(identity)} may not {what}: only the node that runs "
             "a session may"

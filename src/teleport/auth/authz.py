@@ -8,8 +8,9 @@ from teleport.events import schema
 from teleport.rbac.roleset import RoleSet
 
 # (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
-# checks CAs, routes to nodes, logs users in and completes invites; a node heartbeats and reports
-# its sessions). Anything not listed is refused.
+# checks CAs, routes to nodes, logs users in and completes invites, and in recording proxy mode
+# reports the sessions it relays and gets forwarding host certificates; a node heartbeats and
+# reports its sessions). Anything not listed is refused.
 BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Proxy": frozenset(
         {
@@ -21,6 +22,8 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("proxy", "heartbeat"),
             ("event", "create"),
             ("access", "check"),
+            ("session", "create"),
+            ("host_cert", "forward"),
         }
     ),
     "Node": frozenset(
@@ -37,25 +40,27 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
 ALL_POWERFUL = frozenset({"Admin", "Auth"})
 
 # Audit event types each identity may post to /v1/events: what that service emits itself (node/*,
-# proxy/sshproxy.py). Auth logs user.login itself, never through the API; admins and users emit
-# nothing, so an identity that is not listed may post no event at all.
+# proxy/sshproxy.py, and proxy/forward.py in recording proxy mode, where the proxy runs the
+# sessions' audit as a node does). Auth logs user.login itself, never through the API; admins
+# and users emit nothing, so an identity that is not listed may post no event at all.
+_SESSION_EVENTS = frozenset(
+    {
+        schema.SESSION_START,
+        schema.SESSION_JOIN,
+        schema.SESSION_RESIZE,
+        schema.SESSION_LEAVE,
+        schema.SESSION_END,
+        schema.SESSION_UPLOAD,
+        schema.EXEC,
+        schema.PORT_FORWARD,
+        schema.SCP,
+        schema.AUTH_ATTEMPT,
+    }
+)
 EMITTED_EVENTS: dict[str, frozenset[str]] = {
     "Auth": schema.EVENT_TYPES,
-    "Node": frozenset(
-        {
-            schema.SESSION_START,
-            schema.SESSION_JOIN,
-            schema.SESSION_RESIZE,
-            schema.SESSION_LEAVE,
-            schema.SESSION_END,
-            schema.SESSION_UPLOAD,
-            schema.EXEC,
-            schema.PORT_FORWARD,
-            schema.SCP,
-            schema.AUTH_ATTEMPT,
-        }
-    ),
-    "Proxy": frozenset({schema.AUTH_ATTEMPT}),
+    "Node": _SESSION_EVENTS,
+    "Proxy": _SESSION_EVENTS,
 }
 
 
