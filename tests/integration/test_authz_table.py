@@ -65,15 +65,16 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/nodes"): frozenset({PROXY, ADMIN}),
     # audit: a service emits events as itself; admins and users run no sessions, so they emit
-    # nothing and touch no session or recording (auth logs their actions itself); a proxy runs
-    # the sessions it relays in recording proxy mode
+    # nothing and touch no session or recording (auth logs their actions itself); a proxy reports
+    # sessions only in recording proxy mode (this cluster records at the node; see
+    # test_recording_proxy.py for the proxy mode)
     ("POST", "/v1/events"): frozenset({NODE, PROXY}),
     ("GET", "/v1/events"): frozenset({ADMIN}),
     ("GET", "/v1/sessions"): frozenset({ADMIN}),
-    ("POST", "/v1/sessions"): frozenset({NODE, PROXY}),
+    ("POST", "/v1/sessions"): frozenset({NODE}),
     ("GET", "/v1/sessions/{sid}"): frozenset({ADMIN}),
-    ("DELETE", "/v1/sessions/{sid}"): frozenset({NODE, PROXY}),
-    ("PUT", "/v1/sessions/{sid}/recording"): frozenset({NODE, PROXY}),
+    ("DELETE", "/v1/sessions/{sid}"): frozenset({NODE}),
+    ("PUT", "/v1/sessions/{sid}/recording"): frozenset({NODE}),
     ("GET", "/v1/sessions/{sid}/recording"): frozenset({ADMIN}),
     ("GET", "/v1/recordings"): frozenset({ADMIN}),
     ("GET", "/v1/roles"): frozenset({ADMIN}),
