@@ -307,3 +307,23 @@ class PlainSshd(Sshd):
         self.log = open(os.path.join(self.dir, "sshd.log"), "wb")
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", conf], stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.port, 10, self.proc)
+
+
+def test_forwarding_certificates_name_one_host_for_the_proxy_only(cl: Cluster) -> None:
+    """In proxy mode auth signs the proxy a short-lived host certificate naming exactly the
+    host asked for; it refuses wildcards and lists, and refuses a node identity outright."""
+    from teleport.ca import keys, sshcert
+    from teleport.errors import AccessDenied, BadParameter
+    from tests.integration.test_audit_forgery import run, service_client
+
+    pub = keys.public_key_to_openssh(keys.generate_private_key())
+    line = run(lambda a: a.sign_forward_cert(pub, "db-7.example.com"), service_client(cl, cl.data_dir, "proxy")[1])
+    info = sshcert.parse_cert(line)
+    assert info.cert_type == "host" and info.principals == ["db-7.example.com"]
+    assert info.key_id == f"forward:{proxy_host_id(cl)}"
+    assert info.valid_before - info.valid_after <= 3600 + 60
+    for bad in ("*.example.com", "a,b", "-oProxyCommand=x", ""):
+        with pytest.raises(BadParameter):
+            run(lambda a, bad=bad: a.sign_forward_cert(pub, bad), service_client(cl, cl.data_dir, "proxy")[1])
+    with pytest.raises(AccessDenied, match="a node identity may not"):
+        run(lambda a: a.sign_forward_cert(pub, "db-7"), service_client(cl, cl.data_dir, "node")[1])
