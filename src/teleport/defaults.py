@@ -108,6 +108,11 @@ RELAY_PENDING_LIMIT = 256 * 1024
 # upload is refused so that one node cannot fill the auth server's disk with one request, and the
 # node keeps the file (<sid>.cast.gz.rejected) for an admin who raises the limit.
 MAX_RECORDING_SIZE = 100 * 1024 * 1024
+# Recording proxy mode: lifetime of the host certificates auth signs for the proxy to present to
+# clients as the node they asked for (renewed by the proxy well before they expire).
+FORWARD_HOST_CERT_TTL = 60 * 60
+# How often a proxy re-reads auth_service.session_recording from auth's ping.
+RECORDING_MODE_REFRESH = 30.0
 
 # Nodes
 SERVER_TTL = 10 * 60

@@ -53,6 +53,8 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/users/{user}/ssh/authenticate"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/users/{user}/certs"): frozenset({ADMIN}),
     ("POST", "/v1/hosts/certs"): frozenset({ADMIN}),
+    # recording proxy mode: the proxy presents short-lived certificates of the nodes it relays
+    ("POST", "/v1/hosts/forward-certs"): frozenset({PROXY}),
     ("POST", "/v1/tokens"): frozenset({ADMIN}),
     ("GET", "/v1/tokens"): frozenset({ADMIN}),
     ("DELETE", "/v1/tokens/{token}"): frozenset({ADMIN}),
@@ -63,7 +65,9 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/nodes"): frozenset({PROXY, ADMIN}),
     # audit: a service emits events as itself; admins and users run no sessions, so they emit
-    # nothing and touch no session or recording (auth logs their actions itself)
+    # nothing and touch no session or recording (auth logs their actions itself); a proxy reports
+    # sessions only in recording proxy mode (this cluster records at the node; see
+    # test_recording_proxy.py for the proxy mode)
     ("POST", "/v1/events"): frozenset({NODE, PROXY}),
     ("GET", "/v1/events"): frozenset({ADMIN}),
     ("GET", "/v1/sessions"): frozenset({ADMIN}),

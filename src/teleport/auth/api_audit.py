@@ -36,10 +36,12 @@ def add_audit_routes(router: web.UrlDispatcher, api: AuthAPI, audit: AuditServic
     router.add_get("/v1/recordings", routes.list_recordings)
 
 
-def host_of(identity: Identity, what: str) -> str:
+def host_of(identity: Identity, what: str, recording_proxy: bool = False) -> str:
     """The host id a service identity speaks for; AccessDenied for identities of no host (admins,
-    users), which run no sessions."""
-    if identity.system_role not in ("Node", "Auth") or not identity.host_id:
+    users), which run no sessions, and for a proxy unless it records them (recording proxy
+    mode)."""
+    hosts = ("Node", "Proxy", "Auth") if recording_proxy else ("Node", "Auth")
+    if identity.system_role not in hosts or not identity.host_id:
         raise AccessDenied(
             f"{identity_phrase(identity)} may not {what}: only the node that runs "
             "a session may"
@@ -47,12 +49,12 @@ def host_of(identity: Identity, what: str) -> str:
     return identity.host_id
 
 
-def bind_event(identity: Identity, event: Any) -> dict[str, Any]:
+def bind_event(identity: Identity, event: Any, recording_proxy: bool = False) -> dict[str, Any]:
     """The event as the caller may emit it: of a type its service emits, with server_id set to
     the caller's own host id whatever the body says."""
     if not isinstance(event, dict):
         raise BadParameter("each event must be a JSON object")
-    check_emit(identity, event.get("event"))
+    check_emit(identity, event.get("event"), recording_proxy)
     if not identity.host_id:
         raise AccessDenied(f"{identity_phrase(identity)} has no host id to emit as")
     return {**event, "server_id": identity.host_id}
@@ -63,6 +65,12 @@ class AuditRoutes:
         self.api = api
         self.audit = audit
 
+    @property
+    def recording_proxy(self) -> bool:
+        """Whether the cluster records at the proxy (a proxy then reports its sessions)."""
+        server = getattr(self.api, "server", None)
+        return getattr(server, "session_recording", "node") == "proxy"
+
     async def post_events(self, request: web.Request) -> web.Response:
         """A batch of events from a node or proxy, each bound to the caller (type, server_id);
         stored whole or not at all, redeliveries once."""
@@ -72,7 +80,7 @@ class AuditRoutes:
         events = data.get("events")
         if not isinstance(events, list):
             raise BadParameter("expected {\"events\": [...]}")
-        bound = [bind_event(identity, ev) for ev in events]
+        bound = [bind_event(identity, ev, self.recording_proxy) for ev in events]
         # Written and fsynced off the loop; the caller drops its copies once we answer.
         stored = await asyncio.to_thread(self.audit.emit_many, bound)
         for ev in bound:
@@ -110,7 +118,7 @@ class AuditRoutes:
 
     async def upsert_session(self, request: web.Request) -> web.Response:
         identity = await self.api._authorize(request, "session", "create")
-        host = host_of(identity, "report sessions")
+        host = host_of(identity, "report sessions", self.recording_proxy)
         data = await json_body(request)
         if data.get("server_id") != host:
             raise AccessDenied("a node may only report its own sessions")
@@ -119,14 +127,14 @@ class AuditRoutes:
 
     async def delete_session(self, request: web.Request) -> web.Response:
         identity = await self.api._authorize(request, "session", "create")
-        host = host_of(identity, "end sessions")
+        host = host_of(identity, "end sessions", self.recording_proxy)
         await self.audit.delete_session(path_param(request, "sid"), owner=host)
         return web.json_response({"ok": True})
 
     async def upload_recording(self, request: web.Request) -> web.Response:
         """Stream the owner node's compressed recording to disk, once, within the size bound."""
         identity = await self.api._authorize(request, "session", "create")
-        host = host_of(identity, "upload recordings")
+        host = host_of(identity, "upload recordings", self.recording_proxy)
         sid = path_param(request, "sid")
         await self.audit.check_uploader(sid, host)
         size = await self.audit.store_recording(

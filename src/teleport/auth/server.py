@@ -32,7 +32,12 @@ from teleport.limits import LoginRateLimits, source_of
 from teleport.proxy.dialpolicy import normalize_host, parse_ip
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
-from teleport.types.names import check_host_id, check_role_name, check_user_name
+from teleport.types.names import (
+    check_host_id,
+    check_host_principal,
+    check_role_name,
+    check_user_name,
+)
 from teleport.types.resources import CertAuthority, Metadata, ProvisionToken, Server, User
 from teleport.types.role import Role
 
@@ -101,7 +106,7 @@ class AuthServer:
         self.static_tokens = static_tokens or []
         self.second_factor = second_factor
         self.ca_key_type = ca_key_type
-        self.session_recording = "node"  # node | off: where interactive sessions are recorded
+        self.session_recording = "node"  # node | proxy | off: where sessions are recorded
         self._signers: dict[str, Any] = {}
         self._tls_ca: tuple[bytes, bytes] | None = None
         # login protection: hashing off the loop, attempt rates, per-(user, address) lockout
@@ -730,6 +735,25 @@ class AuthServer:
                 f"host {host_id} registered as {registered!r} may not heartbeat as {hostname!r}: "
                 "start it with its registered nodename, or join it as a new host"
             )
+
+    async def sign_forward_cert(self, proxy_host_id: str, public_key: str, principal: str) -> str:
+        """A short-lived host certificate for a recording proxy to present to clients as the node
+        `principal` (recording proxy mode only: in the other modes no proxy terminates SSH)."""
+        if self.session_recording != "proxy":
+            raise AccessDenied(
+                "forwarding host certificates are issued only in recording proxy mode "
+                f"(auth_service.session_recording is {self.session_recording!r})"
+            )
+        check_host_id(proxy_host_id)
+        check_host_principal(principal)
+        if not isinstance(public_key, str) or not public_key or len(public_key) > 16384:
+            raise BadParameter("public_key must be an OpenSSH public key line")
+        cakeys.load_public_key(public_key)  # BadParameter names what is wrong with it
+        return sshcert.sign_forward_host_cert(
+            self._signers["host"], public_key, proxy_host_id=proxy_host_id,
+            cluster_name=self.cluster_name, principal=principal,
+            ttl=defaults.FORWARD_HOST_CERT_TTL,
+        )
 
     async def issue_host_identity(
         self, role: str, host_id: str, nodename: str, addresses: list[str]

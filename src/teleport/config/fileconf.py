@@ -38,7 +38,7 @@ LOG_SEVERITIES = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 STORAGE_TYPES = ("dir", "etcd")
 SECOND_FACTORS = ("off", "otp")
 AUTH_TYPES = ("local",)
-SESSION_RECORDING = ("node", "off")
+SESSION_RECORDING = ("node", "proxy", "off")
 # The label key syntax of the original product.
 LABEL_KEY = re.compile(r"[A-Za-z0-9/._:*-]+")
 CA_PIN = re.compile(r"sha256:[0-9a-fA-F]{64}")
@@ -85,6 +85,7 @@ _PROXY_KEYS = (
     "https_key_file",
     "https_cert_file",
     "ssh_allowed_hosts",
+    "proxy_checks_host_keys",
 )
 _BOOL_WORDS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 _ETCD_KEYS = ("type", "peers", "tls_cert_file", "tls_key_file", "tls_ca_file", "prefix", "insecure")
@@ -657,6 +658,9 @@ def _parse_proxy(ctx: _Ctx, raw: Any) -> ProxyServiceConfig:
         missing = "https_cert_file" if x.https_cert_file is None else "https_key_file"
         ctx.fail(f"{p}.{missing}", "https_key_file and https_cert_file must be given together")
     x.ssh_allowed_hosts = ctx.get(d, "ssh_allowed_hosts", p, _allowed_hosts(ctx), [])
+    x.proxy_checks_host_keys = ctx.get(
+        d, "proxy_checks_host_keys", p, ctx.boolean, x.proxy_checks_host_keys
+    )
     return x
 
 

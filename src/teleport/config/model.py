@@ -85,6 +85,9 @@ class ProxyServiceConfig:
     # OpenSSH servers (not registered nodes) the proxy may dial: CIDRs, IPs and host-name globs,
     # each optionally with :port (see proxy/dialpolicy.py). Empty: registered nodes only.
     ssh_allowed_hosts: list[str] = field(default_factory=list)
+    # Recording proxy mode (auth_service.session_recording: proxy): check each node's host
+    # certificate against the cluster's host CA, refusing plain host keys (no: accept any key).
+    proxy_checks_host_keys: bool = True
 
 
 @dataclass

@@ -88,7 +88,9 @@ auth_service:
     type: {auth_type}
     second_factor: {second_factor}
 
-  # Session recording: node (the node records every interactive session) or off.
+  # Session recording: node (the node records every interactive session), proxy (the proxy
+  # terminates SSH, records and audits the session itself: for OpenSSH nodes; users forward
+  # their agent, which tsh does for them) or off.
   session_recording: node
 
   # The largest session recording (gzip-compressed) a node may upload, as bytes or with a unit
@@ -148,6 +150,11 @@ proxy_service:
   # proxy never dials the auth service's port or its own ports.
   ssh_allowed_hosts: []
   # ssh_allowed_hosts: ["10.1.0.0/16:22", "bastion-*.example.com:22"]
+
+  # In recording proxy mode (auth_service.session_recording: proxy) the proxy checks each
+  # node's host certificate against the cluster's host CA and refuses plain host keys; "no"
+  # accepts any host key (only for nodes you cannot give a host certificate).
+  proxy_checks_host_keys: yes
 """
 
 

@@ -13,6 +13,9 @@ from teleport.proxy import dialpolicy
 
 PROXY_SUBSYSTEM_PREFIX = "proxy:"
 NODES_SUBSYSTEM = "teleport-nodes"
+# answers the session recording mode ("node", "proxy" or "off"): tsh forwards its key to the
+# proxy only when the proxy needs it (recording proxy mode)
+MODE_SUBSYSTEM = "teleport-session-recording"
 
 
 @dataclass(frozen=True)

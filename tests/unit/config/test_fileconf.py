@@ -304,8 +304,12 @@ ERRORS = [
         'auth_service.authentication.type: expected one of local, got "oidc"',
     ),
     (
-        "auth_service:\n  session_recording: proxy\n",
-        'auth_service.session_recording: expected one of node, off, got "proxy"',
+        "auth_service:\n  session_recording: proxies\n",
+        'auth_service.session_recording: expected one of node, proxy, off, got "proxies"',
+    ),
+    (
+        "proxy_service:\n  proxy_checks_host_keys: maybe\n",
+        "proxy_service.proxy_checks_host_keys",
     ),
     (
         "auth_service:\n  cluster_name: my cluster\n",
