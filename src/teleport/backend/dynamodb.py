@@ -457,7 +457,7 @@ class DynamoDBBackend(Backend):
         return watcher
 
     def _drop_watcher(self, watcher: QueueWatcher) -> None:
-        self._watchers.discard(watcher)  # type: ignore[arg-type]
+        self._watchers.discard(watcher)
 
     def _event_of(self, attrs: dict[str, Any]) -> tuple[int, Event]:
         rev = int(attrs["FullPath"]["S"].split(".", 1)[0])
