@@ -127,9 +127,11 @@ class DynamoAuditLog(AuditLog):
             raise BadParameter(f"search window ends ({until}) before it starts ({since})")
         if limit < 0:
             raise BadParameter(f"search limit must be 0 (no limit) or positive, got {limit}")
-        names = {"#p": "sid" if sid else "namespace", "#t": "time_uid"}
+        names = {"#p": "sid" if sid else "namespace"}
         values: dict[str, Any] = {":p": {"S": sid or DEFAULT_NAMESPACE}}
         cond = "#p = :p"
+        if since is not None or until is not None:
+            names["#t"] = "time_uid"  # DynamoDB refuses names an expression does not use
         if since is not None and until is not None:
             cond += " AND #t BETWEEN :a AND :b"  # inclusive; "until#uid" > "until" excludes it
             values[":a"], values[":b"] = {"S": time_key(since)}, {"S": time_key(until)}
