@@ -20,6 +20,31 @@ SECRET_FILE_MODE = 0o600
 # Storage
 STORAGE_TYPE = "dir"
 ETCD_PREFIX = "teleport"
+# DynamoDB (teleport.storage type dynamodb): the reference's example table name. The backend polls
+# its change log for watches this often (and at once after its own writes); every auth server
+# polls, so this bounds how stale another server's caches are. A change-log entry lives this long
+# (DynamoDB TTL), bounding how far behind a watcher may fall before it must re-read.
+DYNAMODB_TABLE = "teleport.state"
+DYNAMODB_POLL_INTERVAL = 0.5
+DYNAMODB_CHANGE_LOG_TTL = 3600
+# How often the DynamoDB backend scans the whole table for items that expired unseen (written by
+# another auth server); items this process wrote are deleted when they fall due.
+DYNAMODB_SWEEP_SCAN_INTERVAL = 30.0
+# AWS SDK timeouts (seconds) and attempts (botocore's standard retry mode with backoff).
+AWS_CONNECT_TIMEOUT = 5.0
+AWS_READ_TIMEOUT = 20.0
+AWS_MAX_ATTEMPTS = 4
+# Audit events and recordings: "dir" keeps both under data_dir/log; dynamodb://TABLE and
+# s3://BUCKET/PREFIX move them to AWS (auth_service.audit_events_uri / audit_sessions_uri).
+AUDIT_EVENTS_URI = "dir"
+AUDIT_SESSIONS_URI = "dir"
+# S3 recordings: server-side encryption unless the URI says otherwise (?sse=aws:kms or ?sse=off),
+# and uploads above one part go up as multipart in parts of this size (S3's minimum is 5 MiB).
+S3_SSE = "AES256"
+S3_PART_SIZE = 8 * 1024 * 1024
+# A recording being sent to S3 is spooled in memory up to this size, then in a 0600 file under
+# data_dir, so that its size bound is checked before anything is uploaded.
+S3_SPOOL_MEMORY = 8 * 1024 * 1024
 
 # Limits (teleport.connection_limits). max_connections bounds the concurrent connections from one
 # source address on each listener (the reference's per-client-IP meaning); a listener accepts at

@@ -62,6 +62,12 @@ teleport:
   #   tls_ca_file: /var/lib/teleport/etcd-ca.crt
   #   prefix: {etcd_prefix}
   #   insecure: no
+  # "dynamodb": an AWS DynamoDB table shared by several auth servers, created when missing:
+  # {{type: dynamodb, region: eu-west-1, table_name: {dynamodb_table}, access_key: ..., secret_key: ...}}
+  # (without the two keys: the environment's or the instance role's AWS credentials; "endpoint"
+  # points it at a DynamoDB-compatible server). Events and recordings can go to AWS too, with
+  # auth_service.audit_events_uri ("dynamodb://TABLE", which requires recordings in S3) and
+  # auth_service.audit_sessions_uri ("s3://BUCKET/PREFIX", encrypted with AES256 by default).
 
 # The auth service: the cluster's certificate authority and its only stateful part.
 auth_service:
@@ -174,6 +180,7 @@ def sample_config() -> str:
         log_severity=defaults.LOG_SEVERITY,
         storage_type=defaults.STORAGE_TYPE,
         etcd_prefix=defaults.ETCD_PREFIX,
+        dynamodb_table=defaults.DYNAMODB_TABLE,
         auth_type=defaults.AUTH_TYPE,
         second_factor=defaults.SECOND_FACTOR,
     )

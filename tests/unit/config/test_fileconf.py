@@ -238,8 +238,8 @@ ERRORS = [
     ),
     ("teleport:\n  nodename: [a, b]\n", "teleport.nodename: expected a string, got a list"),
     (
-        "teleport:\n  storage: {type: dynamo}\n",
-        'teleport.storage.type: unknown storage type "dynamo"; expected one of dir, etcd',
+        "teleport:\n  storage: {type: firestore}\n",
+        'teleport.storage.type: unknown storage type "firestore"; expected one of dir, etcd, dynamodb',
     ),
     (
         "teleport:\n  storage: {type: etc}\n",
