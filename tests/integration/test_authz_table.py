@@ -268,13 +268,24 @@ _bodies = st.one_of(
 _unsafe = {("POST", "/v1/tokens"), ("POST", "/v1/hosts/certs"), ("POST", "/v1/invites")}
 
 
-@settings(max_examples=250, deadline=None, derandomize=True,
+_queries = st.one_of(
+    st.just(""),
+    st.dictionaries(
+        st.sampled_from(["since", "until", "type", "user", "sid", "limit", "with_secrets"]),
+        st.one_of(st.text(max_size=12), st.sampled_from(["nan", "inf", "-1", "1e400", "x", "9" * 30])),
+        max_size=3,
+    ).map(lambda q: "?" + str(yarl.URL.build(query=q).raw_query_string) if q else ""),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(route=st.sampled_from(sorted(set(AUTH_TABLE) - _unsafe)), kind=st.sampled_from([ADMIN, NODE, PROXY]),
-       body=_bodies)
-def test_junk_bodies_never_get_a_5xx(world: World, route: tuple[str, str], kind: str, body: bytes) -> None:
+       body=_bodies, query=_queries)
+def test_junk_bodies_never_get_a_5xx(world: World, route: tuple[str, str], kind: str, body: bytes,
+                                     query: str) -> None:
     method, template = route
-    status, answer = asyncio.run(_call(world, kind, method, _fill(template), body))
+    status, answer = asyncio.run(_call(world, kind, method, _fill(template) + query, body))
     assert status < 500, (method, template, kind, body, answer)
     if status >= 400:
         assert isinstance(answer, dict) and answer.get("message"), (method, template, answer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -98,13 +99,15 @@ class AuditRoutes:
         await self.api._authorize(request, "event", "list")
         q = request.query
         types = [t for t in q.get("type", "").split(",") if t] or None
-        events = self.audit.search(
+        # the stores block (files, or a DynamoDB round trip): off the loop
+        events = await asyncio.to_thread(
+            self.audit.search,
             since=_float(q.get("since")),
             until=_float(q.get("until")),
             event_types=types,
             user=q.get("user") or None,
             sid=q.get("sid") or None,
-            limit=int(q.get("limit") or 0),
+            limit=_limit(q.get("limit")),
         )
         return web.json_response(events)
 
@@ -144,18 +147,30 @@ class AuditRoutes:
 
     async def get_recording(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "session", "read")
-        data = self.audit.read_recording(path_param(request, "sid"))
+        data = await asyncio.to_thread(self.audit.read_recording, path_param(request, "sid"))
         return web.Response(body=data, content_type="application/gzip")
 
     async def list_recordings(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "session", "list")
-        return web.json_response(self.audit.list_recordings(since=_float(request.query.get("since"))))
+        since = _float(request.query.get("since"))
+        return web.json_response(await asyncio.to_thread(self.audit.list_recordings, since=since))
 
 
 def _float(value: str | None) -> float | None:
     if value in (None, ""):
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise BadParameter(f"expected a unix time, got {value!r}") from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise BadParameter(f"expected a unix time in seconds, got {value!r}")
+    return number
+
+
+def _limit(value: str | None) -> int:
+    if value in (None, ""):
+        return 0
+    if not value.isdigit() or len(value) > 9:
+        raise BadParameter(f"limit must be a whole number of events, got {value!r}")
+    return int(value)
