@@ -128,6 +128,10 @@ RELAY_TCP_KEEPCNT = 3
 # Bytes a client may send through the proxy subsystem before the node is connected; past it the
 # proxy stops reading the channel (SSH flow control) instead of buffering.
 RELAY_PENDING_LIMIT = 256 * 1024
+# Session channels one client connection may hold open at the proxy (OpenSSH's MaxSessions), and
+# `proxy:@cluster` streams to auth one user may hold at once (each is a connection to auth).
+PROXY_MAX_SESSIONS_PER_CONNECTION = 10
+PROXY_MAX_AUTH_GATEWAYS_PER_USER = 8
 # Audit: the largest session recording (compressed bytes) a node may upload
 # (auth_service.max_recording_size). 100 MiB of gzip is roughly 1 GB of terminal output; a larger
 # upload is refused so that one node cannot fill the auth server's disk with one request, and the

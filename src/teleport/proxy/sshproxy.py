@@ -28,7 +28,7 @@ from teleport.auth.server import HostIdentity
 from teleport.ca.sshcert import CertInfo, parse_cert
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
-from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
+from teleport.errors import AccessDenied, BadParameter, LimitExceeded, NotFound, TeleportError
 from teleport.limits import source_of
 from teleport.proxy import dialpolicy, lookup, recmode
 from teleport.proxy.forward import Forwarder, ProxyRecorder
@@ -90,6 +90,7 @@ class ProxySSHService:
         self.recorder = ProxyRecorder(self, data_dir)
         self._header = _load_header_func()
         self._conns: set[asyncssh.SSHServerConnection] = set()
+        self.gateways: dict[str, int] = {}  # open `proxy:@cluster` streams per Teleport user
         self.allowed_hosts = dialpolicy.parse_allow_list(cfg.proxy_service.ssh_allowed_hosts)
         self._endpoints: list[dialpolicy.Endpoint] | None = None
         self._endpoints_at = 0.0
@@ -382,6 +383,7 @@ class _ProxyServer(asyncssh.SSHServer):
         self.svc = svc
         self.conn: asyncssh.SSHServerConnection | None = None
         self.teleport_user = ""  # the certificate's key id, once authenticated
+        self.open_sessions = 0  # session channels open on this connection
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -460,6 +462,15 @@ class _ProxyServer(asyncssh.SSHServer):
 
     def session_requested(self) -> _ProxySession:
         assert self.conn is not None
+        if self.open_sessions >= defaults.PROXY_MAX_SESSIONS_PER_CONNECTION:
+            # every channel may cost a connection to a node or to auth: bound them per connection
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                f"too many sessions on one connection (at most "
+                f"{defaults.PROXY_MAX_SESSIONS_PER_CONNECTION}, as OpenSSH's MaxSessions): "
+                "open another connection",
+            )
+        self.open_sessions += 1
         return _ProxySession(self.svc, self.conn, self)
 
 
@@ -532,6 +543,7 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         self.pending_eof = False
         self.closed = False
         self.task: asyncio.Task[None] | None = None
+        self.gateway_user: str | None = None  # set while this channel holds an auth stream
         # recording proxy mode: the SSH server connection running over this channel
         self.inner: asyncssh.SSHServerConnection | None = None
         self.forwarder: Forwarder | None = None
@@ -577,7 +589,10 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
                 self.chan.write(json.dumps(nodes).encode() + b"\n")
                 self.chan.exit(0)
             elif self.subsystem:
-                await self._connect(lookup.parse_proxy_subsystem(self.subsystem))
+                req = lookup.parse_proxy_subsystem(self.subsystem)
+                if not req.host:
+                    self._take_gateway()
+                await self._connect(req)
             else:
                 raise BadParameter(
                     "this is a Teleport proxy: it runs no shells or commands; reach a node "
@@ -588,6 +603,28 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         except Exception as exc:  # the client must always learn why its channel closed
             log.exception("proxy subsystem %r failed", self.subsystem)
             self._fail(f"internal proxy error: {exc}")
+
+    def _take_gateway(self) -> None:
+        """Count a `proxy:@cluster` stream against its user: each holds a connection to auth,
+        whose per-address limit the proxy's own calls share."""
+        user = self.owner.teleport_user
+        held = self.svc.gateways.get(user, 0)
+        if held >= defaults.PROXY_MAX_AUTH_GATEWAYS_PER_USER:
+            raise LimitExceeded(
+                f"too many streams to the auth service for user {user!r} (at most "
+                f"{defaults.PROXY_MAX_AUTH_GATEWAYS_PER_USER} at once): close some tsh commands"
+            )
+        self.svc.gateways[user] = held + 1
+        self.gateway_user = user
+
+    def _release_gateway(self) -> None:
+        user, self.gateway_user = self.gateway_user, None
+        if user is not None:
+            left = self.svc.gateways.get(user, 1) - 1
+            if left > 0:
+                self.svc.gateways[user] = left
+            else:
+                self.svc.gateways.pop(user, None)
 
     def _fail(self, message: str) -> None:
         if self.closed:
@@ -702,7 +739,10 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
             self.node.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.owner.open_sessions -= 1
         self.closed = True
+        self._release_gateway()
         if self.inner is not None:
             self.inner.connection_lost(exc)
         if self.forwarder is not None:
