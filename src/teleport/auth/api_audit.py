@@ -12,7 +12,7 @@ from aiohttp import web
 from teleport.auth.audit import AuditService
 from teleport.auth.authz import check_emit, check_emitter, identity_phrase
 from teleport.ca.tlsca import Identity
-from teleport.errors import AccessDenied, BadParameter
+from teleport.errors import AccessDenied, BadParameter, NotFound
 from teleport.events.schema import SESSION_START
 from teleport.httpapi import json_body, path_param
 
@@ -50,15 +50,21 @@ def host_of(identity: Identity, what: str, recording_proxy: bool = False) -> str
     return identity.host_id
 
 
-def bind_event(identity: Identity, event: Any, recording_proxy: bool = False) -> dict[str, Any]:
+def bind_event(
+    identity: Identity, event: Any, recording_proxy: bool = False, hostname: str | None = None
+) -> dict[str, Any]:
     """The event as the caller may emit it: of a type its service emits, with server_id set to
-    the caller's own host id whatever the body says."""
+    the caller's own host id (and server_hostname to its registered name, when auth knows it)
+    whatever the body says."""
     if not isinstance(event, dict):
         raise BadParameter("each event must be a JSON object")
     check_emit(identity, event.get("event"), recording_proxy)
     if not identity.host_id:
         raise AccessDenied(f"{identity_phrase(identity)} has no host id to emit as")
-    return {**event, "server_id": identity.host_id}
+    bound = {**event, "server_id": identity.host_id}
+    if hostname is not None and "server_hostname" in event:
+        bound["server_hostname"] = hostname
+    return bound
 
 
 class AuditRoutes:
@@ -81,7 +87,8 @@ class AuditRoutes:
         events = data.get("events")
         if not isinstance(events, list):
             raise BadParameter("expected {\"events\": [...]}")
-        bound = [bind_event(identity, ev, self.recording_proxy) for ev in events]
+        hostname = await self._registered_name(identity)
+        bound = [bind_event(identity, ev, self.recording_proxy, hostname) for ev in events]
         # Written and fsynced off the loop; the caller drops its copies once we answer.
         stored = await asyncio.to_thread(self.audit.emit_many, bound)
         for ev in bound:
@@ -94,6 +101,16 @@ class AuditRoutes:
                     log.warning("node %s logged session.start for session %s, which node %s owns",
                                 ev["server_id"], ev["sid"], owner)
         return web.json_response({"accepted": len(events), "stored": sum(stored)})
+
+    async def _registered_name(self, identity: Identity) -> str | None:
+        """The nodename a host registered with (None for hosts from before host records)."""
+        if not identity.host_id:
+            return None
+        try:
+            record = await self.api.server.store.get_host(identity.host_id)
+        except (NotFound, BadParameter):
+            return None
+        return str(record.get("nodename") or "") or None
 
     async def search_events(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "event", "list")
