@@ -31,7 +31,12 @@ from teleport.errors import (
 from teleport.limits import RateLimiter, source_of
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
-from teleport.types.names import check_host_id, check_role_name, check_user_name
+from teleport.types.names import (
+    check_host_id,
+    check_logins,
+    check_new_user_name,
+    check_role_name,
+)
 from teleport.types.resources import CertAuthority, Metadata, ProvisionToken, Server, User
 from teleport.types.role import Role
 
@@ -266,7 +271,7 @@ class AuthServer:
             await self.check_roles_exist(roles)
             spec["roles"] = list(roles)
         if traits is not None:
-            spec["traits"] = check_traits(traits)
+            spec["traits"] = _checked_logins(check_traits(traits))
         updated = User(metadata=user.metadata, spec=spec)
         await self.store.upsert_user(updated)
         return updated
@@ -285,10 +290,11 @@ class AuthServer:
         if not roles:
             raise BadParameter(f"user {user.name!r}: spec.roles must name at least one role")
         await self.check_roles_exist(roles)
-        traits = check_traits(spec.get("traits") or {})
+        traits = _checked_logins(check_traits(spec.get("traits") or {}))
         try:
             current = await self.store.get_user(user.name)
         except NotFound:
+            check_new_user_name(user.name)  # the rule for new users; older names stay readable
             current = None
         if current is not None and not replace:
             raise AlreadyExists(f"user {user.name!r} already exists: use 'tctl create -f' to update it")
@@ -316,7 +322,16 @@ class AuthServer:
         self, username: str, logins: list[str], roles: list[str], ttl: float | None, proxy_addr: str
     ) -> dict[str, Any]:
         """Create a signup invite; the user does not exist until the invite is completed."""
-        check_user_name(username)
+        check_new_user_name(username)
+        try:
+            logins = check_logins(logins or [username])
+        except BadParameter as exc:
+            if logins:
+                raise
+            raise BadParameter(
+                f"{exc.message}; the user name {username!r} is not a valid login, so name the "
+                "logins: tctl users add NAME LOGIN1,LOGIN2"
+            ) from None
         for name in roles:
             check_role_name(name)
         ttl = defaults.INVITE_TOKEN_TTL if not ttl else parse_duration(ttl)
@@ -335,10 +350,11 @@ class AuthServer:
         expires = _now() + ttl
         invite = {
             "user": username,
-            "logins": logins or [username],
+            "logins": logins,
             "roles": roles or ["access"],
             "otp_secret": secrets.new_totp_secret(),
             "created": _now(),
+            "issuer": otp_issuer(self.cluster_name, proxy_addr),
         }
         await self.store.put_invite(secrets.token_digest(token), invite, expires)
         return {
@@ -354,7 +370,8 @@ class AuthServer:
         out = {"user": invite["user"], "second_factor": self.second_factor}
         if self.second_factor == "otp":
             out["otp_secret"] = invite["otp_secret"]
-            out["otp_uri"] = secrets.totp_uri(invite["otp_secret"], invite["user"], self.cluster_name)
+            issuer = invite.get("issuer") or self.cluster_name
+            out["otp_uri"] = secrets.totp_uri(invite["otp_secret"], invite["user"], issuer)
         return out
 
     async def _find_invite(self, token: str) -> tuple[Any, dict[str, Any]]:
@@ -390,8 +407,25 @@ class AuthServer:
         )
         return user
 
-    async def delete_user(self, name: str) -> None:
-        await self.store.delete_user(name)
+    async def delete_user(self, name: str) -> str:
+        """Delete a user, and revoke the pending invites for that name (an invited user does not
+        exist until signup, but `tctl users del NAME` is how an admin takes the invite back).
+        Returns what was removed: "user", "invite" or "user and invite"."""
+        revoked = 0
+        for inv in await self.store.list_invites():
+            if inv.get("user") == name:
+                try:
+                    await self.store.delete_invite(inv["digest"])
+                    revoked += 1
+                except NotFound:
+                    pass  # used or expired meanwhile
+        try:
+            await self.store.delete_user(name)
+        except NotFound:
+            if revoked:
+                return "invite"
+            raise NotFound(f"user {name!r} not found (no user and no pending invite)") from None
+        return "user and invite" if revoked else "user"
 
     async def list_users(self) -> list[User]:
         return await self.store.list_users()
@@ -614,8 +648,10 @@ class AuthServer:
                 }
             )
         for inv in await self.store.list_invites():
+            # The token itself is stored only as its digest; an id from the digest names the
+            # invite for `tctl tokens del` without revealing the token.
             out.append(
-                {"token": "(invite for " + inv["user"] + ")", "roles": ["signup"],
+                {"token": invite_id(inv["digest"]), "roles": ["signup"], "user": inv["user"],
                  "expires": inv["expires"], "static": False}
             )
         return out
@@ -627,6 +663,12 @@ class AuthServer:
                     "this is a static token from auth_service.tokens in teleport.yaml: remove it "
                     "from the file and restart the auth service instead"
                 )
+        if token.startswith(INVITE_ID_PREFIX):
+            for inv in await self.store.list_invites():
+                if invite_id(inv["digest"]) == token:
+                    await self.store.delete_invite(inv["digest"])
+                    return
+            raise NotFound(f"invite {token} not found (used, expired or already deleted)")
         digest = secrets.token_digest(token)
         try:
             await self.store.delete_token(digest)
@@ -826,3 +868,33 @@ def host_identity_from_dict(d: dict[str, Any]) -> HostIdentity:
 
 _DUMMY_HASH = secrets.hash_password("not-a-real-password-" + str(uuid.uuid4()))
 
+
+def _checked_logins(traits: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The `logins` trait checked against the login rule and de-duplicated."""
+    if "logins" in traits:
+        traits = {**traits, "logins": check_logins(list(traits["logins"]))}
+    return traits
+
+
+INVITE_ID_PREFIX = "invite-"
+
+
+def invite_id(digest: str) -> str:
+    """The id `tctl tokens ls` shows for an invite (a prefix of its token's digest)."""
+    return INVITE_ID_PREFIX + digest[:16]
+
+
+def otp_issuer(cluster_name: str, proxy_addr: str) -> str:
+    """The otpauth issuer authenticator apps show: the cluster name, or the proxy's public host
+    when the cluster has no configured name (a generated UUID tells the user nothing)."""
+    try:
+        uuid.UUID(cluster_name)
+    except ValueError:
+        return cluster_name
+    from teleport.config.addr import parse_host_port
+
+    try:
+        host = parse_host_port(proxy_addr, defaults.PROXY_WEB_PORT).host if proxy_addr else ""
+    except BadParameter:
+        host = ""
+    return host or cluster_name

@@ -14,19 +14,20 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
-def run_cli(fn: Callable[[], int | None]) -> int:
-    """Run a command: known errors print one line and exit non-zero; Ctrl-C exits 130."""
+def run_cli(fn: Callable[[], int | None], error_code: int = 1) -> int:
+    """Run a command: known errors print one line and exit `error_code` (255 for tsh called as
+    ssh, as OpenSSH); Ctrl-C exits 130."""
     try:
         return fn() or 0
     except TeleportError as err:
-        return fail(str(err))
+        return fail(str(err), error_code)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return 130
     except BrokenPipeError:
         return 1
     except OSError as err:
-        return fail(str(err))
+        return fail(str(err), error_code)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
