@@ -49,6 +49,7 @@ EMITTED_EVENTS: dict[str, frozenset[str]] = {
             schema.SESSION_LEAVE,
             schema.SESSION_END,
             schema.SESSION_UPLOAD,
+            schema.SESSION_DATA,
             schema.EXEC,
             schema.PORT_FORWARD,
             schema.SCP,

@@ -56,3 +56,18 @@ def fmt_remaining(seconds: float) -> str:
     from teleport.client.sessions import fmt_duration
 
     return "EXPIRED" if seconds <= 0 else fmt_duration(seconds)
+
+
+def human_duration(seconds: float) -> str:
+    """A duration for people: "45 seconds", "1 minute", "1 hour 30 minutes", "48 hours"
+    (rounded to the minute from one minute up)."""
+    def unit(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    total = max(int(round(seconds)), 0)
+    if total < 60:
+        return unit(total, "second")
+    minutes = int(round(total / 60))
+    h, m = divmod(minutes, 60)
+    parts = ([unit(h, "hour")] if h else []) + ([unit(m, "minute")] if m else [])
+    return " ".join(parts)

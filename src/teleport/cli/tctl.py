@@ -360,7 +360,7 @@ def connect(config_path: str | None) -> Any:
 async def users_add(c: Any, a: argparse.Namespace) -> None:
     import time
 
-    from teleport.client.sessions import fmt_duration
+    from teleport.cli.common import human_duration
     from teleport.durations import parse_duration
     from teleport.types.resources import split_csv
 
@@ -370,7 +370,7 @@ async def users_add(c: Any, a: argparse.Namespace) -> None:
     roles = split_csv(a.roles)
     inv = await c.create_invite(a.name, logins, roles, parse_duration(a.ttl), "")
     left = inv["expires"] - time.time()
-    print(f"Signup token has been created and is valid for {fmt_duration(left)}. Share this URL "
+    print(f"Signup token has been created and is valid for {human_duration(left)}. Share this URL "
           "with the user:")
     print(inv["url"])
     print()
