@@ -263,6 +263,53 @@ def os_account(name: str) -> Iterator[str]:
         subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
 
 
+class NodeProc:
+    """A node in its own process and data_dir, joined to `cluster` (start it with the flags,
+    e.g. --token=...), removed with its data_dir by destroy()."""
+
+    def __init__(self, cluster: Cluster, name: str) -> None:
+        self.cluster = cluster
+        self.root = tempfile.mkdtemp(prefix=f"tp-node-{name}-")
+        self.name = name
+        self.port = free_port()
+        self.config = os.path.join(self.root, "teleport.yaml")
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                teleport:
+                  nodename: {name}
+                  data_dir: {self.root}/data
+                  log: {{output: {self.root}/teleport.log, severity: INFO}}
+                auth_service: {{enabled: no}}
+                proxy_service: {{enabled: no}}
+                ssh_service:
+                  enabled: yes
+                  listen_addr: 127.0.0.1:{self.port}
+                """))
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, *flags: str) -> None:
+        self.proc = subprocess.Popen(
+            [*cli("teleport"), "start", "-c", self.config, "--roles=node",
+             f"--auth-server={self.cluster.auth_addr}", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_with(),
+        )
+
+    def wait_listening(self) -> None:
+        assert self.proc is not None
+        wait_port(self.port, 20, self.proc)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)  # a frozen node must be able to die
+            kill_proc(self.proc)  # type: ignore[arg-type]
+            self.proc = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 def new_cluster(**kw: object) -> Cluster:
     root = tempfile.mkdtemp(prefix="tp-cluster-")
     ports = {k: free_port() for k in ("auth", "web", "ssh", "tunnel", "node")}

@@ -20,6 +20,31 @@ SECRET_FILE_MODE = 0o600
 # Storage
 STORAGE_TYPE = "dir"
 ETCD_PREFIX = "teleport"
+# DynamoDB (teleport.storage type dynamodb): the reference's example table name. The backend polls
+# its change log for watches this often (and at once after its own writes); every auth server
+# polls, so this bounds how stale another server's caches are. A change-log entry lives this long
+# (DynamoDB TTL), bounding how far behind a watcher may fall before it must re-read.
+DYNAMODB_TABLE = "teleport.state"
+DYNAMODB_POLL_INTERVAL = 0.5
+DYNAMODB_CHANGE_LOG_TTL = 3600
+# How often the DynamoDB backend scans the whole table for items that expired unseen (written by
+# another auth server); items this process wrote are deleted when they fall due.
+DYNAMODB_SWEEP_SCAN_INTERVAL = 30.0
+# AWS SDK timeouts (seconds) and attempts (botocore's standard retry mode with backoff).
+AWS_CONNECT_TIMEOUT = 5.0
+AWS_READ_TIMEOUT = 20.0
+AWS_MAX_ATTEMPTS = 4
+# Audit events and recordings: "dir" keeps both under data_dir/log; dynamodb://TABLE and
+# s3://BUCKET/PREFIX move them to AWS (auth_service.audit_events_uri / audit_sessions_uri).
+AUDIT_EVENTS_URI = "dir"
+AUDIT_SESSIONS_URI = "dir"
+# S3 recordings: server-side encryption unless the URI says otherwise (?sse=aws:kms or ?sse=off),
+# and uploads above one part go up as multipart in parts of this size (S3's minimum is 5 MiB).
+S3_SSE = "AES256"
+S3_PART_SIZE = 8 * 1024 * 1024
+# A recording being sent to S3 is spooled in memory up to this size, then in a 0600 file under
+# data_dir, so that its size bound is checked before anything is uploaded.
+S3_SPOOL_MEMORY = 8 * 1024 * 1024
 
 # Limits (teleport.connection_limits). max_connections bounds the concurrent connections from one
 # source address on each listener (the reference's per-client-IP meaning); a listener accepts at
@@ -103,11 +128,20 @@ RELAY_TCP_KEEPCNT = 3
 # Bytes a client may send through the proxy subsystem before the node is connected; past it the
 # proxy stops reading the channel (SSH flow control) instead of buffering.
 RELAY_PENDING_LIMIT = 256 * 1024
+# Session channels one client connection may hold open at the proxy (OpenSSH's MaxSessions), and
+# `proxy:@cluster` streams to auth one user may hold at once (each is a connection to auth).
+PROXY_MAX_SESSIONS_PER_CONNECTION = 10
+PROXY_MAX_AUTH_GATEWAYS_PER_USER = 8
 # Audit: the largest session recording (compressed bytes) a node may upload
 # (auth_service.max_recording_size). 100 MiB of gzip is roughly 1 GB of terminal output; a larger
 # upload is refused so that one node cannot fill the auth server's disk with one request, and the
 # node keeps the file (<sid>.cast.gz.rejected) for an admin who raises the limit.
 MAX_RECORDING_SIZE = 100 * 1024 * 1024
+# Recording proxy mode: lifetime of the host certificates auth signs for the proxy to present to
+# clients as the node they asked for (renewed by the proxy well before they expire).
+FORWARD_HOST_CERT_TTL = 60 * 60
+# How often a proxy re-reads auth_service.session_recording from auth's ping.
+RECORDING_MODE_REFRESH = 30.0
 
 # Nodes
 SERVER_TTL = 10 * 60

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from teleport import defaults
 from teleport.errors import LimitExceeded
 
 
@@ -196,3 +197,28 @@ class RateLimiter:
         raise LimitExceeded(
             f"too many {self.what}{' ' + label if label else ''}: try again in {wait}s"
         )
+
+
+class LoginRateLimits:
+    """Login attempts per source address, and per user name from that address; the proxy and
+    the auth service each keep one, so a flood is refused before it costs an argon2 check.
+
+    The user bucket is per (user, address) on purpose: a bucket per user alone lets anybody keep
+    a user out by trying that name from elsewhere. Guessing one user's password from many
+    addresses is bounded by the lockout per (user, address) and the second factor."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.by_addr = RateLimiter(
+            defaults.LOGIN_RATE_PER_ADDR, defaults.LOGIN_BURST_PER_ADDR,
+            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts", clock=clock,
+        )
+        self.by_user = RateLimiter(
+            defaults.LOGIN_RATE_PER_USER, defaults.LOGIN_BURST_PER_USER,
+            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts", clock=clock,
+        )
+
+    def check(self, source: str, user: str) -> None:
+        """LimitExceeded when this address or this user name has tried too often."""
+        where = source or "your address"
+        self.by_addr.check(source, f"from {where}")
+        self.by_user.check(f"{user}\0{source}", f"for user {user!r} from {where}")

@@ -44,7 +44,7 @@ VALID: dict[str, Any] = {
         "listen_addr": "10.1.0.5:4025",
         "tokens": ["node,proxy:secret"],
         "authentication": {"type": "local", "second_factor": "otp"},
-        "session_recording": "node",
+        "session_recording": "proxy",
     },
     "ssh_service": {
         "enabled": True,
@@ -58,6 +58,7 @@ VALID: dict[str, Any] = {
         "web_listen_addr": "0.0.0.0:3080",
         "tunnel_listen_addr": "0.0.0.0:3024",
         "public_addr": "proxy.example.com:3080",
+        "proxy_checks_host_keys": False,
     },
 }
 

@@ -141,11 +141,12 @@ def test_node_event_carries_its_own_server_id(two_nodes: tuple[Cluster, NodeProc
     host_a, node = node_a(c)
     host_b = service_identity(os.path.join(other.root, "data"), "node")[0]
     ev = make_event("exec", user="alice", login="root", command="id", exitCode=0,
-                    server_id=host_b)  # claims to be the other node
+                    server_id=host_b, server_hostname="othernode")  # claims to be the other node
     got = run(lambda a: a.emit_events([ev]), node)
     assert got["stored"] == 1
     stored = [e for e in search(c, type="exec") if e["uid"] == ev["uid"]]
     assert [e["server_id"] for e in stored] == [host_a]
+    assert [e["server_hostname"] for e in stored] == ["testnode"]  # its registered name
     # without any server_id it is filled in the same way
     ev2 = make_event("port", user="alice", addr="10.0.0.1:22")
     run(lambda a: a.emit_events([ev2]), node_a(c)[1])

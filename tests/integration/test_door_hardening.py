@@ -202,3 +202,56 @@ def test_bad_bodies_answer_4xx_with_a_message(cluster: Cluster) -> None:
     invites = [t for t in asyncio.run(auth_call(cluster, "GET", "/v1/tokens", cert=cert))[1]
                if "u1" in t["token"]]
     assert invites == []
+
+
+# found by the second review: a node must not answer for another's name or address ---------------
+def test_node_heartbeats_under_its_registered_name_only(cluster: Cluster) -> None:
+    host_id = str(uuid.uuid4())
+    status, ident = register(cluster, cluster.static_token, host_id, nodename="honest")
+    assert status == 200
+    with tempfile.TemporaryDirectory() as d:
+        cert = save_tls(ident, d)
+        for claimed in ("127.0.0.1", "testnode", "HONEST2"):
+            beat = {"kind": "node", "version": "v2", "metadata": {"name": host_id},
+                    "spec": {"hostname": claimed, "addr": "127.0.0.1:1"}}
+            status, err = asyncio.run(auth_call(cluster, "POST", "/v1/nodes", beat, cert))
+            assert status == 403 and "registered as 'honest'" in err["message"], (claimed, err)
+        beat["spec"]["hostname"] = "HONEST."  # the same name, spelt otherwise
+        assert asyncio.run(auth_call(cluster, "POST", "/v1/nodes", beat, cert))[0] == 200
+
+
+def test_names_are_compared_normalised_and_ips_are_not_names(cluster: Cluster) -> None:
+    status, ident = register(cluster, cluster.static_token, str(uuid.uuid4()), nodename="taken")
+    assert status == 200
+    with tempfile.TemporaryDirectory() as d:
+        beat = {"kind": "node", "version": "v2", "metadata": {"name": ident["host_id"]},
+                "spec": {"hostname": "taken", "addr": "127.0.0.1:2"}}
+        assert asyncio.run(auth_call(cluster, "POST", "/v1/nodes", beat, save_tls(ident, d)))[0] == 200
+        for other in ("TAKEN", "taken."):
+            status, err = register(cluster, cluster.static_token, str(uuid.uuid4()), nodename=other)
+            assert status == 403 and "in use by online node" in err["message"], (other, err)
+        # proving an identity does not buy another node's name either
+        status, err = register(cluster, cluster.static_token, str(uuid.uuid4()), nodename="x1")
+        status, err = register(cluster, cluster.static_token, ident["host_id"], nodename="Taken",
+                               cert=save_tls(ident, d))
+        assert status == 200  # its own name, other case
+    status, err = register(cluster, cluster.static_token, str(uuid.uuid4()), nodename="10.1.2.3")
+    assert status == 400 and "is an IP address" in err["message"], err
+
+
+def test_upper_case_ids_are_not_other_hosts(cluster: Cluster) -> None:
+    host_id = str(uuid.uuid4())
+    assert register(cluster, cluster.static_token, host_id)[0] == 200
+    status, err = register(cluster, cluster.static_token, host_id.upper())
+    assert status == 400 and "lower-case UUID" in err["message"], err
+
+
+def test_node_asks_about_logins_on_itself_only(cluster: Cluster) -> None:
+    status, ident = register(cluster, cluster.static_token, str(uuid.uuid4()), nodename="asker")
+    assert status == 200
+    with open(os.path.join(cluster.data_dir, "host_uuid")) as f:
+        other = f.read().strip()
+    with tempfile.TemporaryDirectory() as d:
+        body = {"user": "nobody", "login": "root", "host_id": other}
+        status, err = asyncio.run(auth_call(cluster, "POST", "/v1/access/check", body, save_tls(ident, d)))
+    assert status == 403 and "only ask about logins on itself" in err["message"], err

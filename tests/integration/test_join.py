@@ -4,60 +4,14 @@ with a clear message when the token is bad."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import Cluster, cli, env_with, free_port, kill_proc, wait_port
+from tests.helpers import Cluster, NodeProc, free_port
 
 pytestmark = pytest.mark.integration
-
-
-class NodeProc:
-    def __init__(self, cluster: Cluster, name: str) -> None:
-        self.cluster = cluster
-        self.root = tempfile.mkdtemp(prefix=f"tp-node-{name}-")
-        self.name = name
-        self.port = free_port()
-        self.config = os.path.join(self.root, "teleport.yaml")
-        with open(self.config, "w") as f:
-            f.write(textwrap.dedent(f"""\
-                teleport:
-                  nodename: {name}
-                  data_dir: {self.root}/data
-                  log: {{output: {self.root}/teleport.log, severity: INFO}}
-                auth_service: {{enabled: no}}
-                proxy_service: {{enabled: no}}
-                ssh_service:
-                  enabled: yes
-                  listen_addr: 127.0.0.1:{self.port}
-                """))
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self, *flags: str) -> None:
-        self.proc = subprocess.Popen(
-            [*cli("teleport"), "start", "-c", self.config, "--roles=node",
-             f"--auth-server={self.cluster.auth_addr}", *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_with(),
-        )
-
-    def wait_listening(self) -> None:
-        assert self.proc is not None
-        wait_port(self.port, 20, self.proc)  # type: ignore[arg-type]
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            kill_proc(self.proc)  # type: ignore[arg-type]
-            self.proc = None
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture

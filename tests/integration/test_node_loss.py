@@ -8,11 +8,8 @@ power or network would; only keep-alives can tell).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 
@@ -20,53 +17,18 @@ import pytest
 
 from tests.helpers import (
     Cluster,
+    NodeProc,
     cli,
     destroy,
     env_with,
     free_port,
-    kill_proc,
     new_cluster,
-    wait_port,
 )
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="the node runs sessions as root (needs root)"),
 ]
-
-
-class NodeProc:
-    """A node in its own process and data_dir, joined with the cluster's static token."""
-
-    def __init__(self, cluster: Cluster, name: str) -> None:
-        self.root = tempfile.mkdtemp(prefix=f"tp-node-{name}-")
-        self.name = name
-        self.port = free_port()
-        self.config = os.path.join(self.root, "teleport.yaml")
-        with open(self.config, "w") as f:
-            f.write(textwrap.dedent(f"""\
-                teleport:
-                  nodename: {name}
-                  data_dir: {self.root}/data
-                  log: {{output: {self.root}/teleport.log, severity: INFO}}
-                auth_service: {{enabled: no}}
-                proxy_service: {{enabled: no}}
-                ssh_service:
-                  enabled: yes
-                  listen_addr: 127.0.0.1:{self.port}
-                """))
-        self.proc = subprocess.Popen(
-            [*cli("teleport"), "start", "-c", self.config, "--roles=node",
-             f"--auth-server={cluster.auth_addr}", f"--token={cluster.static_token}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_with(),
-        )
-        wait_port(self.port, 30, self.proc)  # type: ignore[arg-type]
-
-    def destroy(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen node must be able to die
-        kill_proc(self.proc)  # type: ignore[arg-type]
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +47,8 @@ def cluster() -> Iterator[Cluster]:
 def node(cluster: Cluster) -> Iterator[NodeProc]:
     n = NodeProc(cluster, f"doomed{free_port()}")
     try:
+        n.start(f"--token={cluster.static_token}")
+        n.wait_listening()
         deadline = time.time() + 30
         while n.name not in cluster.tsh("ls").stdout:
             assert time.time() < deadline, "the node never registered"

@@ -261,3 +261,60 @@ def test_cert_without_principals_refused_by_proxy(cluster: Cluster) -> None:
     # the same user's real certificate still works (the refusal is about the principals)
     out, err, _ = subsystem(cluster, "pete", f"proxy:testnode:{cluster.ports['node']}")
     assert out.startswith(b"SSH-2.0-"), err
+
+
+# --- bounded: a user cannot spend the proxy's connections to auth (second review) ---------------
+
+
+def _connect_as(c: Cluster, user: str) -> Any:
+    base = _key_path(c, user)
+    key = asyncssh.read_private_key(base)
+    cert = asyncssh.read_certificate(base + "-cert.pub")
+    return asyncssh.connect(
+        "127.0.0.1", c.ports["ssh"], username=str(cert.principals[0]), client_keys=[(key, cert)],
+        known_hosts=None, agent_path=None, config=None, preferred_auth="publickey",
+        connect_timeout=15,
+    )
+
+
+def test_auth_streams_per_user_are_bounded(cluster: Cluster) -> None:
+    from teleport import defaults
+
+    async def flood() -> str:
+        gateway = f"proxy:@{cluster.cluster_name}"
+        async with _connect_as(cluster, "nina") as one, _connect_as(cluster, "nina") as two:
+            held = [await (one if i % 2 else two).create_process(subsystem=gateway, encoding=None)
+                    for i in range(defaults.PROXY_MAX_AUTH_GATEWAYS_PER_USER)]
+            await asyncio.sleep(0.5)
+            extra = await two.create_process(subsystem=gateway, encoding=None)
+            err = (await asyncio.wait_for(extra.stderr.read(), 10)).decode()
+            for p in held:
+                p.close()
+            return err
+
+    err = asyncio.run(flood())
+    assert "too many streams to the auth service for user 'nina'" in err, err
+    # the proxy still reaches auth for everyone else
+    assert cluster.tsh("ls", env=env_with(TELEPORT_HOME=_home(cluster, "pete"))).returncode == 0
+
+
+def test_sessions_per_connection_are_bounded(cluster: Cluster) -> None:
+    from teleport import defaults
+
+    async def flood() -> tuple[int, str]:
+        async with _connect_as(cluster, "pete") as conn:
+            held, refused = [], ""
+            try:
+                # relays to the node stay open while the node waits for our SSH login
+                while len(held) <= defaults.PROXY_MAX_SESSIONS_PER_CONNECTION:
+                    held.append(await conn.create_process(
+                        subsystem=f"proxy:testnode:{cluster.ports['node']}", encoding=None))
+            except asyncssh.ChannelOpenError as exc:
+                refused = exc.reason
+            for p in held:
+                p.close()
+            return len(held), refused
+
+    opened, refused = asyncio.run(flood())
+    assert opened == defaults.PROXY_MAX_SESSIONS_PER_CONNECTION
+    assert "too many sessions on one connection" in refused, refused

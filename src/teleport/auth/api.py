@@ -18,7 +18,7 @@ from aiohttp import web
 from teleport import __version__, defaults
 from teleport.auth.api_audit import add_audit_routes
 from teleport.auth.audit import AuditService
-from teleport.auth.authz import authorize
+from teleport.auth.authz import authorize, identity_phrase
 from teleport.auth.server import AuthServer, host_identity_to_dict
 from teleport.ca import tlsca
 from teleport.errors import AccessDenied, BadParameter, NotFound
@@ -97,6 +97,7 @@ class AuthAPI:
         r.add_post("/v1/users/{user}/ssh/authenticate", self.authenticate_ssh)
         r.add_post("/v1/users/{user}/certs", self.sign_user)
         r.add_post("/v1/hosts/certs", self.sign_host)
+        r.add_post("/v1/hosts/forward-certs", self.sign_forward_cert)
         r.add_post("/v1/tokens", self.create_token)
         r.add_get("/v1/tokens", self.list_tokens)
         r.add_delete("/v1/tokens/{token}", self.delete_token)
@@ -280,6 +281,22 @@ class AuthAPI:
         )
         return web.json_response(host_identity_to_dict(ident))
 
+    async def sign_forward_cert(self, request: web.Request) -> web.Response:
+        """Recording proxy mode: a short-lived host certificate for the calling proxy to present
+        as the node a client asked for; the proxy is the caller's own host id, never the body's."""
+        identity = await self._authorize(request, "host_cert", "forward")
+        if identity.system_role != "Proxy" or not identity.host_id:
+            # not even an admin: such a certificate is only ever a proxy's, for its own host id
+            raise AccessDenied(
+                f"{identity_phrase(identity)} may not get forwarding host certificates: only a "
+                "proxy in recording proxy mode may"
+            )
+        data = await json_body(request)
+        cert = await self.server.sign_forward_cert(
+            identity.host_id, _str(data, "public_key"), _str(data, "principal")
+        )
+        return web.json_response({"cert": cert})
+
     # tokens ----------------------------------------------------------------------------
     async def create_token(self, request: web.Request) -> web.Response:
         await self._authorize(request, "token", "create")
@@ -312,6 +329,8 @@ class AuthAPI:
         check_host_id(server.name)
         if identity.system_role == "Node" and server.name != identity.host_id:
             raise AccessDenied("a node may only heartbeat for itself")
+        if identity.system_role == "Node":
+            await self.server.check_heartbeat(server.name, str(server.spec.get("hostname", "")))
         await self.server.store.upsert_node(server, defaults.SERVER_TTL)  # type: ignore[arg-type]
         return web.json_response({"ok": True})
 
@@ -320,6 +339,8 @@ class AuthAPI:
         identity = await self._authorize(request, "access", "check")
         data = await json_body(request)
         host_id = _str(data, "host_id")
+        if identity.system_role == "Node" and host_id != identity.host_id:
+            raise AccessDenied("a node may only ask about logins on itself")
         labels = data.get("labels")
         if identity.system_role == "Node" and host_id == identity.host_id and isinstance(labels, dict):
             node_labels = {str(k): str(v) for k, v in labels.items()}

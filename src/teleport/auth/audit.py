@@ -1,8 +1,10 @@
 """The auth service's custody of the audit log, active sessions and session recordings.
 
-Events go to a FileAuditLog under data_dir/log (one JSON-lines file per day); recordings are
-stored as data_dir/log/sessions/default/<sid>.cast.gz next to them; active sessions live in the
-backend with a TTL so that a node that dies takes its sessions with it.
+Events go to an AuditLog (events/auditlog.py): by default a FileAuditLog under data_dir/log (one
+JSON-lines file per day), or DynamoDB (``audit_events_uri``). Recordings go to a RecordingStore
+(storage/recordings.py): by default data_dir/log/sessions/default/<sid>.cast.gz, or S3
+(``audit_sessions_uri``). Active sessions live in the cluster-state backend with a TTL so that a
+node that dies takes its sessions with it.
 
 Every session has one owner, the node that runs it: auth learns it from the node's session.start
 event or active-session record (whichever arrives first claims the session) and keeps it under
@@ -16,17 +18,22 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from teleport import defaults
 from teleport.backend.base import Backend, Item
-from teleport.errors import AccessDenied, AlreadyExists, BadParameter, NotFound
+from teleport.errors import AccessDenied, AlreadyExists, NotFound
+from teleport.events.auditlog import AuditLog
 from teleport.events.filelog import FileAuditLog
 from teleport.events.schema import SESSION_START, validate_event
 from teleport.files import ensure_private_dir
+from teleport.storage.recordings import (
+    DirRecordingStore,
+    RecordingStore,
+    recording_too_large,
+)
 from teleport.types.names import check_sid
 
 log = logging.getLogger(__name__)
@@ -35,31 +42,36 @@ SESSION_TTL = 90.0  # nodes refresh their active sessions well within this
 # How long auth remembers who owns a session after the last sign of it (refreshed while the
 # session runs). Older owners are looked up in the audit log, which is slower but exact.
 OWNER_TTL = 7 * 86400.0
-_UPLOAD_SUFFIX = ".upload"
 _NOT_YOURS = "session {sid} runs on another node: a node may only report, end or upload its own sessions"
 
-
-def recording_too_large(sid: str, size: int, limit: int) -> BadParameter:
-    """The one refusal of an oversize recording (the node recognises BadParameter as final)."""
-    return BadParameter(
-        f"the recording of session {sid} is larger than auth_service.max_recording_size "
-        f"({limit} bytes{'' if size <= limit else f'; it is {size}'}): it is not stored"
-    )
+__all__ = ["AuditService", "recording_too_large"]
 
 
 class AuditService:
+    """Events, recordings and active sessions; ``log`` and ``recordings`` default to the files
+    under data_dir/log (storage.open_audit_storage opens the configured ones)."""
+
     def __init__(
-        self, data_dir: str, backend: Backend, max_recording_size: int = defaults.MAX_RECORDING_SIZE
+        self,
+        data_dir: str,
+        backend: Backend,
+        max_recording_size: int = defaults.MAX_RECORDING_SIZE,
+        log: AuditLog | None = None,
+        recordings: RecordingStore | None = None,
     ) -> None:
         self.log_dir = ensure_private_dir(os.path.join(data_dir, "log"))
-        self.sessions_dir = ensure_private_dir(os.path.join(self.log_dir, "sessions", "default"))
-        self.log = FileAuditLog(self.log_dir)
+        self.log: AuditLog = log if log is not None else FileAuditLog(self.log_dir)
+        self.recordings: RecordingStore = (
+            recordings if recordings is not None
+            else DirRecordingStore(os.path.join(self.log_dir, "sessions", "default"), max_recording_size)
+        )
         self.backend = backend
         self.max_recording_size = max_recording_size
-        self._remove_partial_uploads()
+        self.recordings.max_size = max_recording_size
 
     def close(self) -> None:
         self.log.close()
+        self.recordings.close()
 
     # events --------------------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> bool:
@@ -115,65 +127,24 @@ class AuditService:
         return None
 
     # recordings ----------------------------------------------------------------------------
-    def recording_path(self, sid: str) -> str:
-        return os.path.join(self.sessions_dir, f"{check_sid(sid)}.cast.gz")
-
-    def _remove_partial_uploads(self) -> None:
-        # Uploads cut off by a crash of this process: the node still has the file and retries.
-        for name in os.listdir(self.sessions_dir):
-            if name.endswith(_UPLOAD_SUFFIX):
-                try:
-                    os.remove(os.path.join(self.sessions_dir, name))
-                except OSError:
-                    pass
-
     async def store_recording(
         self, sid: str, chunks: AsyncIterator[bytes], declared_size: int | None = None
     ) -> int:
         """Stream a recording into place, once: AlreadyExists if sid has one, BadParameter (and
-        nothing left on disk) past max_recording_size. Returns the bytes stored."""
-        final = self.recording_path(sid)
-        limit = self.max_recording_size
-        if os.path.exists(final):
-            raise AlreadyExists(f"the recording of session {sid} is already stored")
-        if declared_size is not None and declared_size > limit:
-            raise recording_too_large(sid, declared_size, limit)
-        fd, tmp = tempfile.mkstemp(prefix=f".{sid}.", suffix=_UPLOAD_SUFFIX, dir=self.sessions_dir)
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > limit:
-                        raise recording_too_large(sid, size, limit)
-                    f.write(chunk)
-                f.flush()
-                await asyncio.to_thread(os.fsync, f.fileno())
-            os.chmod(tmp, 0o640)
-            try:
-                # link, not rename: it fails when another upload of sid won the race.
-                os.link(tmp, final)
-            except FileExistsError:
-                raise AlreadyExists(f"the recording of session {sid} is already stored") from None
-        finally:
-            os.remove(tmp)
-        return size
+        nothing stored) past max_recording_size. Returns the bytes stored."""
+        return await self.recordings.store(sid, chunks, declared_size)
 
     def read_recording(self, sid: str) -> bytes:
-        try:
-            with open(self.recording_path(sid), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            raise NotFound(f"no recording of session {sid} (not recorded, or not uploaded yet)") from None
+        return self.recordings.read(check_sid(sid))
 
     def list_recordings(self, since: float | None = None) -> list[dict[str, Any]]:
         """Recorded sessions, from their session.end events, newest first."""
+        stored = self.recordings.list_sids()
         out = []
         for ev in self.log.search(since=since, event_types=["session.end"]):
             if not ev.get("interactive", True):
                 continue
-            sid = ev.get("sid", "")
-            if not os.path.exists(os.path.join(self.sessions_dir, f"{sid}.cast.gz")):
+            if ev.get("sid", "") not in stored:
                 continue
             out.append(ev)
         out.sort(key=lambda e: e.get("session_start", e.get("time", "")), reverse=True)

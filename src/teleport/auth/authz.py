@@ -8,8 +8,9 @@ from teleport.events import schema
 from teleport.rbac.roleset import RoleSet
 
 # (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
-# checks CAs, routes to nodes, logs users in and completes invites; a node heartbeats and reports
-# its sessions). Anything not listed is refused.
+# checks CAs, routes to nodes, logs users in and completes invites, and in recording proxy mode
+# reports the sessions it relays and gets forwarding host certificates; a node heartbeats and
+# reports its sessions). Anything not listed is refused.
 BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Proxy": frozenset(
         {
@@ -21,6 +22,8 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("proxy", "heartbeat"),
             ("event", "create"),
             ("access", "check"),
+            ("session", "create"),
+            ("host_cert", "forward"),
         }
     ),
     "Node": frozenset(
@@ -38,26 +41,38 @@ ALL_POWERFUL = frozenset({"Admin", "Auth"})
 
 # Audit event types each identity may post to /v1/events: what that service emits itself (node/*,
 # proxy/sshproxy.py). Auth logs user.login itself, never through the API; admins and users emit
-# nothing, so an identity that is not listed may post no event at all.
+# nothing, so an identity that is not listed may post no event at all. In recording proxy mode
+# (auth_service.session_recording: proxy) a proxy runs the sessions' audit as a node does
+# (proxy/forward.py) and emits RECORDING_PROXY_EVENTS; in the other modes it may not.
+_SESSION_EVENTS = frozenset(
+    {
+        schema.SESSION_START,
+        schema.SESSION_JOIN,
+        schema.SESSION_RESIZE,
+        schema.SESSION_LEAVE,
+        schema.SESSION_END,
+        schema.SESSION_UPLOAD,
+        schema.SESSION_DATA,
+        schema.EXEC,
+        schema.PORT_FORWARD,
+        schema.SCP,
+        schema.AUTH_ATTEMPT,
+    }
+)
 EMITTED_EVENTS: dict[str, frozenset[str]] = {
     "Auth": schema.EVENT_TYPES,
-    "Node": frozenset(
-        {
-            schema.SESSION_START,
-            schema.SESSION_JOIN,
-            schema.SESSION_RESIZE,
-            schema.SESSION_LEAVE,
-            schema.SESSION_END,
-            schema.SESSION_UPLOAD,
-            schema.SESSION_DATA,
-            schema.EXEC,
-            schema.PORT_FORWARD,
-            schema.SCP,
-            schema.AUTH_ATTEMPT,
-        }
-    ),
+    "Node": _SESSION_EVENTS,
     "Proxy": frozenset({schema.AUTH_ATTEMPT}),
 }
+RECORDING_PROXY_EVENTS = _SESSION_EVENTS
+
+
+def emitted_events(identity: Identity, recording_proxy: bool = False) -> frozenset[str]:
+    """The event types this identity may post (`recording_proxy`: the cluster records at the
+    proxy)."""
+    if recording_proxy and identity.system_role == "Proxy":
+        return RECORDING_PROXY_EVENTS
+    return EMITTED_EVENTS.get(identity.system_role, frozenset())
 
 
 def identity_phrase(identity: Identity) -> str:
@@ -98,9 +113,9 @@ def check_emitter(identity: Identity) -> None:
         )
 
 
-def check_emit(identity: Identity, event_type: object) -> None:
+def check_emit(identity: Identity, event_type: object, recording_proxy: bool = False) -> None:
     """Raise AccessDenied unless events of this type are ones the identity's service emits."""
-    allowed = EMITTED_EVENTS.get(identity.system_role, frozenset())
+    allowed = emitted_events(identity, recording_proxy)
     if event_type not in allowed:
         what = ", ".join(sorted(allowed)) if allowed else "no audit events"
         raise AccessDenied(

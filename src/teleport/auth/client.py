@@ -134,6 +134,14 @@ class AuthClient:
         body = {"nodename": nodename, "addresses": addresses}
         return await self.call("POST", "/v1/hosts/certs", body)
 
+    async def sign_forward_cert(self, public_key: str, principal: str) -> str:
+        """Recording proxy mode: a short-lived host certificate for `public_key` naming the node
+        `principal`, for this proxy to present to clients (OpenSSH line)."""
+        out = await self.call(
+            "POST", "/v1/hosts/forward-certs", {"public_key": public_key, "principal": principal}
+        )
+        return str(out["cert"])
+
     async def create_token(self, roles: list[str], ttl: float | None) -> dict[str, Any]:
         return await self.call("POST", "/v1/tokens", {"roles": roles, "ttl": ttl})
 

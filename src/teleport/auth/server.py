@@ -28,11 +28,13 @@ from teleport.errors import (
     CompareFailed,
     NotFound,
 )
-from teleport.limits import RateLimiter, source_of
+from teleport.limits import LoginRateLimits, source_of
+from teleport.proxy.dialpolicy import normalize_host, parse_ip
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
 from teleport.types.names import (
     check_host_id,
+    check_host_principal,
     check_logins,
     check_new_user_name,
     check_role_name,
@@ -105,19 +107,12 @@ class AuthServer:
         self.static_tokens = static_tokens or []
         self.second_factor = second_factor
         self.ca_key_type = ca_key_type
-        self.session_recording = "node"  # node | off: where interactive sessions are recorded
+        self.session_recording = "node"  # node | proxy | off: where sessions are recorded
         self._signers: dict[str, Any] = {}
         self._tls_ca: tuple[bytes, bytes] | None = None
         # login protection: hashing off the loop, attempt rates, per-(user, address) lockout
         self.hasher = PasswordHasher()
-        self.login_rate_addr = RateLimiter(
-            defaults.LOGIN_RATE_PER_ADDR, defaults.LOGIN_BURST_PER_ADDR,
-            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
-        )
-        self.login_rate_user = RateLimiter(
-            defaults.LOGIN_RATE_PER_USER, defaults.LOGIN_BURST_PER_USER,
-            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
-        )
+        self.login_rates = LoginRateLimits()
         self._attempts_lock = asyncio.Lock()
         # Where the auth service's own audit events go (set by the process to the audit log):
         # (event type, fields) -> None.
@@ -492,8 +487,7 @@ class AuthServer:
         address and per user name (LimitExceeded), and MAX_LOGIN_ATTEMPTS failures lock the user
         out from that address only."""
         source = source_of(remote_addr)
-        self.login_rate_addr.check(source, f"from {source or 'your address'}")
-        self.login_rate_user.check(name, f"for user {name!r}")
+        self.login_rates.check(source, name)
         locked, failures_before = await self._begin_attempt(name, source)
         try:
             user: User | None = await self.store.get_user(name)
@@ -726,10 +720,10 @@ class AuthServer:
             and caller.cluster_name == self.cluster_name
             and caller.system_role in ("Node", "Proxy", "Auth")
         )
+        if role.lower() == "node":
+            await self._refuse_taken_nodename(host_id, nodename)
         if not proven:
             await self._refuse_existing_host(host_id)
-            if role.lower() == "node":
-                await self._refuse_taken_nodename(host_id, nodename)
             try:
                 await self.store.add_host_role(host_id, role.capitalize(), nodename, new=True)
             except AlreadyExists:
@@ -753,12 +747,51 @@ class AuthServer:
             )
 
     async def _refuse_taken_nodename(self, host_id: str, nodename: str) -> None:
+        if parse_ip(nodename) is not None:
+            raise BadParameter(
+                f"nodename {nodename!r} is an IP address: a node's name must be a host name "
+                "(users reach it by name; its addresses come from advertise_ip and listen_addr)"
+            )
+        wanted = normalize_host(nodename)
         for node in await self.store.list_nodes():
-            if node.name != host_id and node.spec.get("hostname") == nodename:
+            if node.name != host_id and normalize_host(str(node.spec.get("hostname", ""))) == wanted:
                 raise AccessDenied(
                     f"the name {nodename!r} is in use by online node {node.name}: start this "
                     "host with another nodename (teleport.nodename or --nodename)"
                 )
+
+    async def check_heartbeat(self, host_id: str, hostname: str) -> None:
+        """A host heartbeats under the name it registered with (AccessDenied otherwise), so that
+        no node can answer for another's name. Hosts from before host records are not checked."""
+        try:
+            record = await self.store.get_host(host_id)
+        except NotFound:
+            return
+        registered = str(record.get("nodename", ""))
+        if normalize_host(hostname) != normalize_host(registered):
+            raise AccessDenied(
+                f"host {host_id} registered as {registered!r} may not heartbeat as {hostname!r}: "
+                "start it with its registered nodename, or join it as a new host"
+            )
+
+    async def sign_forward_cert(self, proxy_host_id: str, public_key: str, principal: str) -> str:
+        """A short-lived host certificate for a recording proxy to present to clients as the node
+        `principal` (recording proxy mode only: in the other modes no proxy terminates SSH)."""
+        if self.session_recording != "proxy":
+            raise AccessDenied(
+                "forwarding host certificates are issued only in recording proxy mode "
+                f"(auth_service.session_recording is {self.session_recording!r})"
+            )
+        check_host_id(proxy_host_id)
+        check_host_principal(principal)
+        if not isinstance(public_key, str) or not public_key or len(public_key) > 16384:
+            raise BadParameter("public_key must be an OpenSSH public key line")
+        cakeys.load_public_key(public_key)  # BadParameter names what is wrong with it
+        return sshcert.sign_forward_host_cert(
+            self._signers["host"], public_key, proxy_host_id=proxy_host_id,
+            cluster_name=self.cluster_name, principal=principal,
+            ttl=defaults.FORWARD_HOST_CERT_TTL,
+        )
 
     async def issue_host_identity(
         self, role: str, host_id: str, nodename: str, addresses: list[str]

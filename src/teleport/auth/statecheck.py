@@ -33,8 +33,14 @@ class ClusterStateError(TeleportError):
 
 
 def storage_location(storage: dict[str, Any], data_dir: str) -> str:
-    """Where the cluster state lives, for messages: the SQLite file, or the etcd peers and prefix."""
+    """Where the cluster state lives, for messages: the SQLite file, the etcd peers and prefix,
+    or the DynamoDB table."""
     kind = storage.get("type") or defaults.STORAGE_TYPE
+    if kind == "dynamodb":
+        where = f"region {storage['region']}" if storage.get("region") else "the default region"
+        if storage.get("endpoint"):
+            where += f" at {storage['endpoint']}"
+        return f"DynamoDB table {storage.get('table_name') or defaults.DYNAMODB_TABLE!r} ({where})"
     if kind == "etcd":
         peers = storage.get("peers")
         peers = ", ".join(peers) if isinstance(peers, list) else str(peers)
@@ -52,11 +58,13 @@ def auth_evidence(data_dir: str) -> str | None:
 
 
 def _what_to_do(where: str, data_dir: str) -> str:
-    restore = (
-        f"stop teleport and copy a backup of {os.path.basename(where)} to {where}"
-        if where.endswith(defaults.SQLITE_FILE)
-        else "restore that etcd data from a backup, or fix teleport.storage if it points elsewhere"
-    )
+    if where.endswith(defaults.SQLITE_FILE):
+        restore = f"stop teleport and copy a backup of {os.path.basename(where)} to {where}"
+    elif where.startswith("DynamoDB"):
+        restore = ("restore that table from a DynamoDB backup (or point-in-time recovery), or fix "
+                   "teleport.storage.table_name if it points elsewhere")
+    else:
+        restore = "restore that etcd data from a backup, or fix teleport.storage if it points elsewhere"
     return (
         f"to restore the cluster, {restore}; to start a new cluster instead, move {data_dir} aside, "
         "start again and re-join every node and proxy with a new token"

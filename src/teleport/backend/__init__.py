@@ -17,8 +17,9 @@ async def open_backend(storage: dict[str, Any], data_dir: str) -> Backend:
 
     ``{"type": "dir"}`` (the default) is SQLite at ``<data_dir>/backend.sqlite`` (or at
     ``<path>/backend.sqlite`` when ``path`` is given); ``{"type": "etcd", "peers": [...], ...}``
-    is etcd, checked to answer before returning. Other keys (e.g. audit URIs) are ignored here;
-    the config layer validates the section.
+    is etcd, checked to answer before returning; ``{"type": "dynamodb", "table_name", ...}`` is a
+    DynamoDB table, created when missing. Other keys (e.g. audit URIs) are ignored here; the
+    config layer validates the section.
     """
     storage = dict(storage or {})
     kind = storage.get("type") or defaults.STORAGE_TYPE
@@ -61,7 +62,15 @@ async def open_backend(storage: dict[str, Any], data_dir: str) -> Backend:
             await backend.close()
             raise
         return backend
+    if kind == "dynamodb":
+        from teleport.backend.aws import AWSSettings
+        from teleport.backend.dynamodb import DynamoDBBackend
+
+        return await DynamoDBBackend.open(
+            AWSSettings.from_storage(storage),
+            str(storage.get("table_name") or defaults.DYNAMODB_TABLE),
+        )
     raise ConfigError(
-        f"teleport.storage.type {kind!r} is not supported; use 'dir' (SQLite under data_dir) "
-        "or 'etcd'"
+        f"teleport.storage.type {kind!r} is not supported; use 'dir' (SQLite under data_dir), "
+        "'etcd' or 'dynamodb'"
     )

@@ -140,6 +140,37 @@ def sign_host_cert(
     )
 
 
+def sign_forward_host_cert(
+    ca_key: keys.PrivateKey,
+    public_key: str,
+    *,
+    proxy_host_id: str,
+    cluster_name: str,
+    principal: str,
+    ttl: int,
+    now: float | None = None,
+) -> str:
+    """A short-lived host certificate a recording proxy presents to clients in the name of the
+    node they asked for (`principal`, exactly as the client names it); key id
+    ``forward:<proxy host id>`` and role Proxy say who holds it."""
+    if not proxy_host_id or not cluster_name or not principal:
+        raise BadParameter("a forwarding certificate needs a proxy host id, a cluster and a principal")
+    start = int(now if now is not None else time.time())
+    return _sign(
+        ca_key,
+        public_key,
+        SSHCertificateType.HOST,
+        key_id=f"forward:{proxy_host_id}",
+        principals=[principal],
+        valid_after=start - 60,  # a little clock skew between proxy and client
+        valid_before=start + ttl,
+        extensions=[
+            (EXT_TELEPORT_ROLE, b"Proxy"),
+            (EXT_TELEPORT_AUTHORITY, cluster_name.encode()),
+        ],
+    )
+
+
 def _sign(
     ca_key: keys.PrivateKey,
     public_key: str,

@@ -183,11 +183,17 @@ def pick_proxy_login(creds: Credentials, login: str | None) -> str:
     return creds.logins[0]
 
 
-async def connect_proxy(creds: Credentials, login: str | None = None) -> asyncssh.SSHClientConnection:
-    """An SSH connection to the proxy, authenticated by the user certificate."""
+async def connect_proxy(
+    creds: Credentials, login: str | None = None, agent_path: str | None = None
+) -> asyncssh.SSHClientConnection:
+    """An SSH connection to the proxy, authenticated by the user certificate; with `agent_path`,
+    the agent is forwarded to the proxy (recording proxy mode, see recproxy.py)."""
     host, port = _split_hostport(creds.ssh_proxy_addr, defaults.PROXY_SSH_PORT)
+    opts = _options(creds, pick_proxy_login(creds, login))
+    if agent_path:
+        opts["agent_forwarding"] = agent_path
     try:
-        conn = await asyncssh.connect(host, port, **_options(creds, pick_proxy_login(creds, login)))
+        conn = await asyncssh.connect(host, port, **opts)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise _trust_error(f"the proxy {host}:{port}", exc, creds.profile.cluster) from None
     except asyncssh.PermissionDenied:
@@ -292,6 +298,19 @@ async def connect_node(
             f"{', '.join(creds.logins) or 'none'}): use one of them, e.g. 'tsh ssh "
             f"{creds.logins[0] if creds.logins else 'LOGIN'}@{host}'"
         )
+    from teleport.client import recproxy
+
+    cleanups: list[Any] = []
+    if await recproxy.recording_mode(proxy) == "proxy":
+        # the proxy terminates SSH and logs in to the node with our certificate, which it
+        # reaches through the agent we forward on a connection of its own
+        agent, stop = await recproxy.agent_for(creds.key, creds.cert, creds.valid_before)
+        try:
+            proxy = await connect_proxy(creds, login, agent_path=agent)
+        except BaseException:
+            await stop()
+            raise
+        cleanups = [proxy.close, stop]
     tunnel = SubsystemTunnel(proxy, cluster)
     opts = _options(creds, login)
     if agent_forwarding:
@@ -303,7 +322,11 @@ async def connect_node(
         opts["agent_path"] = sock
         opts["agent_forwarding"] = True
     try:
-        return await asyncssh.connect(host, port, tunnel=tunnel, **opts)
+        conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
+        if cleanups:
+            recproxy.close_after(conn, *cleanups)
+            cleanups = []
+        return conn
     except asyncssh.HostKeyNotVerifiable as exc:
         raise _trust_error(f"node {host}:{port}", exc, creds.profile.cluster) from None
     except asyncssh.PermissionDenied:
@@ -315,6 +338,11 @@ async def connect_node(
         if tunnel.last is not None and tunnel.last.stderr:
             raise ConnectionProblem(tunnel.last.error_text()) from None
         raise ConnectionProblem(f"cannot connect to node {host}:{port}: {exc}") from None
+    finally:
+        for c in cleanups:  # the node connection failed: drop the forwarding proxy connection
+            result = c()
+            if asyncio.iscoroutine(result):
+                await result
 
 
 async def list_nodes(proxy: asyncssh.SSHClientConnection) -> list[dict[str, Any]]:

@@ -23,9 +23,11 @@ from teleport.config.model import (
     FileConfig,
     GlobalConfig,
     ProxyServiceConfig,
+    Secret,
     SSHServiceConfig,
     StaticToken,
 )
+from teleport.config.storageuri import URIError, check_pair, parse_events_uri, parse_sessions_uri
 from teleport.durations import parse_duration
 from teleport.errors import BadParameter, ConfigError
 from teleport.proxy import dialpolicy
@@ -35,10 +37,10 @@ T = TypeVar("T")
 SECTIONS = ("teleport", "auth_service", "ssh_service", "proxy_service")
 LOG_OUTPUTS = ("stderr", "stdout", "syslog")
 LOG_SEVERITIES = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
-STORAGE_TYPES = ("dir", "etcd")
+STORAGE_TYPES = ("dir", "etcd", "dynamodb")
 SECOND_FACTORS = ("off", "otp")
 AUTH_TYPES = ("local",)
-SESSION_RECORDING = ("node", "off")
+SESSION_RECORDING = ("node", "proxy", "off")
 # The label key syntax of the original product.
 LABEL_KEY = re.compile(r"[A-Za-z0-9/._:*-]+")
 CA_PIN = re.compile(r"sha256:[0-9a-fA-F]{64}")
@@ -73,6 +75,8 @@ _AUTH_KEYS = (
     "authentication",
     "session_recording",
     "max_recording_size",
+    "audit_events_uri",
+    "audit_sessions_uri",
     "dynamic_config",
 )
 _SSH_KEYS = ("enabled", "listen_addr", "labels", "commands")
@@ -85,10 +89,18 @@ _PROXY_KEYS = (
     "https_key_file",
     "https_cert_file",
     "ssh_allowed_hosts",
+    "proxy_checks_host_keys",
 )
 _BOOL_WORDS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
-_ETCD_KEYS = ("type", "peers", "tls_cert_file", "tls_key_file", "tls_ca_file", "prefix", "insecure")
-_DIR_KEYS = ("type", "path")
+# audit_events_uri / audit_sessions_uri may sit in teleport.storage (where the original product
+# reads them) or in auth_service; they are moved to auth_service when parsed.
+_AUDIT_URI_KEYS = ("audit_events_uri", "audit_sessions_uri")
+_ETCD_KEYS = ("type", "peers", "tls_cert_file", "tls_key_file", "tls_ca_file", "prefix", "insecure",
+              *_AUDIT_URI_KEYS)
+_DIR_KEYS = ("type", "path", *_AUDIT_URI_KEYS)
+_DYNAMODB_KEYS = ("type", "region", "table_name", "access_key", "secret_key", "endpoint",
+                  *_AUDIT_URI_KEYS)
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 
 # --- YAML loading ----------------------------------------------------------------------------
@@ -410,7 +422,7 @@ def _parse_storage(ctx: _Ctx, raw: Any) -> dict[str, Any]:
     if raw is None:
         return {"type": defaults.STORAGE_TYPE}
     if not isinstance(raw, dict):
-        ctx.fail(p, f"expected a mapping with a type (dir or etcd), got {_describe(raw)}")
+        ctx.fail(p, f"expected a mapping with a type (dir, etcd or dynamodb), got {_describe(raw)}")
     kind_raw = raw.get("type", defaults.STORAGE_TYPE)
     kind = ctx.string(kind_raw, f"{p}.type").strip().lower()
     if kind == "bolt":
@@ -422,12 +434,15 @@ def _parse_storage(ctx: _Ctx, raw: Any) -> dict[str, Any]:
             f'unknown storage type "{kind_raw}"{_suggest(kind, STORAGE_TYPES)}; '
             f"expected one of {', '.join(STORAGE_TYPES)}",
         )
+    out: dict[str, Any]
     if kind == "dir":
         d = ctx.mapping(raw, p, _DIR_KEYS)
-        out: dict[str, Any] = {"type": "dir"}
+        out = {"type": "dir"}
         if d.get("path") is not None:
             out["path"] = ctx.string(d["path"], f"{p}.path")
-        return out
+        return _storage_uris(ctx, d, out)
+    if kind == "dynamodb":
+        return _storage_uris(ctx, raw, _parse_dynamodb(ctx, raw))
     d = ctx.mapping(raw, p, _ETCD_KEYS)
     peers = d.get("peers")
     if isinstance(peers, str):
@@ -452,7 +467,80 @@ def _parse_storage(ctx: _Ctx, raw: Any) -> dict[str, Any]:
     if ("tls_cert_file" in out) != ("tls_key_file" in out):
         missing = "tls_key_file" if "tls_cert_file" in out else "tls_cert_file"
         ctx.fail(f"{p}.{missing}", "tls_cert_file and tls_key_file must be given together")
+    return _storage_uris(ctx, d, out)
+
+
+def _storage_uris(ctx: _Ctx, d: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """Keep the audit URIs given in teleport.storage (checked later with auth_service's)."""
+    for key in _AUDIT_URI_KEYS:
+        if d.get(key) is not None:
+            out[key] = ctx.string(d[key], f"teleport.storage.{key}").strip()
     return out
+
+
+def _parse_dynamodb(ctx: _Ctx, raw: Any) -> dict[str, Any]:
+    """``storage: {type: dynamodb, region, table_name, access_key, secret_key, endpoint}``;
+    without keys the AWS SDK's default credentials (environment, instance role) are used."""
+    p = "teleport.storage"
+    d = ctx.mapping(raw, p, _DYNAMODB_KEYS)
+    out: dict[str, Any] = {"type": "dynamodb"}
+    table = ctx.get(d, "table_name", p, ctx.string, defaults.DYNAMODB_TABLE).strip()
+    if not _TABLE_NAME.fullmatch(table):
+        ctx.fail(f"{p}.table_name",
+                 f'"{table}" is not a DynamoDB table name (3-255 letters, digits, "_", "-", ".")')
+    out["table_name"] = table
+    if d.get("region") is not None:
+        region = ctx.string(d["region"], f"{p}.region").strip()
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", region):
+            ctx.fail(f"{p}.region", f'expected an AWS region such as eu-west-1, got "{region}"')
+        out["region"] = region
+    if d.get("endpoint") is not None:
+        endpoint = ctx.string(d["endpoint"], f"{p}.endpoint").strip()
+        if not re.fullmatch(r"https?://[^\s/]+/?", endpoint):
+            ctx.fail(f"{p}.endpoint", f'expected an URL like https://dynamodb.example.com:8000, got "{endpoint}"')
+        out["endpoint"] = endpoint
+    for key in ("access_key", "secret_key"):
+        if d.get(key) is not None:
+            if not isinstance(d[key], str) or not d[key].strip():
+                # never echo the value: it may be (part of) a secret
+                ctx.fail(f"{p}.{key}", "expected a non-empty string (quote it)")
+            out[key] = Secret(d[key].strip())
+    if ("access_key" in out) != ("secret_key" in out):
+        missing = "secret_key" if "access_key" in out else "access_key"
+        ctx.fail(f"{p}.{missing}", "access_key and secret_key must be given together (or neither, "
+                 "to use the environment's or the instance role's AWS credentials)")
+    return out
+
+
+def _audit_uris(ctx: _Ctx, cfg: FileConfig, auth_raw: Any) -> None:
+    """Settle audit_events_uri / audit_sessions_uri (from auth_service or teleport.storage, not
+    both) and enforce the reference's rule: DynamoDB events need S3 recordings."""
+    auth_keys = auth_raw if isinstance(auth_raw, dict) else {}
+    storage = cfg.teleport.storage
+    a = cfg.auth_service
+    for key in _AUDIT_URI_KEYS:
+        in_storage = storage.pop(key, None)
+        in_auth = auth_keys.get(key)
+        if in_storage is not None and in_auth is not None:
+            ctx.fail(f"auth_service.{key}",
+                     f"also set in teleport.storage.{key}: give it in one place only")
+        if in_storage is not None:
+            setattr(a, key, in_storage)
+    try:
+        events = parse_events_uri(a.audit_events_uri)
+    except URIError as exc:
+        ctx.fail(_uri_key(auth_keys, "audit_events_uri"), str(exc))
+    try:
+        sessions = parse_sessions_uri(a.audit_sessions_uri)
+    except URIError as exc:
+        ctx.fail(_uri_key(auth_keys, "audit_sessions_uri"), str(exc))
+    why = check_pair(events, sessions)
+    if why is not None:
+        ctx.fail(_uri_key(auth_keys, "audit_sessions_uri"), why)
+
+
+def _uri_key(auth_keys: dict[str, Any], key: str) -> str:
+    return f"auth_service.{key}" if key in auth_keys else f"teleport.storage.{key}"
 
 
 def _parse_auth(ctx: _Ctx, raw: Any) -> AuthServiceConfig:
@@ -485,6 +573,9 @@ def _parse_auth(ctx: _Ctx, raw: Any) -> AuthServiceConfig:
         a.session_recording,
     )
     a.max_recording_size = ctx.get(d, "max_recording_size", p, ctx.byte_size, a.max_recording_size)
+    a.audit_events_uri = ctx.get(d, "audit_events_uri", p, ctx.string, a.audit_events_uri).strip()
+    a.audit_sessions_uri = ctx.get(d, "audit_sessions_uri", p, ctx.string,
+                                   a.audit_sessions_uri).strip()
     ctx.get(d, "dynamic_config", p, ctx.boolean, False)
     return a
 
@@ -657,6 +748,9 @@ def _parse_proxy(ctx: _Ctx, raw: Any) -> ProxyServiceConfig:
         missing = "https_cert_file" if x.https_cert_file is None else "https_key_file"
         ctx.fail(f"{p}.{missing}", "https_key_file and https_cert_file must be given together")
     x.ssh_allowed_hosts = ctx.get(d, "ssh_allowed_hosts", p, _allowed_hosts(ctx), [])
+    x.proxy_checks_host_keys = ctx.get(
+        d, "proxy_checks_host_keys", p, ctx.boolean, x.proxy_checks_host_keys
+    )
     return x
 
 
@@ -732,6 +826,7 @@ def parse_config_text(text: str, source: str = "<string>") -> FileConfig:
         proxy_service=_parse_proxy(ctx, data.get("proxy_service")),
         source=source,
     )
+    _audit_uris(ctx, cfg, data.get("auth_service"))
     _check_listeners(ctx, cfg)
     return cfg
 

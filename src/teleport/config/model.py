@@ -10,6 +10,14 @@ from teleport import defaults
 from teleport.config.addr import HostPort
 
 
+class Secret(str):
+    """A string that is a secret (an AWS secret key): its repr never shows it, so a config
+    printed for debugging or in a traceback does not leak it."""
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
+
+
 @dataclass
 class StaticToken:
     """A join token from ``auth_service.tokens`` ("proxy,node:secret"); repr hides the secret."""
@@ -43,7 +51,9 @@ class GlobalConfig:
     handshake_timeout: float = defaults.HANDSHAKE_TIMEOUT
     log_output: str = defaults.LOG_OUTPUT
     log_severity: str = defaults.LOG_SEVERITY
-    # validated and normalized: {"type": "dir"[, "path"]} or {"type": "etcd", "peers": [...], ...}
+    # validated and normalized: {"type": "dir"[, "path"]}, {"type": "etcd", "peers": [...], ...}
+    # or {"type": "dynamodb", "table_name", "region", "endpoint", "access_key", "secret_key"}
+    # (keys as Secret)
     storage: dict[str, Any] = field(default_factory=lambda: {"type": defaults.STORAGE_TYPE})
 
 
@@ -59,6 +69,9 @@ class AuthServiceConfig:
     second_factor: str = defaults.SECOND_FACTOR
     session_recording: str = "node"
     max_recording_size: int = defaults.MAX_RECORDING_SIZE  # bytes (compressed) per upload
+    # where events and recordings go (config/storageuri.py): "dir", dynamodb://TABLE, s3://...
+    audit_events_uri: str = defaults.AUDIT_EVENTS_URI
+    audit_sessions_uri: str = defaults.AUDIT_SESSIONS_URI
 
 
 @dataclass
@@ -85,6 +98,9 @@ class ProxyServiceConfig:
     # OpenSSH servers (not registered nodes) the proxy may dial: CIDRs, IPs and host-name globs,
     # each optionally with :port (see proxy/dialpolicy.py). Empty: registered nodes only.
     ssh_allowed_hosts: list[str] = field(default_factory=list)
+    # Recording proxy mode (auth_service.session_recording: proxy): check each node's host
+    # certificate against the cluster's host CA, refusing plain host keys (no: accept any key).
+    proxy_checks_host_keys: bool = True
 
 
 @dataclass

@@ -62,6 +62,12 @@ teleport:
   #   tls_ca_file: /var/lib/teleport/etcd-ca.crt
   #   prefix: {etcd_prefix}
   #   insecure: no
+  # "dynamodb": an AWS DynamoDB table shared by several auth servers, created when missing:
+  # {{type: dynamodb, region: eu-west-1, table_name: {dynamodb_table}, access_key: ..., secret_key: ...}}
+  # (without the two keys: the environment's or the instance role's AWS credentials; "endpoint"
+  # points it at a DynamoDB-compatible server). Events and recordings can go to AWS too, with
+  # auth_service.audit_events_uri ("dynamodb://TABLE", which requires recordings in S3) and
+  # auth_service.audit_sessions_uri ("s3://BUCKET/PREFIX", encrypted with AES256 by default).
 
 # The auth service: the cluster's certificate authority and its only stateful part.
 auth_service:
@@ -88,7 +94,9 @@ auth_service:
     type: {auth_type}
     second_factor: {second_factor}
 
-  # Session recording: node (the node records every interactive session) or off.
+  # Session recording: node (the node records every interactive session), proxy (the proxy
+  # terminates SSH, records and audits the session itself: for OpenSSH nodes; users forward
+  # their agent, which tsh does for them) or off.
   session_recording: node
 
   # The largest session recording (gzip-compressed) a node may upload, as bytes or with a unit
@@ -148,6 +156,11 @@ proxy_service:
   # proxy never dials the auth service's port or its own ports.
   ssh_allowed_hosts: []
   # ssh_allowed_hosts: ["10.1.0.0/16:22", "bastion-*.example.com:22"]
+
+  # In recording proxy mode (auth_service.session_recording: proxy) the proxy checks each
+  # node's host certificate against the cluster's host CA and refuses plain host keys; "no"
+  # accepts any host key (only for nodes you cannot give a host certificate).
+  proxy_checks_host_keys: yes
 """
 
 
@@ -167,6 +180,7 @@ def sample_config() -> str:
         log_severity=defaults.LOG_SEVERITY,
         storage_type=defaults.STORAGE_TYPE,
         etcd_prefix=defaults.ETCD_PREFIX,
+        dynamodb_table=defaults.DYNAMODB_TABLE,
         auth_type=defaults.AUTH_TYPE,
         second_factor=defaults.SECOND_FACTOR,
     )

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from teleport.errors import BadParameter
+from teleport.events.auditlog import AuditLog
 from teleport.events.schema import parse_time, validate_event
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def _read_lines(path: str) -> Iterator[dict[str, Any]]:
                 yield ev
 
 
-class FileAuditLog:
+class FileAuditLog(AuditLog):
     """Append-only JSON-lines audit log with de-duplication by event uid and time-window search."""
 
     def __init__(self, log_dir: str, *, max_indexed_days: int = 4) -> None:
@@ -345,9 +346,6 @@ class FileAuditLog:
         out = [ev for _, _, ev in found]
         return out[:limit] if limit else out
 
-    def session_events(self, sid: str) -> list[dict[str, Any]]:
-        """Every event of one session, oldest first."""
-        if not sid:
-            raise BadParameter("session_events needs a session id")
-        return self.search(sid=sid)
+    def describe(self) -> str:
+        return f"the audit log under {self.log_dir}"
 

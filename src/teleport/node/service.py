@@ -70,7 +70,7 @@ class NodeService:
             emitter=self.emitter,
             uploader=self.uploader,
             upload_dir=self.uploader.dir,
-            recording_enabled=lambda: self.recording_mode != "off",
+            recording_enabled=lambda: self.recording_mode == "node",  # proxy mode: the proxy records
             upsert=auth.upsert_session,
             delete=auth.delete_session,
             check_access=self._check_access,
@@ -161,7 +161,7 @@ class NodeService:
             self.host_ca = host
 
     async def refresh_recording_mode(self) -> None:
-        """Read auth_service.session_recording (node|off) from auth; keep the last on failure."""
+        """Read auth_service.session_recording (node|proxy|off) from auth; keep the last on failure."""
         try:
             mode = (await self.auth.ping()).get("session_recording")
         except Exception as exc:

@@ -13,6 +13,9 @@ from teleport.proxy import dialpolicy
 
 PROXY_SUBSYSTEM_PREFIX = "proxy:"
 NODES_SUBSYSTEM = "teleport-nodes"
+# answers the session recording mode ("node", "proxy" or "off"): tsh forwards its key to the
+# proxy only when the proxy needs it (recording proxy mode)
+MODE_SUBSYSTEM = "teleport-session-recording"
 
 
 @dataclass(frozen=True)
@@ -119,17 +122,22 @@ def match_nodes(
     nodes: list[dict[str, Any]], host: str, port: int, resolved: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """The registered nodes `host` names: by uuid, hostname, or address IP (also the IPs `host`
-    resolved to). An address match also needs the port to agree. Every comparison is between
+    resolved to); an IP literal matches addresses only. An address match also needs the port to
+    agree. Every comparison is between
     normalised forms (dialpolicy.normalize_host: case, trailing dot, brackets, IPv4-mapped IPv6),
     so no other spelling of a node's address escapes its access check."""
     want = dialpolicy.normalize_host(host)
-    by_id = [n for n in nodes if str(n.get("metadata", {}).get("name", "")).lower() == want]
+    if dialpolicy.parse_ip(host) is None:
+        by_id = [n for n in nodes if str(n.get("metadata", {}).get("name", "")).lower() == want]
+    else:
+        # an IP literal names an address, never a node that calls itself "127.0.0.1"
+        by_id = []
     if by_id:
         return by_id
     by_name = [
         n for n in nodes
         if dialpolicy.normalize_host(str(n.get("spec", {}).get("hostname", ""))) == want
-    ]
+    ] if not by_id and dialpolicy.parse_ip(host) is None else []
     if by_name:
         return by_name
     ips = {want} if dialpolicy.parse_ip(host) is not None else set()

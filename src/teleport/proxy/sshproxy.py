@@ -3,6 +3,8 @@
 A client authenticates with a user certificate signed by the cluster's user CA, then asks for the
 subsystem `proxy:host:port[@cluster]`; the proxy finds the node, dials it and relays raw bytes, so
 the client runs SSH end to end with the node (which authenticates the user a second time).
+In recording proxy mode (auth_service.session_recording: proxy) the proxy instead terminates the
+client's SSH on that channel and records the session itself: see forward.py.
 The relay is callback based (asyncio protocols on both sides, no per-chunk coroutines) and uses
 the channel's flow control in both directions.
 """
@@ -26,9 +28,10 @@ from teleport.auth.server import HostIdentity
 from teleport.ca.sshcert import CertInfo, parse_cert
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
-from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
+from teleport.errors import AccessDenied, BadParameter, LimitExceeded, NotFound, TeleportError
 from teleport.limits import source_of
-from teleport.proxy import dialpolicy, lookup
+from teleport.proxy import dialpolicy, lookup, recmode
+from teleport.proxy.forward import Forwarder, ProxyRecorder
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
 
@@ -76,9 +79,18 @@ class ProxySSHService:
         self._ca_keys: set[asyncssh.SSHKey] = {
             asyncssh.import_public_key(k) for k in identity.user_ca_keys
         }
+        self._ca_lines: list[str] = list(identity.user_ca_keys)
+        self._host_ca_keys: list[asyncssh.SSHKey] = [
+            asyncssh.import_public_key(k) for k in identity.host_ca_keys
+        ]
         self._ca_at = 0.0
+        # auth_service.session_recording, from auth's ping (re-read every RECORDING_MODE_REFRESH)
+        self.mode = "node"
+        self._mode_at = 0.0
+        self.recorder = ProxyRecorder(self, data_dir)
         self._header = _load_header_func()
         self._conns: set[asyncssh.SSHServerConnection] = set()
+        self.gateways: dict[str, int] = {}  # open `proxy:@cluster` streams per Teleport user
         self.allowed_hosts = dialpolicy.parse_allow_list(cfg.proxy_service.ssh_allowed_hosts)
         self._endpoints: list[dialpolicy.Endpoint] | None = None
         self._endpoints_at = 0.0
@@ -100,7 +112,8 @@ class ProxySSHService:
             encoding=None,
             window=CHANNEL_WINDOW,
             allow_pty=False,
-            agent_forwarding=False,
+            # recording proxy mode logs in to nodes through the agent the client forwards here
+            agent_forwarding=True,
             x11_forwarding=False,
             keepalive_interval=defaults.SSH_KEEPALIVE_INTERVAL,
             keepalive_count_max=defaults.SSH_KEEPALIVE_COUNT_MAX,
@@ -120,7 +133,9 @@ class ProxySSHService:
             raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
         if addr.port == 0:  # an ephemeral port is one of ours too
             self._bound_port = int(self._server.get_port())
-        log.info("proxy SSH service listening on %s", addr)
+        await self.recording_mode()
+        self.recorder.start()
+        log.info("proxy SSH service listening on %s (session recording: %s)", addr, self.mode)
 
     async def close(self) -> None:
         """Stop listening and drop the open client connections."""
@@ -131,19 +146,48 @@ class ProxySSHService:
         for conn in list(self._conns):
             conn.abort()
         self._conns.clear()
+        await self.recorder.close()
 
     # cluster state ----------------------------------------------------------------------
+    async def recording_mode(self) -> str:
+        """auth_service.session_recording as auth last announced it (node | proxy | off)."""
+        if time.monotonic() - self._mode_at > defaults.RECORDING_MODE_REFRESH:
+            try:
+                self.mode = recmode.parse_mode((await self.auth.ping()).get("session_recording"), self.mode)
+                self._mode_at = time.monotonic()
+            except (TeleportError, OSError, ValueError) as exc:
+                log.warning("cannot read the session recording mode, keeping %r: %s", self.mode, exc)
+        return self.mode
+
+    def user_ca_lines(self) -> list[str]:
+        """The user CA's checking keys as OpenSSH lines (as last refreshed by user_ca_keys)."""
+        return self._ca_lines
+
+    async def host_ca_keys(self) -> list[asyncssh.SSHKey]:
+        """The host CA's checking keys (refreshed with the user CA's)."""
+        await self.user_ca_keys()
+        return self._host_ca_keys
+
     async def user_ca_keys(self) -> set[asyncssh.SSHKey]:
         """The user CA's checking keys (refreshed from auth; the last known set on failure)."""
         if time.monotonic() - self._ca_at > CA_CACHE_SECONDS:
             try:
                 keys: set[asyncssh.SSHKey] = set()
+                lines: list[str] = []
+                host: list[asyncssh.SSHKey] = []
                 for ca in await self.auth.get_authorities():
                     spec = ca.get("spec", {})
-                    if spec.get("type") == "user" and spec.get("cluster_name") == self.cluster_name:
+                    if spec.get("cluster_name") != self.cluster_name:
+                        continue
+                    if spec.get("type") == "user":
+                        lines += spec.get("checking_keys", [])
                         keys.update(asyncssh.import_public_key(k) for k in spec.get("checking_keys", []))
+                    elif spec.get("type") == "host":
+                        host += [asyncssh.import_public_key(k) for k in spec.get("checking_keys", [])]
                 if keys:
-                    self._ca_keys = keys
+                    self._ca_keys, self._ca_lines = keys, lines
+                if host:
+                    self._host_ca_keys = host
                 self._ca_at = time.monotonic()
             except (TeleportError, OSError, ValueError) as exc:
                 log.warning("cannot refresh the user CA from auth (using the cached one): %s", exc)
@@ -339,6 +383,7 @@ class _ProxyServer(asyncssh.SSHServer):
         self.svc = svc
         self.conn: asyncssh.SSHServerConnection | None = None
         self.teleport_user = ""  # the certificate's key id, once authenticated
+        self.open_sessions = 0  # session channels open on this connection
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -417,6 +462,15 @@ class _ProxyServer(asyncssh.SSHServer):
 
     def session_requested(self) -> _ProxySession:
         assert self.conn is not None
+        if self.open_sessions >= defaults.PROXY_MAX_SESSIONS_PER_CONNECTION:
+            # every channel may cost a connection to a node or to auth: bound them per connection
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                f"too many sessions on one connection (at most "
+                f"{defaults.PROXY_MAX_SESSIONS_PER_CONNECTION}, as OpenSSH's MaxSessions): "
+                "open another connection",
+            )
+        self.open_sessions += 1
         return _ProxySession(self.svc, self.conn, self)
 
 
@@ -489,13 +543,32 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         self.pending_eof = False
         self.closed = False
         self.task: asyncio.Task[None] | None = None
+        self.gateway_user: str | None = None  # set while this channel holds an auth stream
+        # recording proxy mode: the SSH server connection running over this channel
+        self.inner: asyncssh.SSHServerConnection | None = None
+        self.forwarder: Forwarder | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         self.chan = chan
 
+    def attach_inner(self, conn: asyncssh.SSHServerConnection) -> None:
+        """Recording proxy mode: run `conn` over this channel, starting with what the client
+        already sent."""
+        self.inner = conn
+        conn.connection_made(self.chan)  # type: ignore[arg-type]  # the channel is its transport
+        if self.pending_paused:
+            self.pending_paused = False
+            self.chan.resume_reading()
+        for data in self.pending:
+            conn.data_received(data)
+        self.pending.clear()
+        self.pending_size = 0
+
     def subsystem_requested(self, subsystem: str) -> bool:
         self.subsystem = subsystem
-        return subsystem.startswith(lookup.PROXY_SUBSYSTEM_PREFIX) or subsystem == lookup.NODES_SUBSYSTEM
+        return subsystem.startswith(lookup.PROXY_SUBSYSTEM_PREFIX) or subsystem in (
+            lookup.NODES_SUBSYSTEM, lookup.MODE_SUBSYSTEM
+        )
 
     def shell_requested(self) -> bool:
         return True  # accepted only to explain what this server is for
@@ -508,12 +581,18 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
 
     async def _run(self) -> None:
         try:
-            if self.subsystem == lookup.NODES_SUBSYSTEM:
+            if self.subsystem == lookup.MODE_SUBSYSTEM:
+                self.chan.write((await self.svc.recording_mode()).encode() + b"\n")
+                self.chan.exit(0)
+            elif self.subsystem == lookup.NODES_SUBSYSTEM:
                 nodes = await self.svc.visible_nodes(self.owner.teleport_user)
                 self.chan.write(json.dumps(nodes).encode() + b"\n")
                 self.chan.exit(0)
             elif self.subsystem:
-                await self._connect(lookup.parse_proxy_subsystem(self.subsystem))
+                req = lookup.parse_proxy_subsystem(self.subsystem)
+                if not req.host:
+                    self._take_gateway()
+                await self._connect(req)
             else:
                 raise BadParameter(
                     "this is a Teleport proxy: it runs no shells or commands; reach a node "
@@ -524,6 +603,28 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         except Exception as exc:  # the client must always learn why its channel closed
             log.exception("proxy subsystem %r failed", self.subsystem)
             self._fail(f"internal proxy error: {exc}")
+
+    def _take_gateway(self) -> None:
+        """Count a `proxy:@cluster` stream against its user: each holds a connection to auth,
+        whose per-address limit the proxy's own calls share."""
+        user = self.owner.teleport_user
+        held = self.svc.gateways.get(user, 0)
+        if held >= defaults.PROXY_MAX_AUTH_GATEWAYS_PER_USER:
+            raise LimitExceeded(
+                f"too many streams to the auth service for user {user!r} (at most "
+                f"{defaults.PROXY_MAX_AUTH_GATEWAYS_PER_USER} at once): close some tsh commands"
+            )
+        self.svc.gateways[user] = held + 1
+        self.gateway_user = user
+
+    def _release_gateway(self) -> None:
+        user, self.gateway_user = self.gateway_user, None
+        if user is not None:
+            left = self.svc.gateways.get(user, 1) - 1
+            if left > 0:
+                self.svc.gateways[user] = left
+            else:
+                self.svc.gateways.pop(user, None)
 
     def _fail(self, message: str) -> None:
         if self.closed:
@@ -537,6 +638,10 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
 
     async def _connect(self, req: lookup.ProxyRequest) -> None:
         target = await self.svc.resolve(req, self.owner.teleport_user)
+        if recmode.terminates(await self.svc.recording_mode(), req.host):
+            self.forwarder = Forwarder(self.svc, self, req, target)
+            await self.forwarder.serve()
+            return
         node = target.node
         loop = asyncio.get_running_loop()
         proto: _NodeProtocol | None = None
@@ -597,7 +702,9 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
     # channel -> node ----------------------------------------------------------------------
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         node = self.node
-        if node is not None and node.transport is not None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+        elif node is not None and node.transport is not None:
             node.transport.write(data)
         else:
             # the client speaks first, before the node is dialled; past a bound, stop reading
@@ -610,6 +717,8 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def eof_received(self) -> bool:
         node = self.node
+        if self.inner is not None:
+            return False  # SSH never half-closes: the client is done
         if node is not None and node.transport is not None:
             if node.transport.can_write_eof():
                 node.transport.write_eof()
@@ -618,15 +727,26 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def pause_writing(self) -> None:
-        if self.node is not None and self.node.transport is not None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+        elif self.node is not None and self.node.transport is not None:
             self.node.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.node is not None and self.node.transport is not None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+        elif self.node is not None and self.node.transport is not None:
             self.node.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.owner.open_sessions -= 1
         self.closed = True
+        self._release_gateway()
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+        if self.forwarder is not None:
+            self.forwarder.close()
         if self.node is not None and self.node.transport is not None:
             self.node.transport.close()
         if self.task is not None and not self.task.done():

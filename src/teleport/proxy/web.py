@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from teleport import __version__, defaults
+from teleport import __version__
 from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter
 from teleport.httpapi import error_middleware, json_body, path_param
-from teleport.limits import RateLimiter, source_of
+from teleport.limits import LoginRateLimits, source_of
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,7 @@ class WebProxy:
         self.web_public_addr = web_public_addr
         self._second_factor: str | None = None
         # Refuse login floods here, before they cost auth an argon2 check (auth limits too).
-        self.login_rate_addr = RateLimiter(
-            defaults.LOGIN_RATE_PER_ADDR, defaults.LOGIN_BURST_PER_ADDR,
-            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
-        )
-        self.login_rate_user = RateLimiter(
-            defaults.LOGIN_RATE_PER_USER, defaults.LOGIN_BURST_PER_USER,
-            defaults.LOGIN_RATE_MAX_KEYS, what="login attempts",
-        )
+        self.login_rates = LoginRateLimits()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
@@ -76,8 +69,7 @@ class WebProxy:
         if not isinstance(user, str) or not user:
             raise BadParameter("missing user name")
         source = source_of(_remote(request))
-        self.login_rate_addr.check(source, f"from {source or 'your address'}")
-        self.login_rate_user.check(user, f"for user {user!r}")
+        self.login_rates.check(source, user)
         result = await self.auth.authenticate_ssh(
             user,
             str(data.get("password") or ""),

@@ -32,6 +32,7 @@ from teleport.proxy.web import WebProxy
 from teleport.service import identity as idstore
 from teleport.service import memory
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
+from teleport.storage import open_audit_storage
 
 log = logging.getLogger("teleport")
 
@@ -130,7 +131,13 @@ class TeleportProcess:
         key_pem, cert_pem = auth.new_tls_identity(ident, dns_names=[defaults.AUTH_SERVER_NAME])
         keys = idstore.keys_dir(self.data_dir)
         ctx = server_ssl_context(cert_pem, key_pem, auth.tls_ca_cert, keys)
-        self.audit = AuditService(self.data_dir, self.backend, a.max_recording_size)
+        # Events and recordings: data_dir/log by default, DynamoDB and S3 when configured.
+        audit_log, recordings = await open_audit_storage(
+            a.audit_events_uri, a.audit_sessions_uri, self.cfg.teleport.storage, self.data_dir,
+            a.max_recording_size,
+        )
+        self.audit = AuditService(self.data_dir, self.backend, a.max_recording_size,
+                                  log=audit_log, recordings=recordings)
         api = AuthAPI(auth, self.audit)
         auth.on_event = api.emit  # login locks are announced in the audit log
         self.closers.append(self._close_hasher)

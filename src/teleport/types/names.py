@@ -23,7 +23,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_@.+=,~:-]{1,255}$")
 # Tokens we issue are hex; static tokens come from teleport.yaml and may use more characters.
 _TOKEN = re.compile(r"^[A-Za-z0-9_.~+=-]{1,256}$")
 # Session ids are UUIDs (older recordings may use other hex forms).
-_SID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+_SID = re.compile(r"^[0-9a-f-]{8,64}$")  # lower case only: one spelling per session
+# A host name or IP address a client names a node by (no wildcards, no spaces or commas).
+_HOST_PRINCIPAL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]{0,252})$")
 CA_TYPES = ("user", "host", "tls")
 
 
@@ -99,7 +101,7 @@ def check_token(value: str) -> str:
 def check_sid(value: str) -> str:
     """A session id, or BadParameter (ids that could escape a directory never pass)."""
     if not isinstance(value, str) or not _SID.match(value):
-        raise BadParameter(f"invalid session id {_show(value)}: expected a UUID")
+        raise BadParameter(f"invalid session id {_show(value)}: expected a lower-case UUID")
     return value
 
 
@@ -109,8 +111,18 @@ def check_host_id(value: str) -> str:
         parsed = uuid.UUID(value) if isinstance(value, str) else None
     except ValueError:
         parsed = None
-    if parsed is None or str(parsed) != value.lower():
-        raise BadParameter(f"invalid host id {_show(value)}: expected a UUID")
+    if parsed is None or str(parsed) != value:
+        # the canonical lower-case form only: two spellings must never name two hosts
+        raise BadParameter(f"invalid host id {_show(value)}: expected a lower-case UUID")
+    return value
+
+
+def check_host_principal(value: str) -> str:
+    """A host name or IP address to put in a host certificate, or BadParameter."""
+    if not isinstance(value, str) or not _HOST_PRINCIPAL.match(value) or ".." in value:
+        raise BadParameter(
+            f"invalid host name {_show(value)}: expected a host name or an IP address"
+        )
     return value
 
 

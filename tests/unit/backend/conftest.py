@@ -25,9 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from teleport.backend.aws import AWSSettings
 from teleport.backend.base import Backend
+from teleport.backend.dynamodb import DynamoDBBackend
 from teleport.backend.etcd import EtcdBackend
 from teleport.backend.sqlite import SQLiteBackend
+from tests.awsmock import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, moto_server
 
 ETCD_BINARY = os.environ.get("TELEPORT_ETCD_BINARY", "/usr/bin/etcd")
 
@@ -258,15 +261,32 @@ def prefix() -> str:
     return f"/test-{uuid.uuid4().hex[:12]}/"
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """A moto server (the local AWS API) for the module's tests."""
+    with moto_server() as server:
+        yield server
+
+
+def dynamo_settings(server: MotoServer) -> AWSSettings:
+    return AWSSettings(REGION, ACCESS_KEY, SECRET_KEY, server.endpoint)
+
+
+@pytest.fixture(params=["sqlite", "etcd", "dynamodb"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """Each conformance test runs once per backend."""
     b: Backend
     if request.param == "sqlite":
         b = await SQLiteBackend.open(str(tmp_path / "backend.sqlite"))
+    elif request.param == "dynamodb":
+        server: MotoServer = request.getfixturevalue("moto")
+        # a table per test: the tests share one server, never state
+        b = await DynamoDBBackend.open(
+            dynamo_settings(server), f"teleport-{uuid.uuid4().hex[:12]}", poll_interval=0.2
+        )
     else:
-        server: EtcdServer = request.getfixturevalue("etcd_server")
-        etcd = EtcdBackend([server.url], prefix=f"teleport-{uuid.uuid4().hex[:8]}")
+        etcd_server: EtcdServer = request.getfixturevalue("etcd_server")
+        etcd = EtcdBackend([etcd_server.url], prefix=f"teleport-{uuid.uuid4().hex[:8]}")
         await etcd.connect()
         b = etcd
     try:

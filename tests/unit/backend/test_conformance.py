@@ -1,4 +1,4 @@
-"""One conformance suite that every backend (SQLite, etcd) must pass unchanged."""
+"""One conformance suite that every backend (SQLite, etcd, DynamoDB) must pass unchanged."""
 
 from __future__ import annotations
 

@@ -105,5 +105,5 @@ async def test_open_backend_dir(tmp_path: Path) -> None:
 
 
 async def test_open_backend_unknown_type(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'dynamodb' is not supported; use 'dir'"):
-        await open_backend({"type": "dynamodb"}, str(tmp_path))
+    with pytest.raises(ConfigError, match="'firestore' is not supported; use 'dir'"):
+        await open_backend({"type": "firestore"}, str(tmp_path))

@@ -238,8 +238,8 @@ ERRORS = [
     ),
     ("teleport:\n  nodename: [a, b]\n", "teleport.nodename: expected a string, got a list"),
     (
-        "teleport:\n  storage: {type: dynamo}\n",
-        'teleport.storage.type: unknown storage type "dynamo"; expected one of dir, etcd',
+        "teleport:\n  storage: {type: firestore}\n",
+        'teleport.storage.type: unknown storage type "firestore"; expected one of dir, etcd, dynamodb',
     ),
     (
         "teleport:\n  storage: {type: etc}\n",
@@ -304,8 +304,12 @@ ERRORS = [
         'auth_service.authentication.type: expected one of local, got "oidc"',
     ),
     (
-        "auth_service:\n  session_recording: proxy\n",
-        'auth_service.session_recording: expected one of node, off, got "proxy"',
+        "auth_service:\n  session_recording: proxies\n",
+        'auth_service.session_recording: expected one of node, proxy, off, got "proxies"',
+    ),
+    (
+        "proxy_service:\n  proxy_checks_host_keys: maybe\n",
+        "proxy_service.proxy_checks_host_keys",
     ),
     (
         "auth_service:\n  cluster_name: my cluster\n",

@@ -78,3 +78,14 @@ def test_labels() -> None:
     assert [n["metadata"]["name"] for n in filter_by_labels(NODES, {"env": "prod"})] == ["u-1"]
     assert [n["metadata"]["name"] for n in filter_by_labels(NODES, {"kernel": "6.1"})] == ["u-2"]
     assert filter_by_labels(NODES, {"env": "qa"}) == []
+
+
+def test_an_ip_literal_matches_addresses_never_names() -> None:
+    """A node calling itself "127.0.0.1" must not receive traffic meant for that address."""
+    from teleport.proxy.lookup import match_nodes
+
+    impostor = {"metadata": {"name": "b"}, "spec": {"hostname": "127.0.0.1", "addr": "127.0.0.1:4001"}}
+    real = {"metadata": {"name": "a"}, "spec": {"hostname": "alpha", "addr": "127.0.0.1:4000"}}
+    assert match_nodes([impostor, real], "127.0.0.1", 4000) == [real]
+    assert match_nodes([impostor, real], "::ffff:127.0.0.1", 4000) == [real]
+    assert match_nodes([impostor, real], "alpha", 3022) == [real]

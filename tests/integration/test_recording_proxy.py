@@ -1,0 +1,329 @@
+"""Recording proxy mode (auth_service.session_recording: proxy) with real processes: an OpenSSH
+sshd node (TrustedUserCAKeys, host certificate from `tctl auth sign --host`) and a teleport node
+reached through a proxy that terminates SSH, logs in with the user's forwarded certificate,
+records the session and logs its events with the proxy's own server_id."""
+
+from __future__ import annotations
+
+import asyncio
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from teleport.recording.asciicast import read_cast
+from tests.helpers import Cluster, destroy, env_with, free_port, kill_proc, new_cluster, wait_port
+from tests.integration.test_proxy_tsh import ALLOW_LOOPBACK, SSHD, Sshd
+from tests.integration.test_recording import Shell, session_events, stored_recording, wait_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not (os.path.exists(SSHD) and shutil.which("ssh") and shutil.which("ssh-agent")
+             and os.geteuid() == 0),
+        reason="needs OpenSSH sshd/ssh/ssh-agent and root",
+    ),
+]
+LOGIN = "root"
+USER = "recjoe"
+PROXY_MODE = "  session_recording: proxy\n"
+
+
+def proxy_cluster(proxy_extra: str = ALLOW_LOOPBACK) -> Cluster:
+    c = new_cluster(roles="auth,proxy,node", auth_extra=PROXY_MODE, proxy_extra=proxy_extra)
+    try:
+        c.start()
+        wait_port(c.ports["node"], 20, c.proc)
+        c.add_user(USER, LOGIN)
+        c.login(USER)
+    except BaseException:
+        destroy(c)
+        raise
+    return c
+
+
+def proxy_host_id(c: Cluster) -> str:
+    with open(os.path.join(c.data_dir, "keys", "proxy.json")) as f:
+        return str(json.load(f)["host_id"])
+
+
+def key_path(c: Cluster) -> str:
+    return os.path.join(c.home, "keys", "127.0.0.1", USER)
+
+
+def tsh(c: Cluster, *args: str, check: bool = True, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [sys.executable, "-m", "teleport.cli.tsh", *args], capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+        env=env or env_with(TELEPORT_HOME=c.home), check=False,
+    )
+    if check:
+        assert res.returncode == 0, f"tsh {args} -> {res.returncode}\n{res.stdout}\n{res.stderr}\n{c.log()}"
+    return res
+
+
+class Agent:
+    """A private ssh-agent holding the user's key and certificate (for OpenSSH clients)."""
+
+    def __init__(self, c: Cluster) -> None:
+        self.dir = tempfile.mkdtemp(prefix="tp-agent-")
+        self.path = os.path.join(self.dir, "agent.sock")
+        self.proc = subprocess.Popen(["ssh-agent", "-D", "-a", self.path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(500):  # the socket exists at bind(), a moment before the agent listens
+            add = subprocess.run(["ssh-add", key_path(c)], env={**os.environ, "SSH_AUTH_SOCK": self.path},
+                                 capture_output=True, text=True, check=False)
+            if add.returncode == 0:
+                break
+            time.sleep(0.01)
+        assert add.returncode == 0, add.stderr
+
+    def stop(self) -> None:
+        kill_proc(self.proc)  # type: ignore[arg-type]
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cl() -> Iterator[Cluster]:
+    c = proxy_cluster()
+    try:
+        yield c
+    finally:
+        destroy(c)
+
+
+@pytest.fixture(scope="module")
+def sshd(cl: Cluster) -> Iterator[Sshd]:
+    s = Sshd(cl)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def agent(cl: Cluster) -> Iterator[Agent]:
+    a = Agent(cl)
+    try:
+        yield a
+    finally:
+        a.stop()
+
+
+def ssh_opts(c: Cluster, forward_agent: bool) -> list[str]:
+    """OpenSSH through the proxy by ProxyCommand, trusting the cluster's host CA only."""
+    kh = os.path.join(c.root, "known_hosts_ca")
+    if not os.path.exists(kh):
+        with open(kh, "w") as f:
+            f.write(c.tctl("auth", "export", "--type=host").stdout)
+    k = key_path(c)
+    base = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", k,
+            "-o", f"CertificateFile={k}-cert.pub", "-o", f"UserKnownHostsFile={kh}",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"]
+    pc = " ".join(["ssh", *base, *(["-A"] if forward_agent else ["-a"]), "-p", str(c.ports["ssh"]),
+                   "%r@127.0.0.1", "-s", "proxy:%h:%p"])
+    return [*base, "-o", f"ProxyCommand={pc}"]
+
+
+def run(*cmd: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def events_of(c: Cluster, kind: str) -> list[dict[str, Any]]:
+    from tests.integration.test_recording import events
+
+    return [e for e in events(c) if e.get("event") == kind]
+
+
+# -- tests --------------------------------------------------------------------------------------
+
+def test_tsh_exec_on_sshd_is_audited_by_the_proxy(cl: Cluster, sshd: Sshd) -> None:
+    res = tsh(cl, "ssh", "-p", str(sshd.port), f"{LOGIN}@127.0.0.1", "echo proxied-$((6*7)); exit 3",
+              check=False)
+    assert res.returncode == 3, res.stderr + cl.log()
+    assert res.stdout == "proxied-42\n"
+    ev = wait_for(lambda: [e for e in events_of(cl, "exec") if "proxied-" in e.get("command", "")],
+                  what="the exec event")
+    assert ev[0]["server_id"] == proxy_host_id(cl) and ev[0]["exitCode"] == 3
+    assert ev[0]["user"] == USER and ev[0]["login"] == LOGIN
+
+
+async def _interactive(c: Cluster, host: str, port: int) -> str:
+    """A PTY session through the proxy as tsh makes it (agent forwarded); returns its marker."""
+    from teleport.client import ssh
+
+    creds = ssh.load_credentials()  # TELEPORT_HOME points at the cluster's tsh home
+    proxy = await ssh.connect_proxy(creds, LOGIN)
+    try:
+        conn = await ssh.connect_node(proxy, creds, host, port, LOGIN)
+        async with conn:
+            sh = await Shell.open(conn, size=(90, 30))
+            sh.send("printf 'rec-%s\\n' proxied\n")
+            await sh.expect("rec-proxied")
+            sh.proc.change_terminal_size(100, 40)
+            sh.send("stty size\n")
+            await sh.expect("40 100")
+            assert await sh.exit(4) == 4
+    finally:
+        proxy.close()
+    return "rec-proxied"
+
+
+@pytest.mark.parametrize("where", ["sshd", "teleport-node"])
+def test_interactive_session_recorded_once_by_the_proxy(cl: Cluster, sshd: Sshd, where: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEPORT_HOME", cl.home)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    before = {e["sid"] for e in events_of(cl, "session.start")}
+    host, port = ("127.0.0.1", sshd.port) if where == "sshd" else ("testnode", cl.ports["node"])
+    asyncio.run(_interactive(cl, host, port))
+    pid = proxy_host_id(cl)
+    # the proxy's own events (a teleport node logs what it ran as well, with its own sid)
+    proxy_addr = f"127.0.0.1:{cl.ports['ssh']}"
+    starts = wait_for(lambda: [e for e in events_of(cl, "session.start")
+                               if e["sid"] not in before and e["addr.local"] == proxy_addr],
+                      what="the proxy's session.start")
+    assert len(starts) == 1, starts
+    sid = starts[0]["sid"]
+    stored = stored_recording(cl, sid)
+    wait_for(lambda: os.path.exists(stored), what="the uploaded recording")
+    header, evs = read_cast(stored)
+    out = "".join(d for _, k, d in evs if k == "o")
+    assert header["width"] == 90 and "rec-proxied" in out and "40 100" in out
+    kinds = {e["event"]: e for e in session_events(cl, sid)}
+    assert {"session.start", "resize", "session.end"} <= set(kinds), kinds
+    assert all(e["server_id"] == pid for e in kinds.values())
+    assert starts[0]["server_addr"] == f"127.0.0.1:{port}"
+    wait_for(lambda: "session.upload" in {e["event"] for e in session_events(cl, sid)},
+             what="session.upload")
+    # the teleport node does not record too: the recording is stored once, by the proxy
+    node_uploads = os.path.join(cl.data_dir, "log", "upload", "sessions")
+    assert not os.path.isdir(node_uploads) or not os.listdir(node_uploads)
+    play = tsh(cl, "play", sid, env=env_with(TELEPORT_HOME=cl.home))
+    assert "rec-proxied" in play.stdout
+
+
+def test_openssh_without_agent_is_refused_with_a_clear_message(cl: Cluster, sshd: Sshd) -> None:
+    res = run("ssh", *ssh_opts(cl, forward_agent=False), "-p", str(sshd.port),
+              f"{LOGIN}@127.0.0.1", "true", env=env_with())
+    assert res.returncode != 0
+    assert "recording proxy mode needs your agent" in res.stderr and "ssh -A" in res.stderr, res.stderr
+
+
+def test_openssh_ssh_and_scp_with_forwarded_agent(cl: Cluster, sshd: Sshd, agent: Agent,
+                                                  tmp_path: Any) -> None:
+    env = env_with(SSH_AUTH_SOCK=agent.path)
+    opts = [*ssh_opts(cl, forward_agent=True), "-o", f"Port={sshd.port}"]
+    res = run("ssh", *opts, f"{LOGIN}@127.0.0.1", "echo via-openssh", env=env)
+    assert res.returncode == 0 and res.stdout == "via-openssh\n", res.stderr + cl.log()
+    src = os.path.join(str(tmp_path), "payload.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(1024 * 1024 + 5))
+    remote = f"/tmp/tp-recproxy-{os.getpid()}.bin"
+    try:
+        for extra in ([], ["-O"]):
+            up = run("scp", *opts, *extra, src, f"{LOGIN}@127.0.0.1:{remote}", env=env)
+            assert up.returncode == 0, up.stderr
+            back = os.path.join(str(tmp_path), "back.bin")
+            down = run("scp", *opts, *extra, f"{LOGIN}@127.0.0.1:{remote}", back, env=env)
+            assert down.returncode == 0, down.stderr
+            assert filecmp.cmp(src, back, shallow=False)
+    finally:
+        if os.path.exists(remote):
+            os.remove(remote)
+    def scp_events() -> list[dict[str, Any]]:
+        evs = [e for e in events_of(cl, "scp") if e.get("path") == remote]
+        return evs if {e["action"] for e in evs} >= {"upload", "download"} else []
+
+    scp = wait_for(scp_events, what="scp upload and download events (legacy scp)")
+    assert all(e["server_id"] == proxy_host_id(cl) for e in scp)
+
+
+def test_tsh_scp_through_recording_proxy(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    src = os.path.join(str(tmp_path), "f.txt")
+    with open(src, "w") as f:
+        f.write("copied through a recording proxy\n")
+    remote = f"/tmp/tp-recproxy-tsh-{os.getpid()}.txt"
+    try:
+        tsh(cl, "scp", "-P", str(sshd.port), src, f"{LOGIN}@127.0.0.1:{remote}")
+        with open(remote) as f:
+            assert f.read() == "copied through a recording proxy\n"
+    finally:
+        if os.path.exists(remote):
+            os.remove(remote)
+
+
+def test_plain_host_key_refused_unless_checks_are_off(tmp_path: Any) -> None:
+    """An sshd with no host certificate: refused by default, accepted with
+    proxy_checks_host_keys: no."""
+    for checks in ("yes", "no"):
+        c = proxy_cluster(ALLOW_LOOPBACK + f"  proxy_checks_host_keys: {checks}\n")
+        plain = PlainSshd(c)
+        try:
+            res = tsh(c, "ssh", "-p", str(plain.port), f"{LOGIN}@127.0.0.1", "echo plain-ok", check=False)
+            if checks == "yes":
+                assert res.returncode != 0, res.stdout
+                assert "no host certificate of this cluster" in res.stderr, res.stderr
+                assert "proxy_checks_host_keys" in res.stderr
+            else:
+                assert res.returncode == 0 and res.stdout == "plain-ok\n", res.stderr + c.log()
+        finally:
+            plain.stop()
+            destroy(c)
+
+
+class PlainSshd(Sshd):
+    """An sshd trusting the user CA but with a plain host key (no certificate)."""
+
+    def __init__(self, cluster: Cluster) -> None:  # noqa: D107
+        self.dir = tempfile.mkdtemp(prefix="tp-sshd-plain-")
+        self.port = free_port()
+        key = os.path.join(self.dir, "host")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        users_ca = cluster.tctl("auth", "export", "--type=user").stdout
+        ca_lines = [ln.split(None, 1)[1] for ln in users_ca.splitlines() if ln.startswith("cert-authority ")]
+        with open(os.path.join(self.dir, "user_ca"), "w") as f:
+            f.write("\n".join(ca_lines) + "\n")
+        conf = os.path.join(self.dir, "sshd_config")
+        with open(conf, "w") as f:
+            f.write(
+                f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\n"
+                f"TrustedUserCAKeys {self.dir}/user_ca\n"
+                "UsePAM yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                "AuthorizedKeysFile none\nPermitRootLogin yes\nStrictModes no\n"
+                f"PidFile {self.dir}/sshd.pid\n"
+            )
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.log = open(os.path.join(self.dir, "sshd.log"), "wb")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", conf], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, 10, self.proc)
+
+
+def test_forwarding_certificates_name_one_host_for_the_proxy_only(cl: Cluster) -> None:
+    """In proxy mode auth signs the proxy a short-lived host certificate naming exactly the
+    host asked for; it refuses wildcards and lists, and refuses a node identity outright."""
+    from teleport.ca import keys, sshcert
+    from teleport.errors import AccessDenied, BadParameter
+    from tests.integration.test_audit_forgery import run, service_client
+
+    pub = keys.public_key_to_openssh(keys.generate_private_key())
+    line = run(lambda a: a.sign_forward_cert(pub, "db-7.example.com"), service_client(cl, cl.data_dir, "proxy")[1])
+    info = sshcert.parse_cert(line)
+    assert info.cert_type == "host" and info.principals == ["db-7.example.com"]
+    assert info.key_id == f"forward:{proxy_host_id(cl)}"
+    assert info.valid_before - info.valid_after <= 3600 + 60
+    for bad in ("*.example.com", "a,b", "-oProxyCommand=x", ""):
+        with pytest.raises(BadParameter):
+            run(lambda a, bad=bad: a.sign_forward_cert(pub, bad), service_client(cl, cl.data_dir, "proxy")[1])
+    with pytest.raises(AccessDenied, match="a node identity may not"):
+        run(lambda a: a.sign_forward_cert(pub, "db-7"), service_client(cl, cl.data_dir, "node")[1])
