@@ -233,7 +233,11 @@ class Cluster:
         url = next(w for w in out.split() if w.startswith("https://"))
         secret = self.invite_secret(url)
         code = self.otp.code(name, secret)
-        self.tsh("--insecure", "signup", url, input=f"{password}\n{password}\n{code}\n")
+        # signup logs the new user in: into a home of its own, so that the profile tests use
+        # stays the one they logged in to
+        signup_home = os.path.join(self.root, f"signup-home-{name}")
+        self.tsh("--insecure", "signup", url, input=f"{password}\n{password}\n{code}\n",
+                 env=env_with(TELEPORT_HOME=signup_home))
         self.secrets[name] = secret
         return secret
 

@@ -166,3 +166,8 @@ ADMIN_IDENTITY_DIR = "keys"
 # The DNS name every auth server's TLS certificate carries and every client checks, whatever
 # address it dialled (only auth identities are issued with it).
 AUTH_SERVER_NAME = "auth.teleport.cluster.local"
+
+# tsh ssh: OpenSSH's escape character for ~. ~? ~~ at the start of a line ("none" turns it off)
+ESCAPE_CHAR = "~"
+# Names: a login (OS account) is at most this long (useradd's limit on Linux)
+MAX_LOGIN_LENGTH = 32

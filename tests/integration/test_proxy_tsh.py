@@ -281,9 +281,13 @@ def test_teleport_node_openssh_config_and_tsh_scp(full_cluster: Cluster, tmp_pat
     conf = os.path.join(str(tmp_path), "ssh_config")
     with open(conf, "w") as f:
         f.write(tsh(c, "config").stdout)
-    for name in ("testnode", f"testnode.{c.cluster_name}"):  # plain and cluster-qualified names
+    # the block matches cluster-qualified names and the proxy host only; others stay direct
+    other = subprocess.run(["ssh", "-G", "-F", conf, "example.org"], capture_output=True, text=True,
+                           check=True).stdout
+    assert "proxycommand" not in other
+    for name in (f"testnode.{c.cluster_name}", "127.0.0.1"):
         res = subprocess.run(
-            ["ssh", "-F", conf, f"{LOGIN}@{name}", "echo ok"],
+            ["ssh", "-F", conf, "-p", str(c.ports["node"]), f"{LOGIN}@{name}", "echo ok"],
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env_with(),
         )
         assert (res.returncode, res.stdout) == (0, "ok\n"), res.stderr

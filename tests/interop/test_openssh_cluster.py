@@ -96,8 +96,9 @@ def test_ssh_with_tsh_config_block(cl: Cluster, os_user: str, tmp_path: str) -> 
     cfg = os.path.join(str(tmp_path), "ssh_config")
     with open(cfg, "w") as f:
         f.write(cl.tsh("config").stdout)
+    # the block matches the cluster's names (NODE.CLUSTER) only
     res = run("ssh", "-F", cfg, "-o", "BatchMode=yes", "-p", str(cl.ports["node"]),
-              f"{os_user}@testnode", "id -un")
+              f"{os_user}@testnode.{cl.cluster_name}", "id -un")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == os_user
 
@@ -156,20 +157,21 @@ def test_ansible_ping_and_copy(cl: Cluster, os_user: str, tmp_path: str) -> None
         f.write(cl.tsh("config").stdout)
     inv = os.path.join(d, "hosts")
     with open(inv, "w") as f:
-        f.write(f"testnode ansible_user={os_user} ansible_port={cl.ports['node']} "
+        # the tsh config block matches NODE.CLUSTER names
+        f.write(f"testnode.{cl.cluster_name} ansible_user={os_user} ansible_port={cl.ports['node']} "
                 "ansible_python_interpreter=/usr/bin/python3\n")
     env = dict(os.environ, ANSIBLE_SSH_ARGS=f"-F {cfg}", ANSIBLE_HOME=os.path.join(d, "ansible"),
                ANSIBLE_LOCAL_TEMP=os.path.join(d, "tmp"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_SSH_TRANSFER_METHOD="scp")
     env.pop("SSH_AUTH_SOCK", None)
-    ping = run(ansible, "-i", inv, "testnode", "-m", "ping", env=env, timeout=180)
+    ping = run(ansible, "-i", inv, "all", "-m", "ping", env=env, timeout=180)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert '"ping": "pong"' in ping.stdout
     src = os.path.join(d, "motd.txt")
     with open(src, "w") as f:
         f.write("deployed through the proxy\n")
     dest = f"/home/{os_user}/motd-copy.txt"
-    copy = run(ansible, "-i", inv, "testnode", "-m", "copy", "-a", f"src={src} dest={dest}", env=env, timeout=180)
+    copy = run(ansible, "-i", inv, "all", "-m", "copy", "-a", f"src={src} dest={dest}", env=env, timeout=180)
     assert copy.returncode == 0, copy.stdout + copy.stderr
     with open(dest) as f:
         assert f.read() == "deployed through the proxy\n"

@@ -198,7 +198,15 @@ class AuthAPI:
         user = await self.server.complete_invite(
             path_param(request, "token"), _str(data, "password"), _str(data, "otp_code", False)
         )
-        return web.json_response({"user": user.name})
+        out: dict[str, Any] = {"user": user.name}
+        if data.get("public_key"):
+            # Signup ends logged in (as the reference's): the code was just used, so a separate
+            # login would have to wait for the authenticator's next one.
+            result = await self.server.generate_user_certs(user, _str(data, "public_key"), data.get("ttl"))
+            self.emit("user.login", user=user.name, method="local", success=True,
+                      addr_remote=peer_addr(request) or None)
+            out["login"] = await self._login_body(result)
+        return web.json_response(out)
 
     async def list_users(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "list")
@@ -212,8 +220,8 @@ class AuthAPI:
     async def delete_user(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "delete")
         name = path_param(request, "user")
-        await self.server.delete_user(name)
-        return web.json_response({"deleted": name})
+        removed = await self.server.delete_user(name)
+        return web.json_response({"deleted": name, "removed": removed})
 
     async def set_password(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user", "update")
@@ -242,19 +250,21 @@ class AuthAPI:
                       addr_remote=remote or None)
             raise
         self.emit("user.login", user=name, method="local", success=True, addr_remote=remote or None)
-        return web.json_response(
-            {
-                "cert": result.cert,
-                "tls_cert": result.tls_cert.decode(),
-                "username": result.username,
-                "roles": result.roles,
-                "logins": result.logins,
-                "expires": result.expires,
-                "cluster_name": self.server.cluster_name,
-                "host_ca_keys": await self.server.checking_keys("host"),
-                "tls_ca": self.server.tls_ca_cert.decode(),
-            }
-        )
+        return web.json_response(await self._login_body(result))
+
+    async def _login_body(self, result: Any) -> dict[str, Any]:
+        """What a login returns: the certificates and what the client needs to trust the cluster."""
+        return {
+            "cert": result.cert,
+            "tls_cert": result.tls_cert.decode(),
+            "username": result.username,
+            "roles": result.roles,
+            "logins": result.logins,
+            "expires": result.expires,
+            "cluster_name": self.server.cluster_name,
+            "host_ca_keys": await self.server.checking_keys("host"),
+            "tls_ca": self.server.tls_ca_cert.decode(),
+        }
 
     async def sign_user(self, request: web.Request) -> web.Response:
         await self._authorize(request, "user_cert", "create")

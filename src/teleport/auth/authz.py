@@ -52,6 +52,7 @@ _SESSION_EVENTS = frozenset(
         schema.SESSION_LEAVE,
         schema.SESSION_END,
         schema.SESSION_UPLOAD,
+        schema.SESSION_DATA,
         schema.EXEC,
         schema.PORT_FORWARD,
         schema.SCP,

@@ -103,15 +103,21 @@ class AuthClient:
     async def get_invite(self, token: str) -> dict[str, Any]:
         return await self.call("GET", api_path("/v1/invites/{token}", token=token))
 
-    async def complete_invite(self, token: str, password: str, otp_code: str) -> dict[str, Any]:
-        body = {"password": password, "otp_code": otp_code}
+    async def complete_invite(self, token: str, password: str, otp_code: str,
+                              public_key: str = "", ttl: float | None = None) -> dict[str, Any]:
+        """Complete a signup; with `public_key`, also log in (the answer's "login")."""
+        body: dict[str, Any] = {"password": password, "otp_code": otp_code}
+        if public_key:
+            body.update(public_key=public_key, ttl=ttl)
         return await self.call("POST", api_path("/v1/invites/{token}/complete", token=token), body)
 
     async def list_users(self) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/users")
 
-    async def delete_user(self, name: str) -> None:
-        await self.call("DELETE", api_path("/v1/users/{user}", user=name))
+    async def delete_user(self, name: str) -> str:
+        """Delete a user and/or its pending invite; says which ("user", "invite", ...)."""
+        resp = await self.call("DELETE", api_path("/v1/users/{user}", user=name))
+        return str(resp.get("removed", "user")) if isinstance(resp, dict) else "user"
 
     async def authenticate_ssh(
         self, user: str, password: str, otp_code: str, public_key: str, ttl: float | None,

@@ -81,8 +81,10 @@ class HostsMixin(AuthCore):
                 }
             )
         for inv in await self.store.list_invites():
+            # The token itself is stored only as its digest; an id from the digest names the
+            # invite for `tctl tokens del` without revealing the token.
             out.append(
-                {"token": "(invite for " + inv["user"] + ")", "roles": ["signup"],
+                {"token": invite_id(inv["digest"]), "roles": ["signup"], "user": inv["user"],
                  "expires": inv["expires"], "static": False}
             )
         return out
@@ -94,6 +96,12 @@ class HostsMixin(AuthCore):
                     "this is a static token from auth_service.tokens in teleport.yaml: remove it "
                     "from the file and restart the auth service instead"
                 )
+        if token.startswith(INVITE_ID_PREFIX):
+            for inv in await self.store.list_invites():
+                if invite_id(inv["digest"]) == token:
+                    await self.store.delete_invite(inv["digest"])
+                    return
+            raise NotFound(f"invite {token} not found (used, expired or already deleted)")
         digest = secrets.token_digest(token)
         try:
             await self.store.delete_token(digest)
@@ -305,3 +313,11 @@ def host_identity_from_dict(d: dict[str, Any]) -> HostIdentity:
         user_ca_keys=list(d["user_ca_keys"]),
         host_ca_keys=list(d["host_ca_keys"]),
     )
+
+
+INVITE_ID_PREFIX = "invite-"
+
+
+def invite_id(digest: str) -> str:
+    """The id `tctl tokens ls` shows for an invite (a prefix of its token's digest)."""
+    return INVITE_ID_PREFIX + digest[:16]

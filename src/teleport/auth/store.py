@@ -196,6 +196,7 @@ class ClusterStore:
         for item in await self.backend.get_range("/invites/"):
             data = json.loads(item.value)
             data["expires"] = item.expires
+            data["digest"] = item.key.rsplit("/", 1)[-1]
             out.append(data)
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +17,7 @@ from teleport.errors import (
     BadParameter,
     NotFound,
 )
-from teleport.types.names import (
-    check_role_name,
-    check_user_name,
-)
+from teleport.types.names import check_logins, check_new_user_name, check_role_name
 from teleport.types.resources import Metadata, Server, User
 from teleport.types.role import Role
 
@@ -75,7 +73,7 @@ class UsersMixin(AuthCore):
             await self.check_roles_exist(roles)
             spec["roles"] = list(roles)
         if traits is not None:
-            spec["traits"] = check_traits(traits)
+            spec["traits"] = _checked_logins(check_traits(traits))
         updated = User(metadata=user.metadata, spec=spec)
         await self.store.upsert_user(updated)
         return updated
@@ -94,10 +92,11 @@ class UsersMixin(AuthCore):
         if not roles:
             raise BadParameter(f"user {user.name!r}: spec.roles must name at least one role")
         await self.check_roles_exist(roles)
-        traits = check_traits(spec.get("traits") or {})
+        traits = _checked_logins(check_traits(spec.get("traits") or {}))
         try:
             current = await self.store.get_user(user.name)
         except NotFound:
+            check_new_user_name(user.name)  # the rule for new users; older names stay readable
             current = None
         if current is not None and not replace:
             raise AlreadyExists(f"user {user.name!r} already exists: use 'tctl create -f' to update it")
@@ -125,7 +124,16 @@ class UsersMixin(AuthCore):
         self, username: str, logins: list[str], roles: list[str], ttl: float | None, proxy_addr: str
     ) -> dict[str, Any]:
         """Create a signup invite; the user does not exist until the invite is completed."""
-        check_user_name(username)
+        check_new_user_name(username)
+        try:
+            logins = check_logins(logins or [username])
+        except BadParameter as exc:
+            if logins:
+                raise
+            raise BadParameter(
+                f"{exc.message}; the user name {username!r} is not a valid login, so name the "
+                "logins: tctl users add NAME LOGIN1,LOGIN2"
+            ) from None
         for name in roles:
             check_role_name(name)
         ttl = defaults.INVITE_TOKEN_TTL if not ttl else parse_duration(ttl)
@@ -144,10 +152,11 @@ class UsersMixin(AuthCore):
         expires = _now() + ttl
         invite = {
             "user": username,
-            "logins": logins or [username],
+            "logins": logins,
             "roles": roles or ["access"],
             "otp_secret": secrets.new_totp_secret(),
             "created": _now(),
+            "issuer": otp_issuer(self.cluster_name, proxy_addr),
         }
         await self.store.put_invite(secrets.token_digest(token), invite, expires)
         return {
@@ -163,7 +172,8 @@ class UsersMixin(AuthCore):
         out = {"user": invite["user"], "second_factor": self.second_factor}
         if self.second_factor == "otp":
             out["otp_secret"] = invite["otp_secret"]
-            out["otp_uri"] = secrets.totp_uri(invite["otp_secret"], invite["user"], self.cluster_name)
+            issuer = invite.get("issuer") or self.cluster_name
+            out["otp_uri"] = secrets.totp_uri(invite["otp_secret"], invite["user"], issuer)
         return out
 
     async def _find_invite(self, token: str) -> tuple[Any, dict[str, Any]]:
@@ -199,8 +209,25 @@ class UsersMixin(AuthCore):
         )
         return user
 
-    async def delete_user(self, name: str) -> None:
-        await self.store.delete_user(name)
+    async def delete_user(self, name: str) -> str:
+        """Delete a user, and revoke the pending invites for that name (an invited user does not
+        exist until signup, but `tctl users del NAME` is how an admin takes the invite back).
+        Returns what was removed: "user", "invite" or "user and invite"."""
+        revoked = 0
+        for inv in await self.store.list_invites():
+            if inv.get("user") == name:
+                try:
+                    await self.store.delete_invite(inv["digest"])
+                    revoked += 1
+                except NotFound:
+                    pass  # used or expired meanwhile
+        try:
+            await self.store.delete_user(name)
+        except NotFound:
+            if revoked:
+                return "invite"
+            raise NotFound(f"user {name!r} not found (no user and no pending invite)") from None
+        return "user and invite" if revoked else "user"
 
     async def list_users(self) -> list[User]:
         return await self.store.list_users()
@@ -233,3 +260,26 @@ def server_labels(node: Server) -> dict[str, str]:
         if isinstance(cmd, dict):
             labels[str(name)] = str(cmd.get("result", "")).strip()
     return labels
+
+
+def _checked_logins(traits: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The `logins` trait checked against the login rule and de-duplicated."""
+    if "logins" in traits:
+        traits = {**traits, "logins": check_logins(list(traits["logins"]))}
+    return traits
+
+
+def otp_issuer(cluster_name: str, proxy_addr: str) -> str:
+    """The otpauth issuer authenticator apps show: the cluster name, or the proxy's public host
+    when the cluster has no configured name (a generated UUID tells the user nothing)."""
+    try:
+        uuid.UUID(cluster_name)
+    except ValueError:
+        return cluster_name
+    from teleport.config.addr import parse_host_port
+
+    try:
+        host = parse_host_port(proxy_addr, defaults.PROXY_WEB_PORT).host if proxy_addr else ""
+    except BadParameter:
+        host = ""
+    return host or cluster_name

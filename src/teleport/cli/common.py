@@ -14,19 +14,20 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
-def run_cli(fn: Callable[[], int | None]) -> int:
-    """Run a command: known errors print one line and exit non-zero; Ctrl-C exits 130."""
+def run_cli(fn: Callable[[], int | None], error_code: int = 1) -> int:
+    """Run a command: known errors print one line and exit `error_code` (255 for tsh called as
+    ssh, as OpenSSH); Ctrl-C exits 130."""
     try:
         return fn() or 0
     except TeleportError as err:
-        return fail(str(err))
+        return fail(str(err), error_code)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return 130
     except BrokenPipeError:
         return 1
     except OSError as err:
-        return fail(str(err))
+        return fail(str(err), error_code)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -55,3 +56,18 @@ def fmt_remaining(seconds: float) -> str:
     from teleport.client.sessions import fmt_duration
 
     return "EXPIRED" if seconds <= 0 else fmt_duration(seconds)
+
+
+def human_duration(seconds: float) -> str:
+    """A duration for people: "45 seconds", "1 minute", "1 hour 30 minutes", "48 hours"
+    (rounded to the minute from one minute up)."""
+    def unit(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    total = max(int(round(seconds)), 0)
+    if total < 60:
+        return unit(total, "second")
+    minutes = int(round(total / 60))
+    h, m = divmod(minutes, 60)
+    parts = ([unit(h, "hour")] if h else []) + ([unit(m, "minute")] if m else [])
+    return " ".join(parts)

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-d", "--debug", action="store_true", help="Verbose logging to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("version", help="Print the version.", description="Print tctl's version.")
 
     users = sub.add_parser("users", help="Manage users.", description="Manage user accounts.")
     us = users.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
@@ -128,9 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="Print the CA public keys in OpenSSH formats.",
         description="Print the user CA as an authorized_keys line (cert-authority ...) and the host "
-        "CA as a known_hosts line (@cert-authority ...).",
+        "CA as a known_hosts line (@cert-authority ...). For an OpenSSH server's "
+        "TrustedUserCAKeys file use: tctl auth export --type=user --format=openssh-ca "
+        "> /etc/ssh/teleport_user_ca.pub",
     )
     exp.add_argument("--type", choices=["user", "host"], help="Only this CA")
+    exp.add_argument(
+        "--format", choices=["openssh", "openssh-ca"], default="openssh",
+        help="openssh (default): authorized_keys / known_hosts lines; openssh-ca: the bare CA "
+        "keys, one per line, as sshd's TrustedUserCAKeys file takes them",
+    )
+    exp.add_argument(
+        "--compat", choices=["1.0"], default=None,
+        help="1.0: export the user CA in known_hosts format too, as Teleport 1.0 did",
+    )
     aus.add_parser("ls", help="List CAs and their fingerprints.", description="List the cluster's CAs with SHA256 fingerprints.")
     sign = aus.add_parser(
         "sign",
@@ -346,6 +358,9 @@ def connect(config_path: str | None) -> Any:
 
 # users ----------------------------------------------------------------------------------
 async def users_add(c: Any, a: argparse.Namespace) -> None:
+    import time
+
+    from teleport.cli.common import human_duration
     from teleport.durations import parse_duration
     from teleport.types.resources import split_csv
 
@@ -354,8 +369,9 @@ async def users_add(c: Any, a: argparse.Namespace) -> None:
     logins = split_csv(a.logins_pos or a.logins) or [a.name]
     roles = split_csv(a.roles)
     inv = await c.create_invite(a.name, logins, roles, parse_duration(a.ttl), "")
-    hours = (inv["expires"] - __import__("time").time()) / 3600
-    print(f"Signup token has been created and is valid for {hours:.0f} hours. Share this URL with the user:")
+    left = inv["expires"] - time.time()
+    print(f"Signup token has been created and is valid for {human_duration(left)}. Share this URL "
+          "with the user:")
     print(inv["url"])
     print()
     print("The user completes the invite from a terminal with: tsh [--insecure] signup <URL>")
@@ -370,8 +386,13 @@ async def users_ls(c: Any, a: argparse.Namespace) -> None:
 
 
 async def users_del(c: Any, a: argparse.Namespace) -> None:
-    await c.delete_user(a.name)
-    print(f"User '{a.name}' has been deleted")
+    removed = await c.delete_user(a.name)
+    if removed == "invite":
+        print(f"The pending invite for '{a.name}' has been revoked")
+    elif removed == "user":
+        print(f"User '{a.name}' has been deleted")
+    else:
+        print(f"User '{a.name}' has been deleted and the pending invite revoked")
 
 
 async def users_update(c: Any, a: argparse.Namespace) -> None:
@@ -527,10 +548,13 @@ async def nodes_ls(c: Any, a: argparse.Namespace) -> None:
 # tokens ---------------------------------------------------------------------------------
 async def tokens_ls(c: Any, a: argparse.Namespace) -> None:
     rows = [
-        [t["token"], ",".join(r.capitalize() for r in t["roles"]), fmt_time(t["expires"])]
+        [t["token"], ",".join(r.capitalize() for r in t["roles"]), fmt_time(t["expires"]),
+         f"invite for {t['user']}" if t.get("user") else ""]
         for t in await c.list_tokens()
     ]
-    print(table(["Token", "Role", "Expiry Time (UTC)"], rows))
+    print(table(["Token", "Role", "Expiry Time (UTC)", "Description"], rows))
+    if any(t[3] for t in rows):
+        print("\nRevoke an invite with 'tctl tokens del ID' or 'tctl users del USER'.")
 
 
 async def tokens_del(c: Any, a: argparse.Namespace) -> None:
@@ -540,17 +564,15 @@ async def tokens_del(c: Any, a: argparse.Namespace) -> None:
 
 # auth -----------------------------------------------------------------------------------
 async def auth_export(c: Any, a: argparse.Namespace) -> None:
-    from teleport.ca.export import authorized_keys_line, known_hosts_line
+    from teleport.ca.export import export_lines
 
-    for ca in await c.get_authorities():
-        kind, cluster = ca["spec"]["type"], ca["spec"]["cluster_name"]
-        if kind == "tls" or (a.type and a.type != kind):
-            continue
-        for key in ca["spec"]["checking_keys"]:
-            if kind == "user":
-                print(authorized_keys_line(key, cluster))
-            else:
-                print(known_hosts_line(key, cluster, ["*"]))
+    cas = [
+        (ca["spec"]["type"], ca["spec"]["cluster_name"], key)
+        for ca in await c.get_authorities()
+        for key in ca["spec"]["checking_keys"]
+    ]
+    for line in export_lines(cas, a.type, a.format, a.compat):
+        print(line)
 
 
 async def auth_ls(c: Any, a: argparse.Namespace) -> None:
@@ -600,6 +622,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
+    if args.command == "version":
+        from teleport import __version__
+
+        print(f"Teleport v{__version__} tctl (Python {sys.version.split()[0]})")
+        return 0
     if getattr(args, "subcommand", None) is None:
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
         return 1

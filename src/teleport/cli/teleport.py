@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="teleport",
         description="The Teleport daemon: runs any mix of the auth, proxy and node services.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"Teleport v{__version__} (Python {sys.version.split()[0]})",
+                        help="Print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     start = sub.add_parser(

@@ -12,8 +12,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from teleport import defaults
 from teleport.cli.common import fmt_remaining, run_cli
-from teleport.errors import BadParameter, NotAuthenticated
+from teleport.errors import BadParameter, ConnectionProblem, NotAuthenticated
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Connect to a node through the proxy. The target is [user@]host (a node name, ID or "
         "address) or [user@]key=value to run the command on every node with that label.",
     )
-    ssh.add_argument("-p", "--port", type=int, default=3022, help="Node SSH port (default 3022)")
+    ssh.add_argument("-p", "--port", type=int, default=defaults.NODE_SSH_PORT,
+                     help=f"Node SSH port (default {defaults.NODE_SSH_PORT})")
     ssh.add_argument("-l", "--login", default=None, help="Remote login (default: your OS user name)")
     tty = ssh.add_mutually_exclusive_group()
     tty.add_argument("-t", dest="tty", action="store_const", const=True, default=None,
@@ -73,10 +75,31 @@ def build_parser() -> argparse.ArgumentParser:
     tty.add_argument("-T", dest="tty", action="store_const", const=False, help="Never allocate a terminal")
     ssh.add_argument("-L", dest="forward", action="append", default=[], metavar="[BIND:]PORT:HOST:HOSTPORT",
                      help="Forward a local port to HOST:HOSTPORT as seen from the node")
+    ssh.add_argument("-R", dest="remote_forward", action="append", default=[],
+                     metavar="[BIND:]PORT:HOST:HOSTPORT",
+                     help="Forward a port on the node to HOST:HOSTPORT as seen from this machine "
+                     "(if your role's port_forwarding allows it)")
+    ssh.add_argument("-D", dest="dynamic_forward", action="append", default=[], metavar="[BIND:]PORT",
+                     help="A local SOCKS proxy whose connections leave from the node "
+                     "(if your role's port_forwarding allows it)")
+    ssh.add_argument("-N", dest="no_command", action="store_true",
+                     help="Run no command: only forward ports (until Ctrl-C)")
+    ssh.add_argument("-f", dest="background", action="store_true",
+                     help="Go to the background once connected (with -N: keep forwarding)")
     ssh.add_argument("-A", dest="agent", action="store_true", help="Forward your SSH agent to the node")
+    ssh.add_argument("-i", dest="identity", default=None, metavar="FILE",
+                     help="Use this key and its certificate FILE-cert.pub (e.g. from 'tctl auth "
+                     "sign --user') instead of the profile's")
+    ssh.add_argument("-e", dest="escape_char", default=defaults.ESCAPE_CHAR, metavar="CHAR",
+                     help="Escape character for ~. ~? ~~ (default ~; 'none' turns escapes off)")
+    ssh.add_argument("--enable-escape-sequences", dest="escapes", default="true",
+                     choices=["true", "false"],
+                     help="Recognise ~. (disconnect), ~? (help), ~~ at the start of a line "
+                     "(default true)")
     ssh.add_argument("--cluster", default="", help="The cluster of the node (default: your login's cluster)")
-    ssh.add_argument("destination", help="[user@]host or [user@]key=value")
-    ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="Command to run (default: a shell)")
+    ssh.add_argument("destination", nargs="?", help="[user@]host or [user@]key=value")
+    ssh.add_argument("remote_command", nargs=argparse.REMAINDER,
+                     help="Command to run (optional; default: an interactive shell)")
 
     scp = add(
         "scp",
@@ -126,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", "Print an OpenSSH client configuration.",
         "Print an ssh_config block that sends ssh through the proxy with your tsh certificate, "
         "e.g. 'tsh config >> ~/.ssh/config'.")
+    add("version", "Print the version.", "Print tsh's version.")
     add("agent", "Start an SSH agent with your certificate.",
         "Start an ssh-agent holding your key and certificate (until it expires) and print the "
         "SSH_AUTH_SOCK / SSH_AGENT_PID lines: eval $(tsh agent)")
@@ -174,7 +198,19 @@ def _client_for(args: argparse.Namespace):  # type: ignore[no-untyped-def,unused
     return store, profile, WebClient(proxy, insecure=insecure)
 
 
-def cmd_login(args: argparse.Namespace) -> int:
+def _print_login(out: Any) -> None:
+    print(f"> Profile URL:  https://{out.profile.web_proxy_addr}")
+    print(f"  Logged in as: {out.profile.user}")
+    print(f"  Cluster:      {out.profile.cluster}")
+    print(f"  Roles:        {', '.join(out.roles)}")
+    print(f"  Logins:       {', '.join(out.logins)}")
+    print(f"  Valid until:  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(out.expires))} "
+          f"[valid for {fmt_remaining(out.expires - time.time())}]")
+    print(f"  Key:          {out.key_path} ({out.agent})")
+
+
+def _login(args: argparse.Namespace) -> Any:
+    """Ask for the password (and one-time code) and log in; returns the LoginOutcome."""
     import getpass
 
     from teleport.client import session
@@ -188,15 +224,11 @@ def cmd_login(args: argparse.Namespace) -> int:
     if info.get("auth", {}).get("second_factor", "otp") == "otp":
         otp = ask_secret("Enter your OTP token: ")
     ttl = args.ttl * 60 if args.ttl else None
-    out = session.login(client, user, password, otp, ttl, store, pinged=info)
-    print(f"> Profile URL:  https://{out.profile.web_proxy_addr}")
-    print(f"  Logged in as: {out.profile.user}")
-    print(f"  Cluster:      {out.profile.cluster}")
-    print(f"  Roles:        {', '.join(out.roles)}")
-    print(f"  Logins:       {', '.join(out.logins)}")
-    print(f"  Valid until:  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(out.expires))} "
-          f"[valid for {fmt_remaining(out.expires - time.time())}]")
-    print(f"  Key:          {out.key_path} ({out.agent})")
+    return session.login(client, user, password, otp, ttl, store, pinged=info)
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    _print_login(_login(args))
     return 0
 
 
@@ -216,7 +248,8 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def cmd_signup(args: argparse.Namespace) -> int:
     from teleport.client import session
-    from teleport.client.prompt import ask_secret
+    from teleport.client.keystore import KeyStore
+    from teleport.client.prompt import ask_new_password, ask_secret
     from teleport.client.webclient import WebClient
 
     proxy, token = session.parse_invite_url(args.url)
@@ -224,10 +257,8 @@ def cmd_signup(args: argparse.Namespace) -> int:
     info = session.signup_info(client, token)
     user = info["user"]
     print(f"Welcome, {user}! Choose a password for your Teleport account.")
-    password = ask_secret("Password: ")
-    again = ask_secret("Password (again): ")
-    if password != again:
-        raise BadParameter("the passwords do not match; run 'tsh signup' again")
+    # checked (length, match) right away and asked again, before the QR code and the code
+    password = ask_new_password()
     code = ""
     if info.get("second_factor") == "otp":
         print()
@@ -239,8 +270,12 @@ def cmd_signup(args: argparse.Namespace) -> int:
         print()
         print(f"Secret: {info['otp_secret']}")
         code = ask_secret("Enter the 6-digit code the app shows: ")
-    session.complete_signup(client, token, password, code)
-    print(f"Account {user} is ready. Log in with: tsh --proxy={proxy}{' --insecure' if args.insecure else ''} login --user={user}")
+    ttl = args.ttl * 60 if args.ttl else None
+    # Signup logs the user in with the same password and code (a second login right away would
+    # need the authenticator's next code).
+    out = session.complete_signup_and_login(client, token, password, code, ttl, KeyStore())
+    print(f"Account {user} is ready and you are logged in.")
+    _print_login(out)
     return 0
 
 
@@ -254,19 +289,50 @@ def _split_target(dest: str, login: str | None) -> tuple[str, str]:
     return (user if at else (login or getpass.getuser())), host
 
 
+def _credentials(args: argparse.Namespace) -> Any:
+    """The profile's credentials; without a valid certificate, log in first (password and code)
+    as OpenSSH users expect from 'ssh host', then go on."""
+    from teleport.client import ssh
+    from teleport.client.keystore import KeyStore
+
+    try:
+        return ssh.load_credentials(proxy=args.proxy, identity=getattr(args, "identity", None))
+    except NotAuthenticated as exc:
+        if getattr(args, "identity", None) or (KeyStore().current_profile() is None and not args.proxy):
+            raise
+        sys.stderr.write(f"{exc.args[0].split(':')[0]}: logging in.\n")
+    out = _login(args)
+    sys.stderr.write(f"Logged in as {out.profile.user} until "
+                     f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(out.expires))}.\n")
+    return ssh.load_credentials(proxy=args.proxy)
+
+
 def cmd_ssh(args: argparse.Namespace) -> int:
     import asyncio
 
-    return asyncio.run(_ssh(args))
+    from teleport.client.escape import parse_escape_char
+
+    if not args.destination:
+        raise BadParameter(
+            "tsh ssh needs a destination: tsh ssh [user@]host [command ...]; the command is "
+            "optional (a shell by default); 'tsh ls' lists the nodes"
+        )
+    try:
+        args.escape = None if args.escapes == "false" else parse_escape_char(args.escape_char)
+    except ValueError as exc:
+        raise BadParameter(f"{exc} Use one character, ^X, or none") from None
+    if args.no_command and args.remote_command:
+        raise BadParameter("-N runs no command: drop the command, or drop -N")
+    creds = _credentials(args)
+    return asyncio.run(_ssh(args, creds))
 
 
-async def _ssh(args: argparse.Namespace) -> int:
+async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     import asyncio
 
     from teleport.client import ssh
     from teleport.proxy.lookup import filter_by_labels, label_selector
 
-    creds = ssh.load_credentials(proxy=args.proxy)
     login, host = _split_target(args.destination, args.login)
     # joined with spaces and run by the remote shell, exactly as OpenSSH's ssh does
     command = " ".join(args.remote_command) if args.remote_command else None
@@ -282,14 +348,22 @@ async def _ssh(args: argparse.Namespace) -> int:
             return max(await asyncio.gather(*(
                 _run_on(proxy, creds, n, args, login, command) for n in nodes
             )))
-        conn = await ssh.connect_node(
-            proxy, creds, host, args.port, login, args.cluster, agent_forwarding=args.agent
-        )
+        try:
+            conn = await ssh.connect_node(
+                proxy, creds, host, args.port, login, args.cluster, agent_forwarding=args.agent
+            )
+        except ConnectionProblem as exc:
+            raise await ssh.explain_unknown_node(proxy, creds, host, exc) from None
+        code = 0
         async with conn:
-            for spec in args.forward:
-                bind, lport, rhost, rport = ssh.parse_forward(spec)
-                await conn.forward_local_port(bind, lport, rhost, rport)
-            code = await ssh.run_session(conn, command, args.tty)
+            await ssh.start_forwards(conn, args.forward, args.remote_forward, args.dynamic_forward)
+            if args.background:
+                ssh.go_background()
+            if args.no_command:
+                await conn.wait_closed()
+            else:
+                code = await ssh.run_session(conn, command, args.tty, escape_char=args.escape,
+                                             host=host)
         return code
     finally:
         proxy.close()
@@ -313,12 +387,9 @@ async def _run_on(proxy: Any, creds: Any, node: dict[str, Any], args: argparse.N
 
 def cmd_scp(args: argparse.Namespace) -> int:
     import asyncio
+    import os
 
-    return asyncio.run(_scp(args))
-
-
-async def _scp(args: argparse.Namespace) -> int:
-    from teleport.client import scp, ssh
+    from teleport.client import scp
 
     if len(args.paths) < 2:
         raise BadParameter("tsh scp needs a source and a destination: tsh scp SRC... DST")
@@ -333,26 +404,33 @@ async def _scp(args: argparse.Namespace) -> int:
         )
     host, login = next(iter(remotes))
     login, host = _split_target(f"{login}@{host}" if login else host, None)
-    creds = ssh.load_credentials(proxy=args.proxy)
+    for loc in src:
+        # OpenSSH's scp says this before connecting, with the path
+        if not loc.remote and not os.path.exists(loc.path):
+            raise BadParameter(f"scp: {loc.path}: No such file or directory")
+    creds = _credentials(args)
+    return asyncio.run(_scp(args, creds, src, dst, host, login))
+
+
+async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: str,
+               login: str) -> int:
+    from teleport.client import scp, ssh
+
     proxy = await ssh.connect_proxy(creds, login)
     try:
-        conn = await ssh.connect_node(proxy, creds, host, args.port, login, args.cluster)
+        try:
+            conn = await ssh.connect_node(proxy, creds, host, args.port, login, args.cluster)
+        except ConnectionProblem as exc:
+            raise await ssh.explain_unknown_node(proxy, creds, host, exc) from None
         async with conn:
             async with conn.start_sftp_client() as sftp:
                 progress = None if args.quiet else scp.Progress()
-                try:
-                    await scp.copy(sftp, src, dst, args.recursive, progress)
-                except OSError as exc:
-                    raise BadParameter(f"scp: {exc}") from None
-                except Exception as exc:
-                    import asyncssh
-
-                    if isinstance(exc, asyncssh.SFTPError):
-                        raise BadParameter(f"scp: {exc.reason}") from None
-                    raise
+                errors = await scp.copy(sftp, src, dst, args.recursive, progress)
     finally:
         proxy.close()
-    return 0
+    for message in errors:
+        sys.stderr.write(message + "\n")
+    return 1 if errors else 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -542,13 +620,44 @@ def render_qr(data: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def cmd_version(args: argparse.Namespace) -> int:
+    from teleport import __version__
+
+    print(f"Teleport v{__version__} tsh (Python {sys.version.split()[0]})")
+    return 0
+
+
+def ssh_main(argv: list[str]) -> int:
+    """tsh called as `ssh`: OpenSSH's command line (see client/sshargs.py)."""
+    from teleport.client.sshargs import USAGE, SshUsageError, parse_ssh_argv
+
+    try:
+        cl = parse_ssh_argv(argv)
+    except SshUsageError as exc:
+        if exc.message:
+            sys.stderr.write(f"ssh: {exc.message}\n" if exc.show_usage else f"{exc.message}\n")
+        if exc.show_usage:
+            sys.stderr.write(USAGE)
+        return 255
+    if cl.version:
+        return cmd_version(argparse.Namespace())
+    # OpenSSH exits 255 when ssh itself fails, the remote command's status otherwise
+    return main(cl.tsh_args(), error_code=255)
+
+
+def main(argv: list[str] | None = None, error_code: int = 1) -> int:
+    """tsh's entry point; as `ssh` (argv[0]) it takes OpenSSH's command line."""
+    import os
+
+    if argv is None and os.path.basename(sys.argv[0]) == "ssh":
+        return ssh_main(sys.argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {
         "login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup,
         "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
         "recordings": cmd_recordings, "play": cmd_play, "sessions": cmd_sessions, "join": cmd_join,
+        "version": cmd_version,
     }
     if args.command is None:
         parser.print_help()
@@ -556,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ttl is not None and not 1 <= args.ttl <= 1800:
         sys.stderr.write("ERROR: --ttl is in minutes, between 1 and 1800 (30 hours)\n")
         return 1
-    return run_cli(lambda: commands[args.command](args))
+    return run_cli(lambda: commands[args.command](args), error_code=error_code)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,11 @@ def _human(n: float) -> str:
 
 async def copy(
     sftp: Any, src: list[Location], dst: Location, recursive: bool, progress: Progress | None
-) -> None:
-    """Upload (local srcs -> remote dst) or download (remote srcs -> local dst) with SFTP."""
+) -> list[str]:
+    """Upload (local srcs -> remote dst) or download (remote srcs -> local dst) with SFTP.
+
+    As OpenSSH's scp, a source that fails does not stop the others; the returned list holds one
+    OpenSSH-like message per failure (`scp: PATH: No such file or directory`)."""
     kwargs: dict[str, Any] = {
         "recurse": recursive,
         "preserve": False,
@@ -97,12 +100,52 @@ async def copy(
         "max_requests": SFTP_MAX_REQUESTS,
         "progress_handler": progress,
     }
-    if dst.remote:
-        for s in src:
-            if not recursive and os.path.isdir(s.path):
-                raise BadParameter(f"{s.path} is a directory: use -r to copy directories")
-        paths = [s.path for s in src]
-        await sftp.put(paths if len(paths) > 1 else paths[0], dst.path, **kwargs)
-    else:
-        paths = [s.path for s in src]
-        await sftp.get(paths if len(paths) > 1 else paths[0], dst.path, **kwargs)
+    errors: list[str] = []
+    for s in src:
+        try:
+            if dst.remote:
+                if not recursive and os.path.isdir(s.path):
+                    errors.append(f"scp: {s.path}: not a regular file (use -r to copy directories)")
+                    continue
+                await sftp.put(s.path, dst.path, **kwargs)
+            else:
+                if not recursive and await sftp.isdir(s.path):
+                    errors.append(f"scp: {s.path}: not a regular file (use -r to copy directories)")
+                    continue
+                await sftp.get(s.path, dst.path, **kwargs)
+        except OSError as exc:
+            # a local file: the path it names, in the words of strerror
+            errors.append(f"scp: {_path_of(exc, s.path if dst.remote else dst.path)}: "
+                          f"{exc.strerror or exc}")
+        except Exception as exc:
+            if not _is_sftp_error(exc):
+                raise
+            # the remote side: the source of a download, the destination of an upload
+            errors.append(f"scp: {dst.path if dst.remote else s.path}: {sftp_reason(exc)}")
+    return errors
+
+
+def _path_of(exc: OSError, fallback: str) -> str:
+    name = exc.filename
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    return str(name) if name else fallback
+
+
+def _is_sftp_error(exc: Exception) -> bool:
+    import asyncssh
+
+    return isinstance(exc, asyncssh.SFTPError)
+
+
+# SFTP status codes in OpenSSH's words (sftp-common.c fx2txt)
+_SFTP_TEXT = {2: "No such file or directory", 3: "Permission denied", 4: "Failure"}
+
+
+def sftp_reason(exc: Exception) -> str:
+    """An SFTP error as OpenSSH's scp words it."""
+    code = getattr(exc, "code", None)
+    reason = str(getattr(exc, "reason", "") or exc)
+    if code in _SFTP_TEXT and code != 4:
+        return _SFTP_TEXT[code]
+    return reason or _SFTP_TEXT.get(code or 4, "Failure")

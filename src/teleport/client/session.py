@@ -55,6 +55,15 @@ def login(
         "/v1/webapi/ssh/certs",
         {"user": user, "password": password, "otp_token": otp_code, "pub_key": public, "ttl": ttl_seconds},
     )
+    return _save_login(client, info, key, resp, store)
+
+
+def _save_login(client: WebClient, info: dict[str, Any], key: Any, resp: dict[str, Any],
+                store: KeyStore) -> LoginOutcome:
+    """Store a login's key, certificates and the cluster's host CA as the current profile."""
+    from teleport.ca import keys as cakeys
+
+    public = cakeys.public_key_to_openssh(key)
     ssh_addr = info.get("proxy", {}).get("ssh", {}).get("public_addr") or join_host_port(client.host, 3023)
     profile = Profile(
         web_proxy_addr=client.addr,
@@ -107,6 +116,29 @@ def remove_from_agent(key_path: str) -> None:
 def signup_info(client: WebClient, token: str) -> dict[str, Any]:
     """The invite's user name and one-time-code secret."""
     return client.call("GET", api_path("/v1/webapi/users/invites/{token}", token=token))
+
+
+def complete_signup_and_login(
+    client: WebClient, token: str, password: str, otp_code: str, ttl_seconds: float | None,
+    store: KeyStore,
+) -> LoginOutcome:
+    """Complete the invite and log in with the same answer (the one-time code works once, so a
+    separate login right after signup would have to wait for the next code)."""
+    from teleport.ca import keys as cakeys
+
+    info = ping(client)
+    key = cakeys.generate_private_key("ed25519")
+    resp = client.call(
+        "POST", "/v1/webapi/users",
+        {"invite_token": token, "password": password, "otp_code": otp_code,
+         "pub_key": cakeys.public_key_to_openssh(key), "ttl": ttl_seconds},
+    )
+    if not isinstance(resp.get("login"), dict):
+        raise TeleportError(
+            f"the account {resp.get('user')!r} was created but the proxy did not log you in: "
+            "run 'tsh login' with the next code your authenticator app shows"
+        )
+    return _save_login(client, info, key, resp["login"], store)
 
 
 def complete_signup(client: WebClient, token: str, password: str, otp_code: str) -> str:

@@ -19,7 +19,13 @@ import asyncssh
 
 from teleport import defaults, sshalgs
 from teleport.client.keystore import KeyStore, Profile, split_host
-from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotAuthenticated
+from teleport.errors import (
+    AccessDenied,
+    BadParameter,
+    ConnectionProblem,
+    NotAuthenticated,
+    NotFound,
+)
 
 CHANNEL_WINDOW = 8 * 1024 * 1024
 # Bigger SSH packets mean fewer Python callbacks per MiB (servers cap what they send at this).
@@ -73,8 +79,11 @@ def read_host_ca_keys(known_hosts_path: str, cluster: str) -> list[asyncssh.SSHK
     return tagged or untagged
 
 
-def load_credentials(store: KeyStore | None = None, proxy: str | None = None) -> Credentials:
-    """The current profile's key and certificate; `proxy` (the --proxy flag) must match it."""
+def load_credentials(
+    store: KeyStore | None = None, proxy: str | None = None, identity: str | None = None
+) -> Credentials:
+    """The current profile's key and certificate; `proxy` (the --proxy flag) must match it.
+    `identity` (ssh -i FILE) takes the key from FILE and the certificate from FILE-cert.pub."""
     store = store or KeyStore()
     profile = store.current_profile()
     if profile is None:
@@ -94,11 +103,20 @@ def load_credentials(store: KeyStore | None = None, proxy: str | None = None) ->
             ssh_addr = f"{split_host(ssh_addr)}:{ssh_port}"
     key_path = store.key_path(profile.proxy_host, profile.user)
     cert_path = store.cert_path(profile.proxy_host, profile.user)
+    if identity:
+        key_path, cert_path = identity, identity + "-cert.pub"
     try:
         key = asyncssh.read_private_key(key_path)
         cert = asyncssh.read_certificate(cert_path)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if identity:
+            raise BadParameter(
+                f"{exc.filename}: No such file (-i needs the key FILE and its certificate "
+                "FILE-cert.pub, as 'tctl auth sign --user' writes them)"
+            ) from None
         raise NotAuthenticated(f"no key in {key_path}: run 'tsh login' again") from None
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise BadParameter(f"cannot read the key {key_path} or its certificate: {exc}") from None
     import time
 
     from teleport.ca.sshcert import parse_cert
@@ -108,6 +126,7 @@ def load_credentials(store: KeyStore | None = None, proxy: str | None = None) ->
     if info.valid_before <= time.time():
         raise NotAuthenticated(
             f"your certificate for {profile.proxy_host} has expired: run 'tsh login' again"
+            if not identity else f"the certificate {cert_path} has expired"
         )
     logins = [p for p in info.principals if not p.startswith("-teleport-")]
     ca_keys = read_host_ca_keys(store.known_hosts_path, profile.cluster)
@@ -372,9 +391,12 @@ async def run_session(
     command: str | None,
     tty: bool | None,
     env: dict[str, str] | None = None,
+    escape_char: str | None = None,
+    host: str = "",
 ) -> int:
     """Run `command` (or a shell) with local stdio; returns the remote exit status. `env` is sent
-    as SSH `env` requests before the shell/exec request."""
+    as SSH `env` requests before the shell/exec request. With `escape_char` and a terminal,
+    OpenSSH's escape sequences work (see client/escape.py)."""
     stdin_tty = os.isatty(0)
     want_pty = tty if tty is not None else (command is None and stdin_tty)
     kwargs: dict[str, Any] = {}
@@ -386,13 +408,15 @@ async def run_session(
             kwargs["term_size"] = _term_size()
         except OSError:
             kwargs["term_size"] = (80, 24)
+    # as OpenSSH: escapes only for a terminal session typed at a terminal
+    escapes = escape_char is not None and want_pty and stdin_tty
     blocking = {fd: os.get_blocking(fd) for fd in (0, 1, 2)}
     loop = asyncio.get_running_loop()
     try:
         with _Terminal(want_pty and stdin_tty):
             proc = await conn.create_process(
                 command,
-                stdin=_stdin_source(),
+                stdin=asyncssh.PIPE if escapes else _stdin_source(),
                 stdout=os.dup(1),
                 stderr=os.dup(2),
                 encoding=None,
@@ -402,8 +426,23 @@ async def run_session(
                 loop.add_signal_handler(
                     signal.SIGWINCH, lambda: proc.change_terminal_size(*_term_size())
                 )
+            disconnected = asyncio.Event()
+            if escapes:
+                assert escape_char is not None
+                _pump_with_escapes(proc, conn, escape_char, disconnected)
             try:
-                result = await proc.wait()
+                waiter = asyncio.ensure_future(proc.wait())
+                cut = asyncio.ensure_future(disconnected.wait())
+                await asyncio.wait({waiter, cut}, return_when=asyncio.FIRST_COMPLETED)
+                if escapes:
+                    loop.remove_reader(0)
+                if not waiter.done():
+                    waiter.cancel()
+                    conn.close()
+                    os.write(2, f"Connection to {host or 'the node'} closed.\r\n".encode())
+                    return 255
+                cut.cancel()
+                result = waiter.result()
             finally:
                 if want_pty and stdin_tty:
                     loop.remove_signal_handler(signal.SIGWINCH)
@@ -415,6 +454,40 @@ async def run_session(
             except OSError:
                 pass
     return _exit_code(result)
+
+
+def _pump_with_escapes(
+    proc: Any, conn: asyncssh.SSHClientConnection, escape_char: str, disconnected: asyncio.Event
+) -> None:
+    """Read the terminal ourselves, pass it through the escape filter, act on escapes."""
+    from teleport.client.escape import EscapeAction, EscapeFilter, help_text
+
+    filt = EscapeFilter(escape_char)
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            data = os.read(0, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(0)
+            proc.stdin.write_eof()
+            return
+        for item in filt.feed(data):
+            if item is EscapeAction.DISCONNECT:
+                loop.remove_reader(0)
+                disconnected.set()
+                return
+            if item is EscapeAction.HELP:
+                os.write(2, help_text(escape_char).encode())
+            elif isinstance(item, bytes):
+                proc.stdin.write(item)
+
+    os.set_blocking(0, False)
+    loop.add_reader(0, readable)
 
 
 def _exit_code(result: asyncssh.SSHCompletedProcess) -> int:
@@ -482,3 +555,89 @@ def parse_forward(spec: str) -> tuple[str, int, str, int]:
     if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
         raise BadParameter(f"bad -L {spec!r}: use [bind_address:]port:host:hostport")
     return parts[0] or "127.0.0.1", int(parts[1]), parts[2], int(parts[3])
+
+
+def parse_remote_forward(spec: str) -> tuple[str, int, str, int]:
+    """`-R [bind:]port:host:hostport` -> (bind on the node, port, local host, local port).
+    Without a bind address the node listens on its loopback only, as OpenSSH's default."""
+    parts = spec.split(":")
+    if len(parts) == 3:
+        parts = ["localhost", *parts]
+    if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
+        raise BadParameter(f"bad -R {spec!r}: use [bind_address:]port:host:hostport")
+    return parts[0] or "localhost", int(parts[1]), parts[2], int(parts[3])
+
+
+def parse_dynamic_forward(spec: str) -> tuple[str, int]:
+    """`-D [bind:]port` -> (local bind address, port); loopback by default."""
+    bind, _, port = spec.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise BadParameter(f"bad -D {spec!r}: use [bind_address:]port")
+    return bind or "127.0.0.1", int(port)
+
+
+async def start_forwards(
+    conn: asyncssh.SSHClientConnection, local: list[str], remote: list[str], dynamic: list[str]
+) -> None:
+    """Start -L, -R and -D forwardings; a refused one is an error that says why."""
+    for spec in local:
+        bind, lport, rhost, rport = parse_forward(spec)
+        try:
+            await conn.forward_local_port(bind, lport, rhost, rport)
+        except OSError as exc:
+            raise ConnectionProblem(f"-L {spec}: cannot listen on {bind}:{lport}: {exc.strerror}") from None
+    for spec in remote:
+        rbind, rlport, lhost, lport = parse_remote_forward(spec)
+        try:
+            await conn.forward_remote_port(rbind, rlport, lhost, lport)
+        except asyncssh.ChannelListenError:
+            raise AccessDenied(
+                f"-R {spec}: the node refused to listen on {rbind}:{rlport} (port forwarding "
+                "is not allowed by your roles' port_forwarding option, or the port is taken or "
+                "privileged)"
+            ) from None
+    for spec in dynamic:
+        bind, port = parse_dynamic_forward(spec)
+        try:
+            await conn.forward_socks(bind, port)
+        except OSError as exc:
+            raise ConnectionProblem(f"-D {spec}: cannot listen on {bind}:{port}: {exc.strerror}") from None
+
+
+def go_background() -> None:
+    """ssh -f: once connected, the parent returns to the shell and the child carries on
+    (detached from the terminal, stdin from /dev/null)."""
+    pid = os.fork()
+    if pid:
+        os._exit(0)  # the parent must not run the event loop's cleanup: the child owns it
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def _node_names(node: dict[str, Any], cluster: str) -> set[str]:
+    spec = node.get("spec", {})
+    hostname = str(spec.get("hostname", ""))
+    addr = str(spec.get("addr", ""))
+    names = {str(node.get("metadata", {}).get("name", "")), hostname, split_host(addr) if addr else ""}
+    if hostname and cluster:
+        names.add(f"{hostname}.{cluster}")
+    return {n.lower() for n in names if n}
+
+
+async def explain_unknown_node(
+    proxy: asyncssh.SSHClientConnection, creds: Credentials, host: str, exc: ConnectionProblem
+) -> Exception:
+    """The error to show when connecting to `host` failed: 'no such node' when no registered node
+    has that name (rather than the resolver's words), the original error otherwise."""
+    try:
+        nodes = await list_nodes(proxy)
+    except Exception:  # listing is only a better message; the original error stands
+        return exc
+    if any(host.lower() in _node_names(n, creds.profile.cluster) for n in nodes):
+        return exc
+    return NotFound(
+        f"no node named {host!r} in cluster {creds.profile.cluster!r} ({exc}): 'tsh ls' lists "
+        "the nodes you can reach"
+    )

@@ -26,6 +26,8 @@ SESSION_RESIZE = "resize"
 SESSION_LEAVE = "session.leave"
 SESSION_END = "session.end"
 SESSION_UPLOAD = "session.upload"
+# bytes a session channel transmitted to (tx) and received from (rx) the client, at its end
+SESSION_DATA = "session.data"
 EXEC = "exec"
 PORT_FORWARD = "port"
 SCP = "scp"
@@ -40,6 +42,7 @@ EVENT_CODES: dict[str, tuple[str, str | None]] = {
     SESSION_LEAVE: ("T2003I", None),
     SESSION_END: ("T2004I", None),
     SESSION_UPLOAD: ("T2005I", None),
+    SESSION_DATA: ("T2006I", None),
     EXEC: ("T3002I", "T3002E"),
     PORT_FORWARD: ("T3003I", None),
     # scp has two success codes chosen by direction; see _code_for.
@@ -81,6 +84,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     SESSION_LEAVE: ("sid", "user"),
     SESSION_END: ("sid", "user"),
     SESSION_UPLOAD: ("sid",),
+    SESSION_DATA: ("sid", "user", "tx", "rx"),
     EXEC: ("user", "command"),
     PORT_FORWARD: ("user", "addr"),
     SCP: ("user", "path", "action"),
@@ -116,6 +120,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "path": (str,),
     "action": (str,),
     "len": (int,),
+    "tx": (int,),
+    "rx": (int,),
 }
 
 # Python-friendly keyword spellings of the dotted field names.

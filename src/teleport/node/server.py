@@ -194,7 +194,29 @@ class NodeSSHServer(asyncssh.SSHServer):
         return True
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        return False
+        """Remote forwarding (ssh -R): the node listens for the client, when the role's
+        port_forwarding allows it (as for -L), on an unprivileged port unless the login is root
+        (OpenSSH's rule)."""
+        conn = self.conn
+        assert conn is not None and conn.teleport_cert is not None
+        who = conn.teleport_cert.key_id
+        if not conn.teleport_access.get("permit_port_forwarding"):
+            log.warning("remote forwarding of %s:%d refused for %s: not permitted by role",
+                        listen_host, listen_port, who)
+            return False
+        if 0 < listen_port < 1024 and conn.teleport_login != "root":
+            log.warning("remote forwarding of privileged port %d refused for login %s",
+                        listen_port, conn.teleport_login)
+            return False
+        log.info("remote forwarding for %s on %s:%d", who, listen_host, listen_port)
+        self._start_guard()
+        local = conn.get_extra_info("sockname") or ("", 0)
+        self.node.services.emit(
+            schema.PORT_FORWARD, user=who, login=conn.teleport_login,
+            addr=f"{listen_host}:{listen_port}", addr_remote=conn.teleport_client_addr,
+            addr_local=f"{local[0]}:{local[1]}",
+        )
+        return True
 
     def unix_connection_requested(self, dest_path: str) -> bool:
         return False

@@ -138,12 +138,26 @@ class NodeSession(asyncssh.SSHServerSession):
         self._task: asyncio.Task[None] | None = None
         self._bytes_in = 0
         self._bytes_out = 0
+        self._tx = 0  # bytes sent to the client on this channel (session.data)
         self._finished = False
 
     # requests --------------------------------------------------------------------------
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
         self.ctx.channels.add(self)
+        # Count what this channel sends to the client, whichever path writes it (the child's
+        # output, a shared session's broadcast, notices) for the session.data event.
+        write, write_stderr = chan.write, chan.write_stderr
+
+        def counted(data: Any, *args: Any) -> None:
+            self._tx += len(data)
+            write(data, *args)
+
+        def counted_stderr(data: Any) -> None:
+            self._tx += len(data)
+            write_stderr(data)
+
+        chan.write, chan.write_stderr = counted, counted_stderr
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
         self.term = term_type
@@ -240,6 +254,11 @@ class NodeSession(asyncssh.SSHServerSession):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ctx.channels.discard(self)
+        if self.command is not None or self.subsystem is not None or self.term is not None \
+                or self._bytes_in or self._tx:
+            # one per session channel: bytes the node transmitted to and received from the client
+            self.ctx.services.emit(schema.SESSION_DATA, sid=self.sid, tx=self._tx,
+                                   rx=self._bytes_in, **self._fields())
         if self.active is not None and self.party is not None:
             self.active.leave(self.party)
         elif self.proc is not None and self.proc.returncode is None:

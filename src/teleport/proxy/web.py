@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -77,25 +78,28 @@ class WebProxy:
             data.get("ttl"),
             remote_addr=_remote(request),
         )
-        return web.json_response(
-            {
-                "username": result["username"],
-                "cert": result["cert"],
-                "tls_cert": result["tls_cert"],
-                "roles": result["roles"],
-                "logins": result["logins"],
-                "expires": result["expires"],
-                "host_signers": [
-                    {
-                        "cluster_name": result["cluster_name"],
-                        "type": "host",
-                        "checking_keys": result["host_ca_keys"],
-                    }
-                ],
-                "tls_ca": result["tls_ca"],
-                "cluster_name": result["cluster_name"],
-            }
-        )
+        return web.json_response(self._certs_body(result))
+
+    @staticmethod
+    def _certs_body(result: dict[str, Any]) -> dict[str, Any]:
+        """A login's answer to tsh: certificates, host CA keys, cluster."""
+        return {
+            "username": result["username"],
+            "cert": result["cert"],
+            "tls_cert": result["tls_cert"],
+            "roles": result["roles"],
+            "logins": result["logins"],
+            "expires": result["expires"],
+            "host_signers": [
+                {
+                    "cluster_name": result["cluster_name"],
+                    "type": "host",
+                    "checking_keys": result["host_ca_keys"],
+                }
+            ],
+            "tls_ca": result["tls_ca"],
+            "cluster_name": result["cluster_name"],
+        }
 
     async def get_invite(self, request: web.Request) -> web.Response:
         return web.json_response(await self.auth.get_invite(path_param(request, "token")))
@@ -105,9 +109,14 @@ class WebProxy:
         token = data.get("invite_token")
         if not isinstance(token, str) or not token:
             raise BadParameter("missing invite_token")
+        pub_key = data.get("pub_key")
         result = await self.auth.complete_invite(
-            token, str(data.get("password") or ""), str(data.get("otp_code") or "")
+            token, str(data.get("password") or ""), str(data.get("otp_code") or ""),
+            public_key=pub_key if isinstance(pub_key, str) else "", ttl=data.get("ttl"),
         )
+        if isinstance(result.get("login"), dict):
+            # tsh signup ends logged in: the same answer as /v1/webapi/ssh/certs
+            result["login"] = self._certs_body(result["login"])
         return web.json_response(result)
 
     async def index(self, request: web.Request) -> web.Response:

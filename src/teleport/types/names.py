@@ -42,6 +42,48 @@ def check_user_name(value: str) -> str:
     return _check_name("user", value)
 
 
+# A new user's name: the one rule `tctl users add`, `tctl create` and the API apply. Narrower than
+# _NAME (which still reads older records): no ',' (tctl's list separator: `users add $U root,$U`
+# with an empty $U must not create "root,"), no '=', '~', ':', and it starts with a letter, digit
+# or '_' (never '-', '.' or '@', which read as options or relative names).
+_NEW_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_@.+-]{0,254}$")
+# An OS login (a principal of the certificate): POSIX's portable user name characters; up to
+# defaults.MAX_LOGIN_LENGTH (Linux useradd's limit); never starting with '-'.
+_LOGIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def check_new_user_name(value: str) -> str:
+    """The name of a user being created, or BadParameter stating the rule."""
+    if not isinstance(value, str) or not _NEW_USER.match(value):
+        raise BadParameter(
+            f"invalid user name {_show(value)}: use 1-255 letters, digits and . _ @ + -, "
+            "starting with a letter, digit or _ (no commas or spaces)"
+        )
+    return value
+
+
+def check_login(value: str) -> str:
+    """An OS login, or BadParameter stating the rule."""
+    from teleport import defaults
+
+    if (not isinstance(value, str) or not _LOGIN.match(value)
+            or len(value) > defaults.MAX_LOGIN_LENGTH):
+        raise BadParameter(
+            f"invalid login {_show(value)}: a login is 1-{defaults.MAX_LOGIN_LENGTH} letters, "
+            "digits and . _ -, not starting with . or -"
+        )
+    return value
+
+
+def check_logins(values: list[str]) -> list[str]:
+    """Logins checked one by one and de-duplicated, in their order (`root,root` is `root`)."""
+    out: list[str] = []
+    for value in values:
+        if check_login(value) not in out:
+            out.append(value)
+    return out
+
+
 def check_role_name(value: str) -> str:
     """A role name, or BadParameter saying what a role name may contain."""
     return _check_name("role", value)

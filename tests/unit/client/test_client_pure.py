@@ -60,7 +60,8 @@ def test_ssh_config_block_parses_with_openssh(tmp_path: object) -> None:
         cert_path="/home/j/.tsh/keys/proxy.example.com/joe-cert.pub",
         known_hosts="/home/j/.tsh/known_hosts",
     )
-    assert "Host *.east\n" in block and "\nHost *\n" in block
+    # only the cluster's names and the proxy host: other ssh destinations stay direct
+    assert "\nHost *.east proxy.example.com\n" in block and "\nHost *\n" not in block
     assert "-s proxy:%h:%p@east" in block and "-F none" in block
     if shutil.which("ssh") is None:
         pytest.skip("no OpenSSH client")
@@ -71,3 +72,5 @@ def test_ssh_config_block_parses_with_openssh(tmp_path: object) -> None:
     assert "certificatefile /home/j/.tsh/keys/proxy.example.com/joe-cert.pub" in out
     assert "userknownhostsfile /home/j/.tsh/known_hosts" in out
     assert "proxycommand ssh -F none -p 3023" in out
+    other = subprocess.run(["ssh", "-G", "-F", conf, "joe@github.com"], capture_output=True, text=True, check=True).stdout
+    assert "proxycommand" not in other and "certificatefile" not in other

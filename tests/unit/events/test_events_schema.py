@@ -46,6 +46,8 @@ CODE_CASES = [
         id="session-end",
     ),
     pytest.param("session.upload", {"url": "file:///x"}, None, "T2005I", id="session-upload"),
+    pytest.param("session.data", {"tx": 10, "rx": 3}, None, "T2006I",
+                 id="session-data"),
     pytest.param("exec", {"command": "ls /", "exitCode": 0, "exitError": ""}, None, "T3002I",
                  id="exec-ok"),
     pytest.param("exec", {"command": "false", "exitCode": 1, "exitError": "exit status 1"}, None,

@@ -79,3 +79,27 @@ def test_api_path_never_changes_the_route(kind: str, value: str) -> None:
     assert not any(s in (".", "..") for s in segments)
     assert "?" not in path and "#" not in path
     assert value in {unquote(s) for s in segments}
+
+
+@pytest.mark.parametrize("value", ["root,", "a b", "", "-x", ".x", "a=b", "a~b", "a:b", "x" * 256])
+def test_new_user_names_follow_one_rule(value: str) -> None:
+    from teleport.types.names import check_new_user_name
+
+    with pytest.raises(BadParameter, match="no commas or spaces"):
+        check_new_user_name(value)
+
+
+@pytest.mark.parametrize("value", ["alice", "alice@example.com", "a.b-c_d+e", "_svc"])
+def test_good_new_user_names(value: str) -> None:
+    from teleport.types.names import check_new_user_name
+
+    assert check_new_user_name(value) == value
+
+
+def test_logins_checked_and_deduplicated() -> None:
+    from teleport.types.names import check_logins
+
+    assert check_logins(["root", "joe", "root", "joe"]) == ["root", "joe"]
+    for bad in ["", "a b", "-oProxyCommand", "a,b", "x" * 33, "a/b", ".hidden"]:
+        with pytest.raises(BadParameter, match="invalid login"):
+            check_logins(["root", bad])
