@@ -195,3 +195,16 @@ def test_offline_node_is_refused_clearly(tc: tuple[Cluster, TunnelNode]) -> None
         time.sleep(0.3)
     assert res is not None and res.returncode != 0
     assert "offline" in res.stderr and "reverse tunnel" in res.stderr, res.stderr
+
+
+def test_tsh_clusters_and_unknown_cluster(tc: tuple[Cluster, TunnelNode]) -> None:
+    c, _ = tc
+    out = c.tsh("clusters").stdout
+    line = next(ln for ln in out.splitlines() if c.cluster_name in ln)
+    assert "online" in line
+    for cmd in (["ls", "--cluster=nope"], ["ssh", "--cluster=nope", f"{OS_USER}@fwnode", "true"],
+                ["scp", "--cluster=nope", f"{OS_USER}@fwnode:/etc/hostname", "/tmp/tp-never"]):
+        res = c.tsh(*cmd, check=False)
+        assert res.returncode != 0, cmd
+        assert "cluster 'nope' is not known to this proxy" in res.stderr and "tsh clusters" in res.stderr, res.stderr
+    assert "fwnode" in c.tsh("ls", f"--cluster={c.cluster_name}").stdout

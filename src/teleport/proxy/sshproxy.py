@@ -213,7 +213,8 @@ class ProxySSHService:
         if req.cluster and req.cluster != self.cluster_name:
             raise NotFound(
                 f"cluster {req.cluster!r} is not known to this proxy, which serves cluster "
-                f"{self.cluster_name!r} (trusted clusters are not supported yet)"
+                f"{self.cluster_name!r} (trusted clusters are not supported yet; 'tsh clusters' "
+                "lists them)"
             )
         if not req.host:
             # proxy:@cluster: a byte stream to the cluster's auth API (the client then speaks
