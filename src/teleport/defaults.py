@@ -171,3 +171,24 @@ AUTH_SERVER_NAME = "auth.teleport.cluster.local"
 ESCAPE_CHAR = "~"
 # Names: a login (OS account) is at most this long (useradd's limit on Linux)
 MAX_LOGIN_LENGTH = 32
+
+# Reverse tunnels (proxy 3024)
+# The spec.addr a node behind a firewall heartbeats with: it is reached only through its tunnel.
+TUNNEL_NODE_ADDR = "@tunnel"
+# What an agent asks the proxy to "listen" on over its tunnel (a name, never a real socket): the
+# proxy opens channels to this host:port back to the agent, which hands them to the node's server.
+TUNNEL_NODE_LISTEN_HOST = "node"
+TUNNEL_NODE_LISTEN_PORT = 3022
+# Agent reconnects: exponential backoff from MIN to MAX seconds, with full jitter; a tunnel that
+# stayed up this long resets the backoff.
+TUNNEL_RECONNECT_MIN = 0.5
+TUNNEL_RECONNECT_MAX = 30.0
+TUNNEL_STABLE_AFTER = 30.0
+# Both ends probe the tunnel this often; this many missed answers drop it (a proxy that vanished
+# without a FIN, or a NAT that forgot the flow): the agent then reconnects.
+TUNNEL_KEEPALIVE_INTERVAL = 10.0
+TUNNEL_KEEPALIVE_COUNT_MAX = 3
+# How long the proxy waits for the agent to accept a channel to its node.
+TUNNEL_DIAL_TIMEOUT = 15.0
+# The agent's whole connect + handshake to the proxy.
+TUNNEL_CONNECT_TIMEOUT = 20.0

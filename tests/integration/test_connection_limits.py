@@ -150,7 +150,7 @@ async def _ssh_refusal(port: int) -> str:
     return str(info.value.reason)
 
 
-@pytest.mark.parametrize("service", ["ssh", "node"])
+@pytest.mark.parametrize("service", ["ssh", "node", "tunnel"])
 def test_ssh_listeners_refuse_the_connection_over_the_limit(limited: Cluster, service: str) -> None:
     port = limited.ports[service]
     holders = []
@@ -167,7 +167,7 @@ def test_ssh_listeners_refuse_the_connection_over_the_limit(limited: Cluster, se
     assert "too many connections from 127.0.0.1" in reason and f"limit {LIMIT}" in reason
 
 
-@pytest.mark.parametrize("service", ["ssh", "node"])
+@pytest.mark.parametrize("service", ["ssh", "node", "tunnel"])
 def test_ssh_listeners_drop_connections_that_never_log_in(limited: Cluster, service: str) -> None:
     s = socket.create_connection(("127.0.0.1", limited.ports[service]), timeout=20)
     s.sendall(b"SSH-2.0-silent\r\n")

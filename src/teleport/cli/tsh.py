@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = add("ls", "List the cluster's nodes.", "List online nodes, optionally only those with all the given labels.")
     ls.add_argument("labels", nargs="*", metavar="key=value", help="Only nodes with these labels")
     ls.add_argument("--format", choices=["text", "json", "yaml"], default="text", help="Output format")
-    ls.add_argument("--cluster", default="", help=argparse.SUPPRESS)
+    ls.add_argument("--cluster", default="", help="The cluster whose nodes to list (default: your login's cluster)")
+
+    add("clusters", "List the clusters.", "The cluster you are logged in to (and, later, its trusted clusters), with their status.")
 
     rec = add("recordings", "List recorded sessions.", "Recorded sessions, from the audit log.")
     rec_sub = rec.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
@@ -324,6 +326,7 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     if args.no_command and args.remote_command:
         raise BadParameter("-N runs no command: drop the command, or drop -N")
     creds = _credentials(args)
+    _check_cluster(args, creds)
     return asyncio.run(_ssh(args, creds))
 
 
@@ -409,6 +412,7 @@ def cmd_scp(args: argparse.Namespace) -> int:
         if not loc.remote and not os.path.exists(loc.path):
             raise BadParameter(f"scp: {loc.path}: No such file or directory")
     creds = _credentials(args)
+    _check_cluster(args, creds)
     return asyncio.run(_scp(args, creds, src, dst, host, login))
 
 
@@ -453,6 +457,7 @@ async def _ls(args: argparse.Namespace) -> int:
             raise BadParameter(f"bad label filter {item!r}: use key=value")
         selector.update(sel)
     creds = ssh.load_credentials(proxy=args.proxy)
+    _check_cluster(args, creds)
     proxy = await ssh.connect_proxy(creds)
     try:
         nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
@@ -476,6 +481,24 @@ async def _ls(args: argparse.Namespace) -> int:
             for n in nodes
         ]
         print(table(["Node Name", "Node ID", "Address", "Labels"], rows))
+    return 0
+
+
+def _check_cluster(args: argparse.Namespace, creds: Any) -> None:
+    """--cluster must name a cluster this proxy knows: never silently the local one."""
+    from teleport.client.clusters import check_cluster
+
+    check_cluster(getattr(args, "cluster", "") or "", creds.profile.cluster)
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    from teleport.cli.common import table
+    from teleport.client import ssh
+    from teleport.client.clusters import known_clusters
+
+    creds = ssh.load_credentials(proxy=args.proxy)
+    rows = [[c["name"], c["status"]] for c in known_clusters(creds.profile.cluster)]
+    print(table(["Cluster Name", "Status"], rows))
     return 0
 
 
@@ -657,7 +680,7 @@ def main(argv: list[str] | None = None, error_code: int = 1) -> int:
         "login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup,
         "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
         "recordings": cmd_recordings, "play": cmd_play, "sessions": cmd_sessions, "join": cmd_join,
-        "version": cmd_version,
+        "version": cmd_version, "clusters": cmd_clusters,
     }
     if args.command is None:
         parser.print_help()

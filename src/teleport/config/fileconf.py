@@ -79,7 +79,7 @@ _AUTH_KEYS = (
     "audit_sessions_uri",
     "dynamic_config",
 )
-_SSH_KEYS = ("enabled", "listen_addr", "labels", "commands")
+_SSH_KEYS = ("enabled", "listen_addr", "labels", "commands", "tunnel_addr")
 _PROXY_KEYS = (
     "enabled",
     "listen_addr",
@@ -634,6 +634,13 @@ def _parse_ssh(ctx: _Ctx, raw: Any) -> SSHServiceConfig:
         lambda v, q: ctx.addr(v, q, defaults.NODE_SSH_PORT, listen=True),
         s.listen_addr,
     )
+    s.tunnel_addr = ctx.get(
+        d,
+        "tunnel_addr",
+        p,
+        lambda v, q: ctx.addr(v, q, defaults.PROXY_TUNNEL_PORT, listen=False),
+        None,
+    )
     s.labels = ctx.get(d, "labels", p, _labels(ctx), {})
     s.commands = ctx.get(d, "commands", p, _commands(ctx), [])
     for cmd in s.commands:
@@ -780,7 +787,7 @@ def _check_listeners(ctx: _Ctx, cfg: FileConfig) -> None:
     listeners: list[tuple[str, HostPort]] = []
     if cfg.auth_service.enabled:
         listeners.append(("auth_service.listen_addr", cfg.auth_service.listen_addr))
-    if cfg.ssh_service.enabled:
+    if cfg.ssh_service.enabled and cfg.ssh_service.tunnel_addr is None:  # tunnelled: no listener
         listeners.append(("ssh_service.listen_addr", cfg.ssh_service.listen_addr))
     if cfg.proxy_service.enabled:
         px = cfg.proxy_service

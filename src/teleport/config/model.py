@@ -82,6 +82,10 @@ class SSHServiceConfig:
     listen_addr: HostPort = HostPort("0.0.0.0", defaults.NODE_SSH_PORT)
     labels: dict[str, str] = field(default_factory=dict)
     commands: list[CommandLabel] = field(default_factory=list)
+    # A node behind a firewall: the proxy's reverse tunnel address (proxy_service.tunnel_listen_addr,
+    # port 3024). When set the node dials out to it, keeps the tunnel open and listens nowhere
+    # (listen_addr is unused); users reach it only through the proxy.
+    tunnel_addr: HostPort | None = None
 
 
 @dataclass

@@ -256,8 +256,11 @@ class NodeServer:
         self.limits = limits or ListenerLimits()
         self.gate = SSHGate(self.limits, "this node")
 
-    async def listen(self, host: str, port: int) -> tuple[str, int]:
-        """Bind and start accepting; returns the bound address."""
+    async def prepare(self) -> None:
+        """Build the asyncssh options (listen() does it; a tunnelled node calls it alone and hands
+        connections in with handle_socket)."""
+        if self._options is not None:
+            return
         self._options = await asyncssh.SSHServerConnectionOptions.construct(
             server_host_keys=[(self.host_key, self.host_cert)],
             server_factory=lambda: NodeSSHServer(self),
@@ -274,6 +277,10 @@ class NodeServer:
             **sshalgs.connection_options(),
         )
         sshalgs.restrict_server_host_keys(self._options)
+
+    async def listen(self, host: str, port: int) -> tuple[str, int]:
+        """Bind and start accepting; returns the bound address."""
+        await self.prepare()
         infos = await asyncio.get_running_loop().getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
@@ -310,6 +317,12 @@ class NodeServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = sock.getpeername()
         client_addr = f"{peer[0]}:{peer[1]}" if sock.family == socket.AF_INET else f"[{peer[0]}]:{peer[1]}"
+        await self.handle_socket(sock, client_addr)
+
+    async def handle_socket(self, sock: socket.socket, client_addr: str) -> None:
+        """Serve one connection on `sock` (accepted here, or a reverse tunnel channel's socket):
+        an optional signed proxy header, then SSH. `client_addr` is the peer the socket came
+        from; a valid proxy header replaces it with the user's real address."""
         try:
             line = await asyncio.wait_for(read_proxy_header(sock), HEADER_TIMEOUT)
             if line is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -20,6 +20,9 @@ from teleport.node.party import SessionServices
 from teleport.node.recorder import RecordingUploader, upload_dir
 from teleport.node.server import NodeServer
 from teleport.service.httplistener import ListenerLimits
+
+if TYPE_CHECKING:
+    from teleport.reversetunnel.agent import TunnelAgent
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ class NodeService:
             ListenerLimits.from_config(cfg.teleport),
         )
         self.addr = ""
+        self.agent: TunnelAgent | None = None  # set when ssh_service.tunnel_addr is configured
         self._beat_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -117,8 +121,17 @@ class NodeService:
         # Before the first new session: finish what a crash left (session.end, uploads).
         self.emitter.start()
         self.uploader.start()
-        _, port = await self.server.listen(listen.host, listen.port)
-        self.addr = advertise_addr(self.cfg, port)
+        tunnel = self.cfg.ssh_service.tunnel_addr
+        if tunnel is not None:
+            # behind a firewall: no listener at all; the proxy reaches us through the tunnel
+            from teleport.reversetunnel.agent import TunnelAgent
+
+            await self.server.prepare()
+            self.addr = defaults.TUNNEL_NODE_ADDR
+            self.agent = TunnelAgent(tunnel, self.identity, lambda: self.host_ca, self.server.handle_socket)
+        else:
+            _, port = await self.server.listen(listen.host, listen.port)
+            self.addr = advertise_addr(self.cfg, port)
         self.services.server_addr = self.addr
         await self.labels.start()
         await self._heartbeat_once()
@@ -126,7 +139,11 @@ class NodeService:
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._ca_loop()),
         ]
-        log.info("node SSH service listening on %s (advertised as %s)", listen, self.addr)
+        if self.agent is not None:
+            self._tasks.append(asyncio.create_task(self.agent.run()))
+            log.info("node SSH service reached through a reverse tunnel to %s (no listener)", tunnel)
+        else:
+            log.info("node SSH service listening on %s (advertised as %s)", listen, self.addr)
 
     def _labels_changed(self) -> None:
         self._beat_now.set()
@@ -179,6 +196,8 @@ class NodeService:
     async def close(self) -> None:
         """Stop listening, heartbeats and label commands."""
         await cancel_and_wait(self._tasks)
+        if self.agent is not None:
+            await self.agent.close()
         await self.labels.close()
         await self.server.close()
         await self.uploader.close()

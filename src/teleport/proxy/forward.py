@@ -268,6 +268,9 @@ class Forwarder:
         """A TCP connection to one of the target's checked addresses (never the name again)."""
         loop = asyncio.get_running_loop()
         error: BaseException | None = None
+        if self.target.tunnel is not None:  # a node behind a firewall: through its reverse tunnel
+            peer = self.outer.conn.get_extra_info("peername") or ("", 0)
+            return await self.target.dial_tunnel(self.svc, (str(peer[0]), int(peer[1])))
         for addr in self.target.addrs:
             family = socket.AF_INET6 if ":" in addr else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -32,8 +32,12 @@ from teleport.errors import AccessDenied, BadParameter, LimitExceeded, NotFound,
 from teleport.limits import source_of
 from teleport.proxy import dialpolicy, lookup, recmode
 from teleport.proxy.forward import Forwarder, ProxyRecorder
+from teleport.reversetunnel import route
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
+
+if TYPE_CHECKING:
+    from teleport.reversetunnel.server import TunnelServer
 
 log = logging.getLogger("teleport.proxy.ssh")
 
@@ -97,6 +101,8 @@ class ProxySSHService:
         self._bound_port = 0
         self.limits = ListenerLimits.from_config(cfg.teleport)
         self.gate = SSHGate(self.limits, f"the SSH proxy ({cfg.proxy_service.listen_addr})")
+        # the reverse tunnel listener (set by the process once it listens): routes tunnelled nodes
+        self.tunnels: TunnelServer | None = None
 
     @property
     def listen_addr(self) -> str:
@@ -207,7 +213,8 @@ class ProxySSHService:
         if req.cluster and req.cluster != self.cluster_name:
             raise NotFound(
                 f"cluster {req.cluster!r} is not known to this proxy, which serves cluster "
-                f"{self.cluster_name!r} (trusted clusters are not supported yet)"
+                f"{self.cluster_name!r} (trusted clusters are not supported yet; 'tsh clusters' "
+                "lists them)"
             )
         if not req.host:
             # proxy:@cluster: a byte stream to the cluster's auth API (the client then speaks
@@ -232,6 +239,12 @@ class ProxySSHService:
             if matches:
                 break
         node = lookup.pick_node(matches, req.host)
+        if node is not None and route.is_tunnelled(node):
+            await self.check_route(user, node)
+            connected = self.tunnels.connected() if self.tunnels is not None else set()
+            via = route.route_for(node, connected)
+            shown = f"{node.get('spec', {}).get('hostname', '?')} (reverse tunnel)"
+            return DialTarget(shown, [], 0, node, via.tunnel)
         if node is not None:
             await self.check_route(user, node)
             host, port = lookup.node_address(node)
@@ -374,6 +387,15 @@ class DialTarget:
     addrs: list[str]
     port: int
     node: dict[str, Any] | None
+    tunnel: str | None = None  # the host id whose reverse tunnel reaches the node (addrs unused)
+
+    async def dial_tunnel(self, svc: ProxySSHService, client_addr: tuple[str, int]) -> socket.socket:
+        """A socket to the node through its reverse tunnel (NotFound when it is offline)."""
+        assert self.tunnel is not None
+        if svc.tunnels is None:
+            raise NotFound(f"node {self.shown} is reached through a reverse tunnel, and this proxy "
+                           "has no tunnel listener")
+        return await svc.tunnels.dial(self.tunnel, client_addr)
 
 
 class _ProxyServer(asyncssh.SSHServer):
@@ -648,6 +670,14 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         error: BaseException | None = None
         # Dial the checked addresses themselves, never the name again: a second lookup could
         # answer differently (DNS rebinding) and land on an address the policy never saw.
+        if target.tunnel is not None:
+            peer = self.conn.get_extra_info("peername") or ("", 0)
+            tsock = await target.dial_tunnel(self.svc, (str(peer[0]), int(peer[1])))
+            try:
+                _, proto = await loop.create_connection(lambda: _NodeProtocol(self), sock=tsock)
+            except OSError as exc:
+                tsock.close()
+                error = exc
         for addr in target.addrs:
             try:
                 _, proto = await asyncio.wait_for(
@@ -671,7 +701,7 @@ class _ProxySession(asyncssh.SSHServerSession[bytes]):
         self.node = proto
         assert proto.transport is not None
         sock = proto.transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             _tune_relay_socket(sock)
         peer = self.conn.get_extra_info("peername") or ("", 0)
         client_addr = _fmt_addr(str(peer[0]), int(peer[1]))

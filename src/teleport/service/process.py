@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -33,6 +34,9 @@ from teleport.service import identity as idstore
 from teleport.service import memory
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
+
+if TYPE_CHECKING:
+    from teleport.proxy.sshproxy import ProxySSHService
 
 log = logging.getLogger("teleport")
 
@@ -249,8 +253,23 @@ class TeleportProcess:
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
         await ssh_proxy.start()
         self.closers.append(ssh_proxy.close)
+        await self._start_tunnel_server(ssh_proxy, ident)
+        self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}")
         self.banner.append(f"[PROXY] SSH proxy is listening on {p.listen_addr}")
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
+
+    async def _start_tunnel_server(self, ssh_proxy: ProxySSHService, ident: HostIdentity) -> None:
+        """The reverse tunnel listener (3024); the SSH proxy routes tunnelled nodes through it."""
+        from teleport.reversetunnel.server import TunnelServer
+
+        async def host_ca_lines() -> list[str]:
+            return [k.export_public_key("openssh").decode().strip() for k in await ssh_proxy.host_ca_keys()]
+
+        tunnels = TunnelServer(self.cfg.proxy_service.tunnel_listen_addr, ident, host_ca_lines,
+                               ListenerLimits.from_config(self.cfg.teleport))
+        await tunnels.start()
+        self.closers.append(tunnels.close)
+        ssh_proxy.tunnels = tunnels
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
         while True:

@@ -1,0 +1,56 @@
+"""Who may open a reverse tunnel: a pure check of the agent's certificate.
+
+An agent logs in as ``<host_id>.<cluster>`` with its host certificate. The certificate must be a
+*host* certificate signed by this cluster's host CA, valid now, issued to a node of this cluster,
+whose key id is that host id and whose principals name that login: an identity speaks only for
+itself, so a node can hold the tunnel of its own host id and of no other.
+"""
+
+from __future__ import annotations
+
+from teleport.ca import sshcert
+from teleport.ca.sshcert import CertInfo
+from teleport.errors import AccessDenied, BadParameter
+
+# The system roles whose host certificates may hold a tunnel (a leaf cluster's proxy later).
+TUNNEL_ROLES = ("Node",)
+
+
+def agent_login(host_id: str, cluster_name: str) -> str:
+    """The SSH user name an agent logs in to the tunnel listener with."""
+    return f"{host_id}.{cluster_name}"
+
+
+def check_agent_cert(line: str, username: str, cluster_name: str, host_ca_keys: list[str],
+                     now: float | None = None) -> CertInfo:
+    """The certificate's content when `line` may open a tunnel as `username`; AccessDenied (with
+    the reason) otherwise. `host_ca_keys` are the host CA's OpenSSH public key lines."""
+    try:
+        info = sshcert.verify_cert_signature(line, host_ca_keys)
+    except BadParameter as exc:
+        raise AccessDenied(f"reverse tunnel refused: {exc}") from None
+    if info.cert_type != "host":
+        raise AccessDenied(
+            f"reverse tunnel refused: {info.key_id!r} presented a user certificate; only the host "
+            "certificate of a node of this cluster opens a tunnel"
+        )
+    if not info.valid_at(now):
+        raise AccessDenied(f"reverse tunnel refused: the certificate of {info.key_id!r} is not valid now")
+    role = info.extensions.get(sshcert.EXT_TELEPORT_ROLE, "")
+    if role not in TUNNEL_ROLES:
+        raise AccessDenied(
+            f"reverse tunnel refused: {info.key_id!r} is a {role or 'host without a role'}, "
+            f"not one of {', '.join(TUNNEL_ROLES)}"
+        )
+    authority = info.extensions.get(sshcert.EXT_TELEPORT_AUTHORITY)
+    if authority is not None and authority != cluster_name:
+        raise AccessDenied(f"reverse tunnel refused: certificate of cluster {authority!r}, not {cluster_name!r}")
+    want = agent_login(info.key_id, cluster_name)
+    if not info.key_id or username != want:
+        raise AccessDenied(
+            f"reverse tunnel refused: the identity of host {info.key_id!r} may open a tunnel only as "
+            f"{want!r}, not {username!r}"
+        )
+    if username not in info.principals:
+        raise AccessDenied(f"reverse tunnel refused: {username!r} is not a principal of its certificate")
+    return info
