@@ -171,3 +171,23 @@ AUTH_SERVER_NAME = "auth.teleport.cluster.local"
 ESCAPE_CHAR = "~"
 # Names: a login (OS account) is at most this long (useradd's limit on Linux)
 MAX_LOGIN_LENGTH = 32
+
+# High availability (service/authservers.py, auth/client.py, backend/etcd.py)
+# Auth servers register themselves (kind "auth_server") this often, for SERVER_TTL; nodes and
+# proxies re-read the list this often and keep it in data_dir/AUTH_SERVERS_FILE (0600), which
+# takes precedence over teleport.auth_servers in the file.
+AUTH_SERVER_HEARTBEAT_INTERVAL = 30.0
+AUTH_SERVERS_REFRESH_INTERVAL = 30.0
+AUTH_SERVERS_FILE = "authservers.json"
+# AuthClient: one round tries every known auth server at once; when every one refused the
+# connection it waits (exponential backoff with full jitter, capped) and tries another round,
+# at most AUTH_RETRY_ROUNDS rounds in all; worst case ~ 0.25 + 0.5 + 1 + 2 = 3.75 s of waiting.
+AUTH_RETRY_ROUNDS = 5
+AUTH_RETRY_BASE_DELAY = 0.25
+AUTH_RETRY_MAX_DELAY = 2.0
+# etcd: transient errors (leader changed, no leader, timeouts, no reachable member) are retried
+# with the same backoff this many times in all before a ConnectionProblem surfaces. An election
+# takes ~1-2 s with etcd's default timings, so the budget (~6 s of waiting) covers a few.
+ETCD_RETRY_ATTEMPTS = 8
+ETCD_RETRY_BASE_DELAY = 0.1
+ETCD_RETRY_MAX_DELAY = 1.5
