@@ -192,3 +192,23 @@ TUNNEL_KEEPALIVE_COUNT_MAX = 3
 TUNNEL_DIAL_TIMEOUT = 15.0
 # The agent's whole connect + handshake to the proxy.
 TUNNEL_CONNECT_TIMEOUT = 20.0
+
+# High availability (service/authservers.py, auth/client.py, backend/etcd.py)
+# Auth servers register themselves (kind "auth_server") this often, for SERVER_TTL; nodes and
+# proxies re-read the list this often and keep it in data_dir/AUTH_SERVERS_FILE (0600), which
+# takes precedence over teleport.auth_servers in the file.
+AUTH_SERVER_HEARTBEAT_INTERVAL = 30.0
+AUTH_SERVERS_REFRESH_INTERVAL = 30.0
+AUTH_SERVERS_FILE = "authservers.json"
+# AuthClient: one round tries every known auth server at once; when every one refused the
+# connection it waits (exponential backoff with full jitter, capped) and tries another round,
+# at most AUTH_RETRY_ROUNDS rounds in all; worst case ~ 0.25 + 0.5 + 1 + 2 = 3.75 s of waiting.
+AUTH_RETRY_ROUNDS = 5
+AUTH_RETRY_BASE_DELAY = 0.25
+AUTH_RETRY_MAX_DELAY = 2.0
+# etcd: transient errors (leader changed, no leader, timeouts, no reachable member) are retried
+# with the same backoff this many times in all before a ConnectionProblem surfaces. An election
+# takes ~1-2 s with etcd's default timings, so the budget (~6 s of waiting) covers a few.
+ETCD_RETRY_ATTEMPTS = 8
+ETCD_RETRY_BASE_DELAY = 0.1
+ETCD_RETRY_MAX_DELAY = 1.5

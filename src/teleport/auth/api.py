@@ -106,6 +106,7 @@ class AuthAPI:
         r.add_get("/v1/proxies", self.list_proxies)
         r.add_post("/v1/access/check", self.check_access)
         r.add_post("/v1/proxies", self.proxy_heartbeat)
+        r.add_get("/v1/authservers", self.list_auth_servers)
         if self.audit is not None:
             add_audit_routes(r, self, self.audit)
         from teleport.auth.api_resources import add_resource_routes
@@ -368,6 +369,13 @@ class AuthAPI:
             raise AccessDenied("a proxy may only heartbeat for itself")
         await self.server.store.upsert_node(server, defaults.SERVER_TTL, kind="proxies")  # type: ignore[arg-type]
         return web.json_response({"ok": True})
+
+    async def list_auth_servers(self, request: web.Request) -> web.Response:
+        """The auth servers registered in the cluster: nodes and proxies fail over among them."""
+        await self._authorize(request, "auth_server", "list")
+        from teleport.service.authservers import list_registered
+
+        return web.json_response(await list_registered(self.server.store))
 
 
 def node_labels(node: Server) -> dict[str, str]:

@@ -20,6 +20,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("user", "authenticate"),
             ("node", "list"),
             ("proxy", "heartbeat"),
+            ("auth_server", "list"),
             ("event", "create"),
             ("access", "check"),
             ("session", "create"),
@@ -30,6 +31,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
         {
             ("cert_authority", "read"),
             ("node", "heartbeat"),
+            ("auth_server", "list"),
             ("event", "create"),
             ("session", "create"),
             ("access", "check"),

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from typing import Any
 
 import aiohttp
 
+from teleport import defaults
 from teleport.defaults import AUTH_SERVER_NAME
 from teleport.errors import ConnectionProblem, error_from_dict
 from teleport.httpapi import error_for_status
+from teleport.retry import backoff_delay
 from teleport.types.names import api_path
+
+log = logging.getLogger(__name__)
 
 
 def client_ssl_context(
@@ -26,15 +32,40 @@ def client_ssl_context(
 
 
 class AuthClient:
-    """Calls the auth API on one of several auth servers, trying the next on connection failure."""
+    """Calls the auth API on one of several auth servers.
 
-    def __init__(self, addrs: list[str], ssl_context: ssl.SSLContext, timeout: float = 30) -> None:
+    A call goes to the auth server that answered last; when it cannot be reached the next one is
+    tried at once, and when none can, the whole list again after a backoff with jitter
+    (defaults.AUTH_RETRY_*), a bounded number of rounds, then ConnectionProblem. The list can be
+    replaced while calls run (`set_addrs`: what the cluster says its auth servers are).
+    """
+
+    def __init__(self, addrs: list[str], ssl_context: ssl.SSLContext, timeout: float = 30,
+                 retry_rounds: int = defaults.AUTH_RETRY_ROUNDS) -> None:
         if not addrs:
             raise ConnectionProblem("no auth server address configured (teleport.auth_servers)")
-        self.addrs = list(addrs)
+        self.addrs = list(dict.fromkeys(addrs))
         self.ssl = ssl_context
+        self.retry_rounds = max(1, retry_rounds)
+        self.failovers = 0  # calls that moved to another auth server (tests, benches)
+        self.retries = 0  # backoff rounds waited (tests, benches)
+        self._preferred = self.addrs[0]
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
         self._session: aiohttp.ClientSession | None = None
+
+    def set_addrs(self, addrs: list[str]) -> None:
+        """Replace the auth servers to call (empty lists are ignored: never forget them all)."""
+        addrs = list(dict.fromkeys(a for a in addrs if a))
+        if addrs:
+            self.addrs = addrs
+
+    def _order(self) -> list[str]:
+        """The preferred (last good) server first, then the others in list order."""
+        addrs = list(self.addrs)
+        if self._preferred in addrs:
+            addrs.remove(self._preferred)
+            addrs.insert(0, self._preferred)
+        return addrs
 
     async def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -57,35 +88,50 @@ class AuthClient:
         """One API call; raises the server's error type with its message."""
         session = await self._get_session()
         last: Exception | None = None
-        for addr in self.addrs:
-            try:
-                async with session.request(
-                    method, f"https://{addr}{path}", json=body, server_hostname=AUTH_SERVER_NAME
-                ) as resp:
-                    if raw and resp.status == 200:
-                        return await resp.read()
-                    try:
-                        data = await resp.json(content_type=None)
-                    except Exception:
-                        data = None
-                    if resp.status >= 400:
-                        if isinstance(data, dict) and "error" in data:
-                            raise error_from_dict(data)
-                        raise error_for_status(
-                            resp.status, f"auth server {addr} answered HTTP {resp.status}"
-                        )
-                    return data
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-                    raise ConnectionProblem(
-                        f"auth server {addr} presented a certificate not signed by this "
-                        f"cluster's CA: {exc.certificate_error}"
-                    ) from None
-                last = exc
-                continue
+        for round_no in range(self.retry_rounds):
+            if round_no:
+                self.retries += 1
+                await asyncio.sleep(backoff_delay(
+                    round_no - 1, defaults.AUTH_RETRY_BASE_DELAY, defaults.AUTH_RETRY_MAX_DELAY))
+            for i, addr in enumerate(self._order()):
+                try:
+                    result = await self._call_one(session, addr, method, path, body, raw)
+                except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+                        raise ConnectionProblem(
+                            f"auth server {addr} presented a certificate not signed by this "
+                            f"cluster's CA: {exc.certificate_error}"
+                        ) from None
+                    log.info("auth server %s: %s; trying the next one", addr, exc)
+                    last = exc
+                    continue
+                if i or round_no:
+                    self.failovers += 1
+                self._preferred = addr
+                return result
         raise ConnectionProblem(
-            f"cannot reach the auth server at {', '.join(self.addrs)}: {last}; is it running?"
+            f"cannot reach the auth server at {', '.join(self.addrs)} "
+            f"({self.retry_rounds} attempts): {last}; is it running?"
         )
+
+    async def _call_one(self, session: aiohttp.ClientSession, addr: str, method: str,
+                        path: str, body: Any, raw: bool) -> Any:
+        async with session.request(
+            method, f"https://{addr}{path}", json=body, server_hostname=AUTH_SERVER_NAME
+        ) as resp:
+            if raw and resp.status == 200:
+                return await resp.read()
+            try:
+                data = await resp.json(content_type=None)
+            except Exception:
+                data = None
+            if resp.status >= 400:
+                if isinstance(data, dict) and "error" in data:
+                    raise error_from_dict(data)
+                raise error_for_status(
+                    resp.status, f"auth server {addr} answered HTTP {resp.status}"
+                )
+            return data
 
     # typed helpers ------------------------------------------------------------------------
     async def ping(self) -> dict[str, Any]:
@@ -169,6 +215,10 @@ class AuthClient:
     async def list_proxies(self) -> list[dict[str, Any]]:
         return await self.call("GET", "/v1/proxies")
 
+    async def list_auth_servers(self) -> list[dict[str, Any]]:
+        """The auth servers registered in the cluster (each spec.addr is where to dial it)."""
+        return await self.call("GET", "/v1/authservers")
+
     # audit, sessions, recordings -----------------------------------------------------------
     async def emit_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Deliver a batch of audit events (redeliveries are stored once)."""
@@ -202,7 +252,7 @@ class AuthClient:
         """Stream a finished recording file to the auth service."""
         session = await self._get_session()
         last: Exception | None = None
-        for addr in self.addrs:
+        for addr in self._order():
             try:
                 with open(path, "rb") as f:
                     async with session.put(

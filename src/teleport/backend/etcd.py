@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from teleport import defaults
 from teleport.backend._watch import QueueWatcher, prefix_end
 from teleport.backend.base import Backend, Event, EventType, Item, Watcher
 from teleport.defaults import ETCD_PREFIX
@@ -40,6 +41,7 @@ from teleport.errors import (
     NotFound,
     TeleportError,
 )
+from teleport.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,8 @@ class EtcdBackend(Backend):
         self._leases: dict[int, int] = {}  # expiry second -> lease id
         self._watchers: set[_EtcdWatcher] = set()
         self._closed = False
+        self.retry_attempts = defaults.ETCD_RETRY_ATTEMPTS
+        self.retries = 0  # transient failures retried so far (reported by tests and benches)
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -198,6 +202,37 @@ class EtcdBackend(Backend):
         raise ConnectionProblem("cannot reach any etcd peer: " + "; ".join(errors))
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One unary call; transient failures (an election, a member going away, no member
+        reachable for a moment) are retried with backoff, then surface as ConnectionProblem."""
+        attempts = max(1, self.retry_attempts)
+        for attempt in range(attempts):
+            try:
+                return await self._call_once(path, body)
+            except _EtcdError as exc:
+                if not is_transient(exc.etcd_message) or attempt == attempts - 1:
+                    if is_transient(exc.etcd_message):
+                        raise ConnectionProblem(
+                            f"{exc.message} (still failing after {attempts} attempts over "
+                            "the etcd members; is a majority of the etcd cluster up?)"
+                        ) from None
+                    raise
+                last: ConnectionProblem = exc
+                # that member may be the one going away: ask the next one first
+                self._current = (self._current + 1) % len(self.peers)
+            except ConnectionProblem as exc:  # no member reachable, or every one failed
+                if attempt == attempts - 1:
+                    raise ConnectionProblem(
+                        f"{exc.message} (after {attempts} attempts; is etcd running?)"
+                    ) from None
+                last = exc
+            self.retries += 1
+            log.info("etcd %s: %s; retrying", path, last.message)
+            await asyncio.sleep(
+                backoff_delay(attempt, defaults.ETCD_RETRY_BASE_DELAY, defaults.ETCD_RETRY_MAX_DELAY)
+            )
+        raise AssertionError("unreachable")
+
+    async def _call_once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         errors: list[str] = []
         for _attempt in range(len(self.peers)):
             resp, peer = await self._open(path, body, REQUEST_TIMEOUT)
@@ -440,6 +475,32 @@ class EtcdBackend(Backend):
         self._closed = True
         if self._session is not None:
             await self._session.close()
+
+
+# etcd's messages for conditions that pass by themselves: an election in progress or just
+# finished, a member that lost its quorum for a moment, a proposal that timed out, overload.
+# The request may be retried as it is (the gateway answers 503/504 with gRPC code 14/4).
+TRANSIENT_ETCD_ERRORS = (
+    "leader changed",
+    "no leader",
+    "request timed out",
+    "timed out",
+    "too many requests",
+    "server stopped",
+    "not capable",
+    "context deadline exceeded",
+    "connection refused",
+    "transport is closing",
+    "connection is closing",  # the member's own gateway while that member shuts down
+    "error reading from server",
+    "unavailable",
+)
+
+
+def is_transient(etcd_message: str) -> bool:
+    """Whether etcd's error message names a condition that a retry may get past."""
+    text = etcd_message.lower()
+    return any(marker in text for marker in TRANSIENT_ETCD_ERRORS)
 
 
 class _EtcdError(ConnectionProblem):

@@ -30,8 +30,8 @@ from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
+from teleport.service import authservers, memory
 from teleport.service import identity as idstore
-from teleport.service import memory
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
 
@@ -147,6 +147,9 @@ class TeleportProcess:
         self.closers.append(self._close_hasher)
         await self._serve(api.app(), a.listen_addr, ctx, "the auth service", user_identity_of)
         self._write_admin_identity(auth, a.listen_addr)
+        # Register in the shared backend so that nodes and proxies learn of this auth server.
+        self.tasks.append(asyncio.create_task(authservers.heartbeat_loop(
+            store, self.host_id, self.cfg.teleport.nodename, self.auth_advertise_addr())))
         self.banner.append(
             f"[AUTH]  auth service is listening on {a.listen_addr} (cluster {auth.cluster_name!r})"
         )
@@ -163,6 +166,20 @@ class TeleportProcess:
         write_secret(paths["cert"], cert_pem)
         write_secret(paths["ca"], auth.tls_ca_cert)
         write_public(paths["auth_addr"], dial_addr(listen) + "\n", 0o600)
+
+    def auth_advertise_addr(self) -> str:
+        """Where other hosts dial this auth server: advertise_ip (or the listen host) and port."""
+        listen = self.cfg.auth_service.listen_addr
+        if self.cfg.teleport.advertise_ip:
+            return str(HostPort(self.cfg.teleport.advertise_ip, listen.port))
+        return dial_addr(listen)
+
+    def _auth_addrs(self) -> list[str]:
+        """authservers.json (what the cluster said last) first, then the configuration."""
+        configured = [str(a) for a in effective_auth_servers(self.cfg)]
+        if self.cfg.auth_service.enabled:
+            return configured  # our own auth service, in this process
+        return authservers.startup_addrs(self.data_dir, configured)
 
     # identities for proxy and node ------------------------------------------------------
     def _addresses(self) -> list[str]:
@@ -181,7 +198,7 @@ class TeleportProcess:
             )
         else:
             ident = await idstore.join_cluster(
-                [str(a) for a in effective_auth_servers(self.cfg)],
+                self._auth_addrs(),
                 self.cfg.teleport.auth_token or "",
                 role,
                 self.host_id,
@@ -196,11 +213,13 @@ class TeleportProcess:
 
     def _auth_client(self, ident: HostIdentity) -> AuthClient:
         cert, key = idstore.identity_tls_files(self.data_dir, ident)
-        client = AuthClient(
-            [str(a) for a in effective_auth_servers(self.cfg)],
-            client_ssl_context(ident.tls_ca, cert, key),
-        )
+        client = AuthClient(self._auth_addrs(), client_ssl_context(ident.tls_ca, cert, key))
         self.clients.append(client)
+        if not self.cfg.auth_service.enabled:
+            # learn the cluster's auth servers and keep them in authservers.json
+            configured = [str(a) for a in effective_auth_servers(self.cfg)]
+            self.tasks.append(asyncio.create_task(
+                authservers.refresh_loop(client, self.data_dir, configured)))
         return client
 
     # proxy ----------------------------------------------------------------------------

@@ -293,3 +293,77 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield b
     finally:
         await b.close()
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+def start_etcd_cluster(directory: Path, size: int = 3) -> list[EtcdMember]:
+    """A real etcd cluster of ``size`` members on free loopback ports (plain HTTP), healthy.
+
+    Stop it with stop_etcd_cluster (by pid); members die with the test process anyway.
+    """
+    binary = _require_etcd()
+    ports = [(_free_port(), _free_port()) for _ in range(size)]
+    initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_c, peer) in enumerate(ports))
+    members: list[EtcdMember] = []
+    try:
+        for i, (client, peer) in enumerate(ports):
+            url = f"http://127.0.0.1:{client}"
+            logf = open(directory / f"etcd-m{i}.log", "wb")  # noqa: SIM115 - owned by the child
+            proc = subprocess.Popen(
+                [binary, f"--name=m{i}", f"--data-dir={directory / f'data-m{i}'}",
+                 f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
+                 f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                 f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                 f"--initial-cluster={initial}", "--initial-cluster-state=new",
+                 "--initial-cluster-token=tp-ha-test",
+                 # fast elections keep the failover tests short
+                 "--heartbeat-interval=50", "--election-timeout=500", "--log-level=error"],
+                stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            )
+            logf.close()
+            members.append(EtcdMember(f"m{i}", url, proc))
+        deadline = time.monotonic() + 30
+        for m in members:
+            while True:
+                if m.proc.poll() is not None:
+                    out = (directory / f"etcd-{m.name}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"etcd {m.name} exited with {m.proc.returncode}: {out}")
+                try:
+                    with urllib.request.urlopen(m.url + "/health", timeout=1) as resp:
+                        if b'"true"' in resp.read():
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"etcd cluster member {m.name} not healthy within 30 s")
+                time.sleep(0.1)
+    except BaseException:
+        stop_etcd_cluster(members)
+        raise
+    return members
+
+
+def stop_etcd_cluster(members: list[EtcdMember]) -> None:
+    for m in members:
+        _stop(m.proc)
+
+
+def etcd_leader(members: list[EtcdMember]) -> EtcdMember:
+    """The member that is the raft leader now (asked through the maintenance status API)."""
+    import json as _json
+
+    for m in members:
+        if m.proc.poll() is not None:
+            continue
+        req = urllib.request.Request(m.url + "/v3/maintenance/status", data=b"{}", method="POST")
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            status = _json.loads(resp.read())
+        if status.get("leader") == status.get("header", {}).get("member_id"):
+            return m
+    raise RuntimeError("no etcd member says it is the leader")

@@ -1,0 +1,230 @@
+"""HIGH AVAILABILITY, with real processes (~60 s): a 3-member etcd cluster, two auth servers on
+it, two proxies and a node that lists only the first auth server.
+
+1. The node and proxies learn both auth servers from the cluster (authservers.json, 0600), and a
+   user logged in through one proxy uses the other (proxies are stateless).
+2. While logins, `tsh ls` and `tsh ssh` run in a loop: kill auth server 1, then the etcd leader,
+   then proxy 1. No operation fails after the documented retry: one retry of an operation, and
+   for a dead proxy the client's switch to the other proxy (tsh has one proxy per profile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (
+    Cluster,
+    cli,
+    destroy,
+    env_with,
+    free_port,
+    kill_proc,
+    new_cluster,
+    wait_port,
+)
+from tests.unit.backend.conftest import (
+    EtcdMember,
+    etcd_leader,
+    start_etcd_cluster,
+    stop_etcd_cluster,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.etcd]
+
+PASSWORD = "secret-pass-1"
+TOKEN = "static-join-token-0123456789abcdef"
+
+
+class Service:
+    """A `teleport start` of one proxy or node in its own data_dir, pointed at auth servers."""
+
+    def __init__(self, name: str, role: str, auth_servers: list[str]) -> None:
+        self.root = tempfile.mkdtemp(prefix=f"tp-ha-{name}-")
+        self.name, self.role = name, role
+        self.ports = {k: free_port() for k in ("ssh", "web", "tunnel", "node")}
+        p = self.ports
+        self.config = os.path.join(self.root, "teleport.yaml")
+        proxy = (f"proxy_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:{p['ssh']}\n"
+                 f"  web_listen_addr: 127.0.0.1:{p['web']}\n"
+                 f"  tunnel_listen_addr: 127.0.0.1:{p['tunnel']}\n"
+                 f"  public_addr: 127.0.0.1:{p['web']}\n") if role == "proxy" else \
+            "proxy_service: {enabled: no}\n"
+        node = (f"ssh_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:{p['node']}\n"
+                if role == "node" else "ssh_service: {enabled: no}\n")
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                teleport:
+                  nodename: {name}
+                  data_dir: {self.root}/data
+                  log: {{output: {self.root}/teleport.log, severity: INFO}}
+                  auth_servers: [{", ".join(auth_servers)}]
+                auth_service: {{enabled: no}}
+                """) + node + proxy)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.root, "data")
+
+    @property
+    def web_addr(self) -> str:
+        return f"127.0.0.1:{self.ports['web']}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [*cli("teleport"), "start", "-c", self.config, f"--roles={self.role}",
+             f"--token={TOKEN}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_with())
+        wait_port(self.ports["web" if self.role == "proxy" else "node"], 30, self.proc)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def destroy(self) -> None:
+        if self.proc is not None:
+            kill_proc(self.proc)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class HA:
+    etcd: list[EtcdMember]
+    auths: list[Cluster]
+    proxies: list[Service]
+    node: Service
+    home: str
+    counts: dict[str, int] = field(default_factory=lambda: {"tried": 0, "failed": 0, "retried": 0})
+
+    def tsh(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli("tsh"), *args], input=input, capture_output=True, text=True,
+                              timeout=60, env=env_with(TELEPORT_HOME=self.home))
+
+
+def _wait(pred: object, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def ha() -> Iterator[HA]:
+    if os.geteuid() != 0:
+        pytest.skip("the node serves the root login only when run as root")
+    directory = Path(tempfile.mkdtemp(prefix="teleport-etcd-ha-"))
+    auths: list[Cluster] = []
+    services: list[Service] = []
+    members: list[EtcdMember] = []
+    try:
+        members = start_etcd_cluster(directory, 3)
+        peers = ", ".join(f'"{m.url}"' for m in members)
+        for _ in range(2):
+            a = new_cluster(roles="auth", cluster_name="ha-cluster", static_token=TOKEN,
+                            second_factor="off",
+                            storage=f"{{type: etcd, peers: [{peers}], prefix: /tp-ha}}")
+            auths.append(a)
+            a.start()
+        addrs = [a.auth_addr for a in auths]
+        proxies = [Service(f"proxy{i}", "proxy", addrs) for i in (1, 2)]
+        node = Service("hanode", "node", addrs[:1])  # knows only auth 1 from its file
+        services += [*proxies, node]
+        for s in services:
+            s.start()
+        home = os.path.join(auths[0].root, "tsh-home")
+        ha = HA(members, auths, proxies, node, home)
+        out = auths[0].tctl("users", "add", "hauser", "--roles=admin", "--logins=root").stdout
+        url = next(w for w in out.split() if w.startswith("https://"))
+        res = ha.tsh("--insecure", "signup", url, input=f"{PASSWORD}\n{PASSWORD}\n")
+        assert res.returncode == 0, res.stderr
+        yield ha
+    finally:
+        for s in services:
+            s.destroy()
+        for a in auths:
+            destroy(a)
+        stop_etcd_cluster(members)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def login(ha: HA, proxy: Service) -> subprocess.CompletedProcess[str]:
+    return ha.tsh("--insecure", f"--proxy={proxy.web_addr}", "--user=hauser", "login",
+                  input=f"{PASSWORD}\n")
+
+
+def test_nodes_and_proxies_learn_auth_servers_and_proxies_are_stateless(ha: HA) -> None:
+    cache = os.path.join(ha.node.data_dir, "authservers.json")
+    # the node was configured with auth 1 only; the cluster told it about auth 2
+    _wait(lambda: os.path.exists(cache) and
+          ha.auths[1].auth_addr in json.load(open(cache))["auth_servers"], 20, "authservers.json")
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
+    assert set(json.load(open(cache))["auth_servers"]) == {a.auth_addr for a in ha.auths}
+    # logged in through proxy 1, the same profile's key works through proxy 2
+    assert login(ha, ha.proxies[0]).returncode == 0
+    res = ha.tsh("--insecure", f"--proxy={ha.proxies[1].web_addr}", "ls")
+    assert res.returncode == 0 and "hanode" in res.stdout, res.stdout + res.stderr
+    res = ha.tsh("--insecure", f"--proxy={ha.proxies[1].web_addr}", "ssh", "root@hanode",
+                 "echo", "via-proxy-2")
+    assert res.returncode == 0 and "via-proxy-2" in res.stdout, res.stdout + res.stderr
+
+
+def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
+    """The loop: login, ls, ssh through the current proxy; each operation is retried once, and a
+    proxy that cannot be reached makes the client switch to the other proxy."""
+    proxies = list(ha.proxies)
+    failures: list[str] = []
+
+    def op(name: str, *args: str, **kw: str) -> None:
+        for attempt in range(2):
+            ha.counts["tried"] += 1
+            proxy = proxies[0]
+            if name == "login":
+                res = login(ha, proxy)
+            else:
+                res = ha.tsh("--insecure", f"--proxy={proxy.web_addr}", *args)
+            ok = res.returncode == 0 and kw.get("expect", "") in res.stdout
+            if ok:
+                return
+            if proxy.proc is not None and proxy.proc.poll() is not None and len(proxies) > 1:
+                proxies.pop(0)  # the client's failover to the next proxy
+            if attempt == 0:
+                ha.counts["retried"] += 1
+                time.sleep(0.5)
+        ha.counts["failed"] += 1
+        failures.append(f"{name}: {res.returncode} {res.stdout[-300:]} {res.stderr[-500:]}")
+
+    def rounds(n: int) -> None:
+        for i in range(n):
+            op("login")
+            op("ls", "ls", expect="hanode")
+            op("ssh", "ssh", "root@hanode", "echo", f"ha-{i}", expect=f"ha-{i}")
+
+    rounds(2)
+    ha.auths[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    ha.auths[0].proc.wait(timeout=10)  # type: ignore[union-attr]
+    rounds(3)
+    leader = etcd_leader(ha.etcd)
+    leader.proc.send_signal(signal.SIGKILL)
+    leader.proc.wait(timeout=10)
+    rounds(3)
+    ha.proxies[0].kill()
+    rounds(3)
+    print(f"\nHA loop: {ha.counts['tried']} operations tried, {ha.counts['failed']} failed, "
+          f"{ha.counts['retried']} retried")
+    assert ha.counts["failed"] == 0, failures
