@@ -327,3 +327,74 @@ def test_forwarding_certificates_name_one_host_for_the_proxy_only(cl: Cluster) -
             run(lambda a, bad=bad: a.sign_forward_cert(pub, bad), service_client(cl, cl.data_dir, "proxy")[1])
     with pytest.raises(AccessDenied, match="a node identity may not"):
         run(lambda a: a.sign_forward_cert(pub, "db-7"), service_client(cl, cl.data_dir, "node")[1])
+
+
+# -- the `tsh config` block in proxy mode (OpenSSH and Ansible, no agent of the user's) ----------
+
+def block_config(c: Cluster, sshd: Sshd, d: str) -> tuple[str, str]:
+    """An ssh_config made of `tsh config` and, first, an alias `sshd.CLUSTER` for the sshd node
+    (the block matches the cluster's names only); returns (config path, alias)."""
+    alias = f"sshd.{c.cluster_name}"
+    cfg = os.path.join(d, "ssh_config")
+    with open(cfg, "w") as f:
+        f.write(f"Host {alias}\n    HostName 127.0.0.1\n    Port {sshd.port}\n\n")
+        f.write(tsh(c, "config").stdout)
+    return cfg, alias
+
+
+def no_agent_env() -> dict[str, str]:
+    env = env_with()
+    env.pop("SSH_AUTH_SOCK", None)  # the block must bring its own agent
+    return env
+
+
+def test_tsh_config_block_ssh_scp_sftp_in_proxy_mode(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    d = str(tmp_path)
+    cfg, alias = block_config(cl, sshd, d)
+    env = no_agent_env()
+    res = run("ssh", "-F", cfg, "-o", "BatchMode=yes", f"{LOGIN}@{alias}", "echo via-block-$((2*3))", env=env)
+    assert res.returncode == 0 and res.stdout == "via-block-6\n", res.stderr + cl.log()
+    ev = wait_for(lambda: [e for e in events_of(cl, "exec") if "via-block-" in e.get("command", "")],
+                  what="the exec event")
+    assert ev[0]["server_id"] == proxy_host_id(cl)
+    src = os.path.join(d, "blk.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(200_000))
+    remote = f"/tmp/tp-recproxy-blk-{os.getpid()}.bin"
+    try:
+        up = run("scp", "-F", cfg, "-o", "BatchMode=yes", src, f"{LOGIN}@{alias}:{remote}", env=env)
+        assert up.returncode == 0, up.stderr
+        back = os.path.join(d, "blk-back.bin")
+        down = run("scp", "-F", cfg, "-o", "BatchMode=yes", f"{LOGIN}@{alias}:{remote}", back, env=env)
+        assert down.returncode == 0, down.stderr
+        assert filecmp.cmp(src, back, shallow=False)
+    finally:
+        if os.path.exists(remote):
+            os.remove(remote)
+    # the private agent holds the tsh key only, and goes away with the connection
+    def agents() -> list[str]:
+        out = subprocess.run(["pgrep", "-f", "ssh-agent -s"], capture_output=True, text=True).stdout
+        return out.split()
+
+    assert wait_for(lambda: agents() == [], timeout=5, what="the private agents to stop")
+
+
+def test_ansible_ping_through_tsh_config_block_in_proxy_mode(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    ansible = shutil.which("ansible")
+    if ansible is None:
+        pytest.fail("ansible not found: install Debian's ansible-core (apt-get install ansible-core)")
+    d = str(tmp_path)
+    cfg, alias = block_config(cl, sshd, d)
+    inv = os.path.join(d, "hosts")
+    with open(inv, "w") as f:
+        f.write(f"{alias} ansible_user={LOGIN} ansible_python_interpreter=/usr/bin/python3\n")
+    env = {**no_agent_env(), "ANSIBLE_SSH_ARGS": f"-F {cfg}", "ANSIBLE_HOME": os.path.join(d, "ansible"),
+           "ANSIBLE_LOCAL_TEMP": os.path.join(d, "tmp"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_HOST_KEY_CHECKING": "True"}
+    ping = run(ansible, "-i", inv, "all", "-m", "ping", env=env, timeout=180)
+    assert ping.returncode == 0, ping.stdout + ping.stderr + cl.log()
+    assert '"ping": "pong"' in ping.stdout
+    # the proxy ran (and logged) Ansible's commands on the sshd node
+    wait_for(lambda: [e for e in events_of(cl, "exec")
+                      if "python3" in e.get("command", "") and e["server_id"] == proxy_host_id(cl)],
+             what="Ansible's exec events from the proxy")
