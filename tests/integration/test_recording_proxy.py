@@ -19,8 +19,18 @@ from typing import Any
 
 import pytest
 
+from teleport.client.sshconfig import ssh_config_block
 from teleport.recording.asciicast import read_cast
-from tests.helpers import Cluster, destroy, env_with, free_port, kill_proc, new_cluster, wait_port
+from tests.helpers import (
+    Cluster,
+    cluster_user_ca_key,
+    destroy,
+    env_with,
+    free_port,
+    kill_proc,
+    new_cluster,
+    wait_port,
+)
 from tests.integration.test_proxy_tsh import ALLOW_LOOPBACK, SSHD, Sshd
 from tests.integration.test_recording import Shell, session_events, stored_recording, wait_for
 
@@ -398,3 +408,63 @@ def test_ansible_ping_through_tsh_config_block_in_proxy_mode(cl: Cluster, sshd: 
     wait_for(lambda: [e for e in events_of(cl, "exec")
                       if "python3" in e.get("command", "") and e["server_id"] == proxy_host_id(cl)],
              what="Ansible's exec events from the proxy")
+
+
+# -- idle timeout and certificate-expiry disconnect, enforced by the proxy on an sshd node -----
+
+def put_role(c: Cluster, name: str, options: dict[str, Any]) -> None:
+    import yaml
+
+    doc = {"kind": "role", "version": "v3", "metadata": {"name": name},
+           "spec": {"options": options, "allow": {"logins": [LOGIN], "node_labels": {"*": "*"}}}}
+    path = os.path.join(c.root, f"role-{name}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(doc, f)
+    c.tctl("create", "-f", path)
+
+
+def user_key(c: Cluster, user: str, d: str, ttl: int) -> str:
+    """A key and a certificate of `user` signed by the cluster's user CA, valid `ttl` seconds."""
+    from teleport.ca import keys, sshcert
+
+    k = keys.generate_private_key()
+    cert = sshcert.sign_user_cert(cluster_user_ca_key(c), keys.public_key_to_openssh(k), username=user,
+                                  principals=[LOGIN], ttl=ttl, roles=["access"])
+    path = os.path.join(d, user)
+    with open(path, "wb") as f:
+        f.write(keys.private_key_to_openssh(k))
+    os.chmod(path, 0o600)
+    with open(path + "-cert.pub", "w") as f:
+        f.write(cert + "\n")
+    return path
+
+
+def ssh_with_key(c: Cluster, sshd: Sshd, key: str, d: str, command: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """OpenSSH through the proxy with `key` in a private agent forwarded to the proxy (the
+    `tsh config` block's way); (result, seconds it took)."""
+    cfg = os.path.join(d, "cfg")
+    with open(cfg, "w") as f:
+        f.write(f"Host sshd.{c.cluster_name}\n    HostName 127.0.0.1\n    Port {sshd.port}\n\n")
+        f.write(ssh_config_block(cluster=c.cluster_name, proxy_host="127.0.0.1", proxy_port=c.ports["ssh"],
+                                 key_path=key, cert_path=key + "-cert.pub",
+                                 known_hosts=os.path.join(c.home, "known_hosts")))
+    start = time.monotonic()
+    res = run("ssh", "-F", cfg, "-o", "BatchMode=yes", f"{LOGIN}@sshd.{c.cluster_name}", command,
+              env=no_agent_env(), timeout=60)
+    return res, time.monotonic() - start
+
+
+@pytest.mark.parametrize("case", ["idle", "expired-cert"])
+def test_proxy_enforces_idle_timeout_and_cert_expiry(cl: Cluster, sshd: Sshd, tmp_path: Any, case: str) -> None:
+    user = f"rec-{case}"
+    options = {"client_idle_timeout": "2s"} if case == "idle" else {"disconnect_expired_cert": True}
+    put_role(cl, f"role-{case}", options)
+    cl.add_user(user, LOGIN)
+    cl.tctl("users", "update", user, f"--set-roles=role-{case}")
+    key = user_key(cl, user, str(tmp_path), ttl=3600 if case == "idle" else 6)
+    # the command outlives both limits; output from the node is no input from the client
+    res, took = ssh_with_key(cl, sshd, key, str(tmp_path), "while :; do echo tick; sleep 0.5; done")
+    assert res.returncode == 255, res.stdout[-200:] + res.stderr + cl.log()
+    want = "client idle for more than 2s" if case == "idle" else "your certificate has expired"
+    assert want in res.stderr, res.stderr
+    assert "tick" in res.stdout and took < 30
