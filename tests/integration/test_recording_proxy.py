@@ -468,3 +468,45 @@ def test_proxy_enforces_idle_timeout_and_cert_expiry(cl: Cluster, sshd: Sshd, tm
     want = "client idle for more than 2s" if case == "idle" else "your certificate has expired"
     assert want in res.stderr, res.stderr
     assert "tick" in res.stdout and took < 30
+
+
+# -- SFTP copies (OpenSSH's default scp, sftp, tsh scp) audited by the proxy --------------------
+
+def test_sftp_copies_are_audited_by_the_proxy(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    d = str(tmp_path)
+    cfg, alias = block_config(cl, sshd, d)
+    env = no_agent_env()
+    src = os.path.join(d, "sftp-src.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(300_001))
+    tag = f"tp-recproxy-sftp-{os.getpid()}"
+    paths = {k: f"/tmp/{tag}-{k}.bin" for k in ("scp", "sftp", "tsh")}
+    try:
+        # OpenSSH's scp speaks SFTP by default (no -O)
+        up = run("scp", "-F", cfg, "-o", "BatchMode=yes", src, f"{LOGIN}@{alias}:{paths['scp']}", env=env)
+        assert up.returncode == 0, up.stderr
+        batch = os.path.join(d, "batch")
+        with open(batch, "w") as f:
+            f.write(f"put {src} {paths['sftp']}\nget {paths['sftp']} {d}/sftp-back.bin\n")
+        res = run("sftp", "-F", cfg, "-o", "BatchMode=yes", "-b", batch, f"{LOGIN}@{alias}", env=env)
+        assert res.returncode == 0, res.stderr
+        assert filecmp.cmp(src, os.path.join(d, "sftp-back.bin"), shallow=False)
+        tsh(cl, "scp", "-P", str(sshd.port), src, f"{LOGIN}@127.0.0.1:{paths['tsh']}")
+        assert filecmp.cmp(src, paths["tsh"], shallow=False)
+    finally:
+        for p in paths.values():
+            if os.path.exists(p):
+                os.remove(p)
+
+    want = {(paths["scp"], "upload"), (paths["sftp"], "upload"), (paths["sftp"], "download"),
+            (paths["tsh"], "upload")}
+
+    def scp_events() -> list[dict[str, Any]]:
+        evs = [e for e in events_of(cl, "scp") if tag in e.get("path", "")]
+        return evs if {(e["path"], e["action"]) for e in evs} >= want else []
+
+    evs = wait_for(scp_events, what="scp events for the SFTP copies")
+    pid = proxy_host_id(cl)
+    for e in evs:
+        assert e["server_id"] == pid and e["len"] == 300_001 and e["user"] == USER, e
+        assert e["login"] == LOGIN and e["sid"]

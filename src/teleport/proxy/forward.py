@@ -32,6 +32,7 @@ from teleport.node.party import _plain
 from teleport.node.recorder import RecordingUploader, SessionRecorder
 from teleport.node.sessions import JOIN_ENV, scp_request
 from teleport.proxy import lookup, recmode
+from teleport.proxy.sftpaudit import SftpAudit
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import DialTarget, ProxySSHService, _ProxySession
@@ -470,6 +471,8 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
         self.bytes_out = 0
         self.task: asyncio.Task[None] | None = None
         self.done = False
+        # the sftp subsystem: files read and written, from the relayed SFTP packets
+        self.sftp: SftpAudit | None = None
 
     # requests ------------------------------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -491,7 +494,15 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
 
     def subsystem_requested(self, subsystem: str) -> bool:
         self.subsystem = subsystem
+        if subsystem == "sftp":
+            self.sftp = SftpAudit()
         return True
+
+    def _audit_sftp(self, files: list[tuple[str, str, int]]) -> None:
+        """scp events for the files an SFTP session closed, as a node logs them."""
+        for action, path, n in files:
+            self.fwd.rec.emit(schema.SCP, sid=self.sid, path=path, action=action, len=n,
+                              **self.fwd.fields())
 
     def session_started(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -575,6 +586,8 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
 
     def _end(self, rc: int | None, signal_name: str | None) -> None:
         fwd = self.fwd
+        if self.sftp is not None:
+            self._audit_sftp(self.sftp.close())
         if self.command is not None:
             scp = scp_request(self.command)
             if scp is not None:
@@ -608,6 +621,8 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         self.bytes_in += len(data)
         self.fwd.touch()
+        if self.sftp is not None:
+            self._audit_sftp(self.sftp.client(data))
         if self.node_chan is not None:
             self.node_chan.write(data)
         else:
@@ -668,6 +683,8 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
             else:
                 self.bytes_out += len(data)
                 self.chan.write(data)
+                if self.sftp is not None:
+                    self._audit_sftp(self.sftp.server(data))
         except (OSError, asyncssh.Error, BrokenPipeError):
             return
         if self.recorder is not None:
