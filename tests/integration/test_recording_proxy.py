@@ -510,3 +510,31 @@ def test_sftp_copies_are_audited_by_the_proxy(cl: Cluster, sshd: Sshd, tmp_path:
     for e in evs:
         assert e["server_id"] == pid and e["len"] == 300_001 and e["user"] == USER, e
         assert e["login"] == LOGIN and e["sid"]
+
+
+# -- port forwarding through the recording proxy ---------------------------------------------
+
+def test_local_port_forwarding_through_the_block(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    """ssh -L through the `tsh config` block: the proxy relays the direct-tcpip channel to the
+    node (which decides by the certificate's permit-port-forwarding) and logs port events."""
+    import socket
+
+    cfg, alias = block_config(cl, sshd, str(tmp_path))
+    lport = free_port()
+    target = f"127.0.0.1:{sshd.port}"  # the sshd itself, seen from the node: a banner to read
+    proc = subprocess.Popen(
+        ["ssh", "-F", cfg, "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+         "-L", f"127.0.0.1:{lport}:{target}", f"{LOGIN}@{alias}", "sleep 60"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=no_agent_env())
+    try:
+        wait_port(lport, 20, proc)
+        with socket.create_connection(("127.0.0.1", lport), timeout=10) as s:
+            s.settimeout(10)
+            banner = s.recv(64)
+        assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
+        ev = wait_for(lambda: [e for e in events_of(cl, "port") if e.get("addr") == target],
+                      what="the port forward event")
+        assert ev[0]["server_id"] == proxy_host_id(cl) and ev[0]["user"] == USER
+    finally:
+        kill_proc(proc)  # type: ignore[arg-type]
+
