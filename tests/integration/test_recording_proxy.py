@@ -19,8 +19,18 @@ from typing import Any
 
 import pytest
 
+from teleport.client.sshconfig import ssh_config_block
 from teleport.recording.asciicast import read_cast
-from tests.helpers import Cluster, destroy, env_with, free_port, kill_proc, new_cluster, wait_port
+from tests.helpers import (
+    Cluster,
+    cluster_user_ca_key,
+    destroy,
+    env_with,
+    free_port,
+    kill_proc,
+    new_cluster,
+    wait_port,
+)
 from tests.integration.test_proxy_tsh import ALLOW_LOOPBACK, SSHD, Sshd
 from tests.integration.test_recording import Shell, session_events, stored_recording, wait_for
 
@@ -327,3 +337,204 @@ def test_forwarding_certificates_name_one_host_for_the_proxy_only(cl: Cluster) -
             run(lambda a, bad=bad: a.sign_forward_cert(pub, bad), service_client(cl, cl.data_dir, "proxy")[1])
     with pytest.raises(AccessDenied, match="a node identity may not"):
         run(lambda a: a.sign_forward_cert(pub, "db-7"), service_client(cl, cl.data_dir, "node")[1])
+
+
+# -- the `tsh config` block in proxy mode (OpenSSH and Ansible, no agent of the user's) ----------
+
+def block_config(c: Cluster, sshd: Sshd, d: str) -> tuple[str, str]:
+    """An ssh_config made of `tsh config` and, first, an alias `sshd.CLUSTER` for the sshd node
+    (the block matches the cluster's names only); returns (config path, alias)."""
+    alias = f"sshd.{c.cluster_name}"
+    cfg = os.path.join(d, "ssh_config")
+    with open(cfg, "w") as f:
+        f.write(f"Host {alias}\n    HostName 127.0.0.1\n    Port {sshd.port}\n\n")
+        f.write(tsh(c, "config").stdout)
+    return cfg, alias
+
+
+def no_agent_env() -> dict[str, str]:
+    env = env_with()
+    env.pop("SSH_AUTH_SOCK", None)  # the block must bring its own agent
+    return env
+
+
+def test_tsh_config_block_ssh_scp_sftp_in_proxy_mode(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    d = str(tmp_path)
+    cfg, alias = block_config(cl, sshd, d)
+    env = no_agent_env()
+    res = run("ssh", "-F", cfg, "-o", "BatchMode=yes", f"{LOGIN}@{alias}", "echo via-block-$((2*3))", env=env)
+    assert res.returncode == 0 and res.stdout == "via-block-6\n", res.stderr + cl.log()
+    ev = wait_for(lambda: [e for e in events_of(cl, "exec") if "via-block-" in e.get("command", "")],
+                  what="the exec event")
+    assert ev[0]["server_id"] == proxy_host_id(cl)
+    src = os.path.join(d, "blk.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(200_000))
+    remote = f"/tmp/tp-recproxy-blk-{os.getpid()}.bin"
+    try:
+        up = run("scp", "-F", cfg, "-o", "BatchMode=yes", src, f"{LOGIN}@{alias}:{remote}", env=env)
+        assert up.returncode == 0, up.stderr
+        back = os.path.join(d, "blk-back.bin")
+        down = run("scp", "-F", cfg, "-o", "BatchMode=yes", f"{LOGIN}@{alias}:{remote}", back, env=env)
+        assert down.returncode == 0, down.stderr
+        assert filecmp.cmp(src, back, shallow=False)
+    finally:
+        if os.path.exists(remote):
+            os.remove(remote)
+    # the private agent holds the tsh key only, and goes away with the connection
+    def agents() -> list[str]:
+        out = subprocess.run(["pgrep", "-f", "ssh-agent -s"], capture_output=True, text=True).stdout
+        return out.split()
+
+    assert wait_for(lambda: agents() == [], timeout=5, what="the private agents to stop")
+
+
+def test_ansible_ping_through_tsh_config_block_in_proxy_mode(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    ansible = shutil.which("ansible")
+    if ansible is None:
+        pytest.fail("ansible not found: install Debian's ansible-core (apt-get install ansible-core)")
+    d = str(tmp_path)
+    cfg, alias = block_config(cl, sshd, d)
+    inv = os.path.join(d, "hosts")
+    with open(inv, "w") as f:
+        f.write(f"{alias} ansible_user={LOGIN} ansible_python_interpreter=/usr/bin/python3\n")
+    env = {**no_agent_env(), "ANSIBLE_SSH_ARGS": f"-F {cfg}", "ANSIBLE_HOME": os.path.join(d, "ansible"),
+           "ANSIBLE_LOCAL_TEMP": os.path.join(d, "tmp"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_HOST_KEY_CHECKING": "True"}
+    ping = run(ansible, "-i", inv, "all", "-m", "ping", env=env, timeout=180)
+    assert ping.returncode == 0, ping.stdout + ping.stderr + cl.log()
+    assert '"ping": "pong"' in ping.stdout
+    # the proxy ran (and logged) Ansible's commands on the sshd node
+    wait_for(lambda: [e for e in events_of(cl, "exec")
+                      if "python3" in e.get("command", "") and e["server_id"] == proxy_host_id(cl)],
+             what="Ansible's exec events from the proxy")
+
+
+# -- idle timeout and certificate-expiry disconnect, enforced by the proxy on an sshd node -----
+
+def put_role(c: Cluster, name: str, options: dict[str, Any]) -> None:
+    import yaml
+
+    doc = {"kind": "role", "version": "v3", "metadata": {"name": name},
+           "spec": {"options": options, "allow": {"logins": [LOGIN], "node_labels": {"*": "*"}}}}
+    path = os.path.join(c.root, f"role-{name}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(doc, f)
+    c.tctl("create", "-f", path)
+
+
+def user_key(c: Cluster, user: str, d: str, ttl: int) -> str:
+    """A key and a certificate of `user` signed by the cluster's user CA, valid `ttl` seconds."""
+    from teleport.ca import keys, sshcert
+
+    k = keys.generate_private_key()
+    cert = sshcert.sign_user_cert(cluster_user_ca_key(c), keys.public_key_to_openssh(k), username=user,
+                                  principals=[LOGIN], ttl=ttl, roles=["access"])
+    path = os.path.join(d, user)
+    with open(path, "wb") as f:
+        f.write(keys.private_key_to_openssh(k))
+    os.chmod(path, 0o600)
+    with open(path + "-cert.pub", "w") as f:
+        f.write(cert + "\n")
+    return path
+
+
+def ssh_with_key(c: Cluster, sshd: Sshd, key: str, d: str, command: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """OpenSSH through the proxy with `key` in a private agent forwarded to the proxy (the
+    `tsh config` block's way); (result, seconds it took)."""
+    cfg = os.path.join(d, "cfg")
+    with open(cfg, "w") as f:
+        f.write(f"Host sshd.{c.cluster_name}\n    HostName 127.0.0.1\n    Port {sshd.port}\n\n")
+        f.write(ssh_config_block(cluster=c.cluster_name, proxy_host="127.0.0.1", proxy_port=c.ports["ssh"],
+                                 key_path=key, cert_path=key + "-cert.pub",
+                                 known_hosts=os.path.join(c.home, "known_hosts")))
+    start = time.monotonic()
+    res = run("ssh", "-F", cfg, "-o", "BatchMode=yes", f"{LOGIN}@sshd.{c.cluster_name}", command,
+              env=no_agent_env(), timeout=60)
+    return res, time.monotonic() - start
+
+
+@pytest.mark.parametrize("case", ["idle", "expired-cert"])
+def test_proxy_enforces_idle_timeout_and_cert_expiry(cl: Cluster, sshd: Sshd, tmp_path: Any, case: str) -> None:
+    user = f"rec-{case}"
+    options = {"client_idle_timeout": "2s"} if case == "idle" else {"disconnect_expired_cert": True}
+    put_role(cl, f"role-{case}", options)
+    cl.add_user(user, LOGIN)
+    cl.tctl("users", "update", user, f"--set-roles=role-{case}")
+    key = user_key(cl, user, str(tmp_path), ttl=3600 if case == "idle" else 6)
+    # the command outlives both limits; output from the node is no input from the client
+    res, took = ssh_with_key(cl, sshd, key, str(tmp_path), "while :; do echo tick; sleep 0.5; done")
+    assert res.returncode == 255, res.stdout[-200:] + res.stderr + cl.log()
+    want = "client idle for more than 2s" if case == "idle" else "your certificate has expired"
+    assert want in res.stderr, res.stderr
+    assert "tick" in res.stdout and took < 30
+
+
+# -- SFTP copies (OpenSSH's default scp, sftp, tsh scp) audited by the proxy --------------------
+
+def test_sftp_copies_are_audited_by_the_proxy(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    d = str(tmp_path)
+    cfg, alias = block_config(cl, sshd, d)
+    env = no_agent_env()
+    src = os.path.join(d, "sftp-src.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(300_001))
+    tag = f"tp-recproxy-sftp-{os.getpid()}"
+    paths = {k: f"/tmp/{tag}-{k}.bin" for k in ("scp", "sftp", "tsh")}
+    try:
+        # OpenSSH's scp speaks SFTP by default (no -O)
+        up = run("scp", "-F", cfg, "-o", "BatchMode=yes", src, f"{LOGIN}@{alias}:{paths['scp']}", env=env)
+        assert up.returncode == 0, up.stderr
+        batch = os.path.join(d, "batch")
+        with open(batch, "w") as f:
+            f.write(f"put {src} {paths['sftp']}\nget {paths['sftp']} {d}/sftp-back.bin\n")
+        res = run("sftp", "-F", cfg, "-o", "BatchMode=yes", "-b", batch, f"{LOGIN}@{alias}", env=env)
+        assert res.returncode == 0, res.stderr
+        assert filecmp.cmp(src, os.path.join(d, "sftp-back.bin"), shallow=False)
+        tsh(cl, "scp", "-P", str(sshd.port), src, f"{LOGIN}@127.0.0.1:{paths['tsh']}")
+        assert filecmp.cmp(src, paths["tsh"], shallow=False)
+    finally:
+        for p in paths.values():
+            if os.path.exists(p):
+                os.remove(p)
+
+    want = {(paths["scp"], "upload"), (paths["sftp"], "upload"), (paths["sftp"], "download"),
+            (paths["tsh"], "upload")}
+
+    def scp_events() -> list[dict[str, Any]]:
+        evs = [e for e in events_of(cl, "scp") if tag in e.get("path", "")]
+        return evs if {(e["path"], e["action"]) for e in evs} >= want else []
+
+    evs = wait_for(scp_events, what="scp events for the SFTP copies")
+    pid = proxy_host_id(cl)
+    for e in evs:
+        assert e["server_id"] == pid and e["len"] == 300_001 and e["user"] == USER, e
+        assert e["login"] == LOGIN and e["sid"]
+
+
+# -- port forwarding through the recording proxy ---------------------------------------------
+
+def test_local_port_forwarding_through_the_block(cl: Cluster, sshd: Sshd, tmp_path: Any) -> None:
+    """ssh -L through the `tsh config` block: the proxy relays the direct-tcpip channel to the
+    node (which decides by the certificate's permit-port-forwarding) and logs port events."""
+    import socket
+
+    cfg, alias = block_config(cl, sshd, str(tmp_path))
+    lport = free_port()
+    target = f"127.0.0.1:{sshd.port}"  # the sshd itself, seen from the node: a banner to read
+    proc = subprocess.Popen(
+        ["ssh", "-F", cfg, "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+         "-L", f"127.0.0.1:{lport}:{target}", f"{LOGIN}@{alias}", "sleep 60"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=no_agent_env())
+    try:
+        wait_port(lport, 20, proc)
+        with socket.create_connection(("127.0.0.1", lport), timeout=10) as s:
+            s.settimeout(10)
+            banner = s.recv(64)
+        assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
+        ev = wait_for(lambda: [e for e in events_of(cl, "port") if e.get("addr") == target],
+                      what="the port forward event")
+        assert ev[0]["server_id"] == proxy_host_id(cl) and ev[0]["user"] == USER
+    finally:
+        kill_proc(proc)  # type: ignore[arg-type]
+

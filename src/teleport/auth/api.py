@@ -339,7 +339,11 @@ class AuthAPI:
         """May this user log in as this login on this node? (asked by nodes and proxies)."""
         identity = await self._authorize(request, "access", "check")
         data = await json_body(request)
-        host_id = _str(data, "host_id")
+        host_id = _str(data, "host_id", required=False)
+        if identity.system_role == "Proxy" and not host_id:
+            # a recording proxy about a host outside the registry (an OpenSSH node, which
+            # decides the login itself): only the options it must enforce for the session
+            return web.json_response(await self.server.session_options(_str(data, "user")))
         if identity.system_role == "Node" and host_id != identity.host_id:
             raise AccessDenied("a node may only ask about logins on itself")
         labels = data.get("labels")

@@ -214,9 +214,19 @@ class LoginMixin(AuthCore):
             raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
         roleset = await self.roleset_for(user)
         roleset.check_login(login, node_labels)
+        return {"login": login, **await self.session_options(username)}
+
+    async def session_options(self, username: str) -> dict[str, Any]:
+        """The session options the user's current roles grant (idle timeout, expired-certificate
+        disconnect, forwarding, limits), without a login decision: what a recording proxy
+        enforces for a host outside the registry (an OpenSSH node decides the login itself)."""
+        try:
+            user = await self.store.get_user(username)
+        except NotFound:
+            raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
+        roleset = await self.roleset_for(user)
         return {
             "user": username,
-            "login": login,
             "roles": user.roles,
             "permit_port_forwarding": roleset.permit_port_forwarding(),
             "permit_agent_forwarding": roleset.permit_agent_forwarding(),

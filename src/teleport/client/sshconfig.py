@@ -4,6 +4,14 @@ The block matches only the cluster's names (`*.CLUSTER`) and the proxy's host, s
 it to ~/.ssh/config leaves every other ssh destination direct. It sends those hosts through the proxy's `proxy:%h:%p@cluster` subsystem with a nested
 `ssh -F none ...` (so the nested ssh cannot match the block again and loop), authenticates with
 the tsh key and certificate, and trusts hosts only by the cluster's host CA in ~/.tsh/known_hosts.
+
+Recording proxy mode (auth_service.session_recording: proxy) needs the user's certificate on the
+proxy, reached through a forwarded agent. The nested ssh therefore runs under a private
+`ssh-agent` holding only the tsh key and certificate and forwards that agent to the proxy
+connection only (`-A` on the nested ssh): never the user's own agent, with whatever else it
+holds, and never to the nodes (the block sets no ForwardAgent; `ssh -A` stays the user's
+choice). The same block works in node mode, where the proxy simply does not use the agent. The
+private agent is stopped as soon as the nested ssh ends.
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ def _q(path: str) -> str:
 def proxy_command(
     proxy_host: str, proxy_port: int, cluster: str, key_path: str, cert_path: str, known_hosts: str
 ) -> str:
-    """The ProxyCommand for ssh_config (%r, %h, %p are expanded by ssh)."""
+    """The ProxyCommand for ssh_config (%r, %h, %p are expanded by ssh): the nested ssh to the
+    proxy, run under a private ssh-agent that holds only `key_path` (and its `-cert.pub`, which
+    ssh-add loads with it) and forwarded to the proxy alone (see the module docstring)."""
     args = [
-        "ssh", "-F", "none", "-p", str(proxy_port),
+        "ssh", "-F", "none", "-A", "-p", str(proxy_port),
         "-i", key_path,
         "-o", f"CertificateFile={cert_path}",
         "-o", f"UserKnownHostsFile={known_hosts}",
@@ -31,7 +41,16 @@ def proxy_command(
     ]
     quoted = " ".join(shlex.quote(a) for a in args)
     target = f"%r@{proxy_host}" if ":" not in proxy_host else f"%r@[{proxy_host}]"
-    return f"{quoted} {target} -s proxy:%h:%p@{cluster}"
+    nested = f"{quoted} {target} -s proxy:%h:%p@{cluster}"
+    # The ProxyCommand's stdout is the SSH stream: the agent's and ssh-add's chatter goes
+    # elsewhere. The shell stays to stop the agent as soon as the nested ssh ends (also when
+    # ssh hangs up on it), instead of `ssh-agent CMD`, which notices only seconds later.
+    script = (
+        'eval "$(ssh-agent -s)" >/dev/null || exit 255; '
+        'trap "ssh-agent -k >/dev/null 2>&1" EXIT; trap "exit 129" HUP; trap "exit 143" TERM; '
+        f"ssh-add -q {shlex.quote(key_path)} </dev/null >&2 && {nested}"
+    )
+    return f"sh -c {shlex.quote(script)}"
 
 
 def ssh_config_block(

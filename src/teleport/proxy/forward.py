@@ -32,6 +32,7 @@ from teleport.node.party import _plain
 from teleport.node.recorder import RecordingUploader, SessionRecorder
 from teleport.node.sessions import JOIN_ENV, scp_request
 from teleport.proxy import lookup, recmode
+from teleport.proxy.sftpaudit import SftpAudit
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import DialTarget, ProxySSHService, _ProxySession
@@ -137,6 +138,12 @@ class Forwarder:
         self.node: asyncssh.SSHClientConnection | None = None
         self._node_lock = asyncio.Lock()
         self._watch: asyncio.Task[None] | None = None
+        # the roles' client_idle_timeout and disconnect_expired_cert, enforced here: an OpenSSH
+        # node knows nothing of them (a teleport node enforces them too, on its own connection)
+        self.cert_valid_before = 2**64 - 1
+        self.last_input = time.monotonic()
+        self.sessions: set[_ForwardSession] = set()
+        self._guard: asyncio.Task[None] | None = None
         peer = outer.conn.get_extra_info("peername") or ("", 0)
         local = outer.conn.get_extra_info("sockname") or ("", 0)
         self.addr_remote = _fmt(str(peer[0]), int(peer[1]))
@@ -189,9 +196,53 @@ class Forwarder:
         """The SSH connection to the node as the user (opened on first use, then shared)."""
         async with self._node_lock:
             if self.node is None:
+                options = await self._session_options()
                 self.node = await self._open_node()
                 self._watch = asyncio.ensure_future(self._watch_node(self.node))
+                idle, expires = recmode.session_limits(options, self.cert_valid_before)
+                if idle or expires is not None:
+                    self._guard = asyncio.ensure_future(self._guard_loop(idle, expires))
             return self.node
+
+    async def _session_options(self) -> dict[str, Any]:
+        """Auth's answer for this user and login: for a registered node its full access check,
+        for a host outside the registry (an OpenSSH node decides the login itself) the options
+        of the user's roles. Fails closed, as a node does."""
+        host_id = str((self.target.node or {}).get("metadata", {}).get("name") or "")
+        try:
+            return await self.svc.auth.check_access(self.user, self.login, host_id)
+        except TeleportError:
+            raise
+        except Exception as exc:
+            raise AccessDenied(f"access check for {self.user!r} failed, refusing: {exc}") from None
+
+    def touch(self) -> None:
+        """The client typed something: restart the idle clock."""
+        self.last_input = time.monotonic()
+
+    async def _guard_loop(self, idle: float, expires: float | None) -> None:
+        """Disconnect the client when idle too long or when its certificate expired."""
+        while True:
+            reason = recmode.disconnect_reason(idle, time.monotonic() - self.last_input, expires, time.time())
+            if reason is not None:
+                self._disconnect(reason)
+                return
+            idle_left = self.last_input + idle - time.monotonic() if idle else float("inf")
+            cert_left = expires - time.time() if expires is not None else float("inf")
+            await asyncio.sleep(max(min(idle_left, cert_left, 60.0), 0) + 0.01)
+
+    def _disconnect(self, message: str) -> None:
+        log.info("recording proxy: closing the connection of %s: %s", self.user, message)
+        for s in list(self.sessions):
+            try:
+                s.chan.write_stderr(f"\r\n{message}\r\n".encode())
+            except (OSError, asyncssh.Error, BrokenPipeError):
+                pass
+        inner = self.inner
+        if inner is not None:
+            # let the message reach the client before the disconnect
+            asyncio.get_running_loop().call_later(
+                0.2, inner.disconnect, asyncssh.DISC_BY_APPLICATION, message)
 
     async def _open_node(self) -> asyncssh.SSHClientConnection:
         source = self._agent_source()
@@ -297,6 +348,8 @@ class Forwarder:
             self.node.close()
         if self._watch is not None:
             self._watch.cancel()
+        if self._guard is not None:
+            self._guard.cancel()
 
 
 class _InnerServer(asyncssh.SSHServer):
@@ -326,6 +379,7 @@ class _InnerServer(asyncssh.SSHServer):
             ok = await original(username, key_data, msg, signature)
             if ok and msg:
                 fwd.login = username
+                fwd.cert_valid_before = info.valid_before
             return bool(ok)
 
         conn.validate_public_key = validate_public_key  # type: ignore[method-assign]
@@ -420,10 +474,13 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
         self.bytes_out = 0
         self.task: asyncio.Task[None] | None = None
         self.done = False
+        # the sftp subsystem: files read and written, from the relayed SFTP packets
+        self.sftp: SftpAudit | None = None
 
     # requests ------------------------------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         self.chan = chan
+        self.fwd.sessions.add(self)
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
         self.term = term_type or "xterm"
@@ -440,7 +497,15 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
 
     def subsystem_requested(self, subsystem: str) -> bool:
         self.subsystem = subsystem
+        if subsystem == "sftp":
+            self.sftp = SftpAudit()
         return True
+
+    def _audit_sftp(self, files: list[tuple[str, str, int]]) -> None:
+        """scp events for the files an SFTP session closed, as a node logs them."""
+        for action, path, n in files:
+            self.fwd.rec.emit(schema.SCP, sid=self.sid, path=path, action=action, len=n,
+                              **self.fwd.fields())
 
     def session_started(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -524,6 +589,8 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
 
     def _end(self, rc: int | None, signal_name: str | None) -> None:
         fwd = self.fwd
+        if self.sftp is not None:
+            self._audit_sftp(self.sftp.close())
         if self.command is not None:
             scp = scp_request(self.command)
             if scp is not None:
@@ -556,6 +623,9 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
     # client -> node ------------------------------------------------------------------------
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         self.bytes_in += len(data)
+        self.fwd.touch()
+        if self.sftp is not None:
+            self._audit_sftp(self.sftp.client(data))
         if self.node_chan is not None:
             self.node_chan.write(data)
         else:
@@ -599,6 +669,7 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.fwd.sessions.discard(self)
         if self.node_chan is not None:
             self.node_chan.close()
         elif self.task is not None and not self.task.done():
@@ -615,6 +686,8 @@ class _ForwardSession(asyncssh.SSHServerSession[bytes]):
             else:
                 self.bytes_out += len(data)
                 self.chan.write(data)
+                if self.sftp is not None:
+                    self._audit_sftp(self.sftp.server(data))
         except (OSError, asyncssh.Error, BrokenPipeError):
             return
         if self.recorder is not None:

@@ -82,3 +82,23 @@ def host_key_policy(checks_host_keys: bool) -> str:
     """How the proxy checks a node's host key: "ca" (a certificate of the cluster's host CA
     naming the host) or "any" (proxy_checks_host_keys: no)."""
     return "ca" if checks_host_keys else "any"
+
+
+def session_limits(options: dict[str, object], cert_valid_before: int) -> tuple[float, float | None]:
+    """(idle timeout in seconds or 0, expiry time to disconnect at or None) from the options
+    auth's access check returned, as a teleport node enforces them (node/server.py)."""
+    raw_idle = options.get("client_idle_timeout") or 0
+    idle = float(raw_idle) if isinstance(raw_idle, (int, float, str)) else 0.0
+    expires = None
+    if options.get("disconnect_expired_cert") and cert_valid_before < 2**40:
+        expires = float(cert_valid_before)  # 2**64-1 is "forever": nothing to enforce
+    return idle, expires
+
+
+def disconnect_reason(idle: float, idle_for: float, expires: float | None, now: float) -> str | None:
+    """Why the proxy ends the user's connection now (None: not yet)."""
+    if expires is not None and now >= expires:
+        return "teleport: your certificate has expired; log in again (tsh login)"
+    if idle and idle_for >= idle:
+        return f"teleport: disconnecting: client idle for more than {idle:g}s (client_idle_timeout of your role)"
+    return None

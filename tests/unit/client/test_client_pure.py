@@ -63,6 +63,10 @@ def test_ssh_config_block_parses_with_openssh(tmp_path: object) -> None:
     # only the cluster's names and the proxy host: other ssh destinations stay direct
     assert "\nHost *.east proxy.example.com\n" in block and "\nHost *\n" not in block
     assert "-s proxy:%h:%p@east" in block and "-F none" in block
+    # recording proxy mode: a private agent with only the tsh key, forwarded to the proxy only
+    assert "ProxyCommand sh -c 'eval \"$(ssh-agent -s)\"" in block
+    assert "ssh-add -q /home/j/.tsh/keys/proxy.example.com/joe " in block
+    assert "&& ssh -F none -A -p 3023" in block and "ForwardAgent" not in block
     if shutil.which("ssh") is None:
         pytest.skip("no OpenSSH client")
     conf = os.path.join(str(tmp_path), "cfg")
@@ -71,6 +75,6 @@ def test_ssh_config_block_parses_with_openssh(tmp_path: object) -> None:
     out = subprocess.run(["ssh", "-G", "-F", conf, "-p", "22", "joe@luna.east"], capture_output=True, text=True, check=True).stdout
     assert "certificatefile /home/j/.tsh/keys/proxy.example.com/joe-cert.pub" in out
     assert "userknownhostsfile /home/j/.tsh/known_hosts" in out
-    assert "proxycommand ssh -F none -p 3023" in out
+    assert "proxycommand sh -c" in out and "forwardagent no" in out
     other = subprocess.run(["ssh", "-G", "-F", conf, "joe@github.com"], capture_output=True, text=True, check=True).stdout
     assert "proxycommand" not in other and "certificatefile" not in other
