@@ -248,6 +248,7 @@ class TeleportProcess:
 
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
         await ssh_proxy.start()
+        web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
         self.banner.append(f"[PROXY] SSH proxy is listening on {p.listen_addr}")
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
