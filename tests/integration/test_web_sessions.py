@@ -151,7 +151,7 @@ def test_login_refusals_look_like_tsh_login(cluster: Cluster) -> None:
 
 def test_terminal_websocket_needs_the_csrf_token_in_band(cluster: Cluster) -> None:
     sid, body, _ = login(cluster)
-    path = f"/v1/webapi/sites/{cluster.cluster_name}/connect?node=testnode&login=wendy"
+    path = f"/v1/webapi/sites/{cluster.cluster_name}/connect?node=testnode&login=root"
 
     async def go(first: dict[str, Any] | None, cookie: str | None) -> list[Any]:
         headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
@@ -170,6 +170,7 @@ def test_terminal_websocket_needs_the_csrf_token_in_band(cluster: Cluster) -> No
     assert asyncio.run(go(None, "B" * 43)) == [401]
     msgs = asyncio.run(go({"type": "auth", "csrf_token": "nope"}, sid))
     assert msgs and msgs[0]["type"] == "error" and "CSRF" in msgs[0]["message"]
-    # with the token, the login is checked against the roles (wendy may not be root)
+    # with the token, the login is checked against the roles: wendy may not be root
     msgs = asyncio.run(go({"type": "auth", "csrf_token": body["csrf_token"]}, sid))
-    assert msgs, "the proxy said nothing"
+    assert msgs and msgs[0]["type"] == "error", msgs
+    assert "login 'root' is not allowed by your roles" in msgs[0]["message"], msgs
