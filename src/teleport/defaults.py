@@ -212,3 +212,25 @@ AUTH_RETRY_MAX_DELAY = 2.0
 ETCD_RETRY_ATTEMPTS = 8
 ETCD_RETRY_BASE_DELAY = 0.1
 ETCD_RETRY_MAX_DELAY = 1.5
+
+# Web UI sessions (proxy_service's browser login). A web session is a backend record; it ends after
+# WEB_SESSION_IDLE_TIMEOUT without a request, and WEB_SESSION_TTL after login whatever happens.
+WEB_SESSION_TTL = 12 * 60 * 60
+WEB_SESSION_IDLE_TIMEOUT = 30 * 60
+# A web session's last-use time is written back at most this often (not on every request).
+WEB_SESSION_TOUCH_INTERVAL = 10.0
+# The browser terminal: lifetime of the in-memory certificate the proxy gets for one terminal
+# (clamped to what is left of the web session; only the SSH handshake needs it to be valid).
+WEB_TERMINAL_CERT_TTL = 2 * 60
+# Cookie holding the web session id (__Host-: Secure, Path=/, no Domain, set by HTTPS only).
+WEB_SESSION_COOKIE = "__Host-teleport-session"
+# Header carrying the per-session CSRF token on state-changing web API requests.
+WEB_CSRF_HEADER = "X-CSRF-Token"
+# The browser terminal: largest size a client may ask for; the WebSocket's biggest message.
+WEB_TERMINAL_MAX_COLS = 1000
+WEB_TERMINAL_MAX_ROWS = 500
+WEB_TERMINAL_MAX_MESSAGE = 64 * 1024
+# The browser terminal: how long the page has to send its CSRF token after the WebSocket opens.
+WEB_TERMINAL_AUTH_TIMEOUT = 10.0
+# The browser terminal: WebSocket pings, so that a vanished page ends its SSH session.
+WEB_TERMINAL_PING_INTERVAL = 30.0

@@ -83,6 +83,12 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/roles"): frozenset({ADMIN}),
     ("GET", "/v1/roles/{role}"): frozenset({ADMIN}),
     ("DELETE", "/v1/roles/{role}"): frozenset({ADMIN}),
+    # web sessions: a proxy logs browsers in, checks and ends their sessions, and gets terminal
+    # certificates only for the user of a session it presents (see test_web_sessions.py)
+    ("POST", "/v1/websessions"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/delete"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/certs"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -90,6 +96,17 @@ WEB_ROUTES = {
     ("GET", "/"), ("GET", "/webapi/ping"), ("GET", "/v1/webapi/ping"),
     ("POST", "/v1/webapi/ssh/certs"), ("GET", "/v1/webapi/users/invites/{token}"),
     ("POST", "/v1/webapi/users"), ("GET", "/web/invite/{token}"),
+    # the web UI: the login and the app's files are public; the rest need a live web session
+    # (cookie) and, for DELETE and the terminal, its CSRF token (test_web_sessions.py checks)
+    ("POST", "/v1/webapi/sessions"), ("GET", "/web"), ("GET", "/web/{page}"),
+    ("GET", "/web/assets/{name}"), ("GET", "/web/vendor/{name}"),
+    ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
+    ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+}
+# web routes that answer 401 without a web session cookie
+WEB_SESSION_ROUTES = {
+    ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
+    ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
 }
 
 # What each identity kind's refusal says: the 403 must be an authorization refusal, not a
@@ -299,7 +316,7 @@ def test_junk_bodies_never_get_a_5xx(world: World, route: tuple[str, str], kind:
        token=st.text(min_size=1, max_size=40).map(lambda t: yarl.URL.build(path=t).raw_path.lstrip("/")))
 def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: bytes, token: str) -> None:
     method, template = route
-    path = template.replace("{token}", token or "x")
+    path = template.replace("{token}", token or "x").replace("{cluster}", token or "x")
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
@@ -312,3 +329,5 @@ def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: b
 
     status, answer = asyncio.run(go())
     assert status < 500, (method, path, body, answer)
+    if route in WEB_SESSION_ROUTES:
+        assert status == 401, (method, path, status, answer)

@@ -112,6 +112,9 @@ class AuthAPI:
         from teleport.auth.api_resources import add_resource_routes
 
         add_resource_routes(r, self)
+        from teleport.auth.api_websession import add_websession_routes
+
+        add_websession_routes(r, self)
         return app
 
     def emit(self, event_type: str, **fields: Any) -> None:

@@ -25,6 +25,11 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("access", "check"),
             ("session", "create"),
             ("host_cert", "forward"),
+            # browser logins: web sessions, and terminal certificates for a session's own user
+            ("web_session", "create"),
+            ("web_session", "read"),
+            ("web_session", "delete"),
+            ("web_session", "sign"),
         }
     ),
     "Node": frozenset(

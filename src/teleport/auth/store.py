@@ -211,6 +211,23 @@ class ClusterStore:
     async def delete_invite(self, digest: str) -> None:
         await self.backend.delete(f"/invites/{digest}")
 
+    # web sessions (keyed by the SHA-256 digest of the session id: the id itself is a secret) -
+    async def put_web_session(self, digest: str, session: dict[str, Any], expires: float) -> None:
+        await self.backend.put(Item(f"/websessions/{digest}", _json(session), expires=expires))
+
+    async def get_web_session(self, digest: str) -> dict[str, Any]:
+        try:
+            item = await self.backend.get(f"/websessions/{digest}")
+        except NotFound:
+            raise NotFound("web session not found (expired or logged out)") from None
+        return dict(json.loads(item.value))
+
+    async def delete_web_session(self, digest: str) -> None:
+        try:
+            await self.backend.delete(f"/websessions/{digest}")
+        except NotFound:
+            pass
+
     # nodes --------------------------------------------------------------------------------
     async def upsert_node(self, server: Server, ttl: float, kind: str = "nodes") -> None:
         """Record a heartbeat of a node (kind 'nodes') or proxy (kind 'proxies') for ttl."""

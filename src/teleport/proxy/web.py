@@ -1,7 +1,8 @@
-"""The proxy's HTTPS listener (3080): the login gateway for tsh and, later, the web UI.
+"""The proxy's HTTPS listener (3080): the login gateway for tsh and the web UI.
 
 It holds no secrets of its own beyond its TLS key: every credential is checked by the auth
-service, which the proxy calls with its own cluster identity.
+service, which the proxy calls with its own cluster identity. The web UI's routes (browser
+sessions, nodes, the terminal WebSocket, the app's files) live in proxy/webapi/.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter
 from teleport.httpapi import error_middleware, json_body, path_param
 from teleport.limits import LoginRateLimits, source_of
+from teleport.proxy.webapi.security import security_headers
+from teleport.proxy.webapi.sessions import SessionRoutes
+from teleport.proxy.webapi.static import StaticRoutes
+from teleport.proxy.webapi.terminal import TerminalRoutes
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +37,17 @@ class WebProxy:
         self._second_factor: str | None = None
         # Refuse login floods here, before they cost auth an argon2 check (auth limits too).
         self.login_rates = LoginRateLimits()
+        self.sessions = SessionRoutes(auth, cluster_name, self.login_rates)
+        self.terminal = TerminalRoutes(auth, self.sessions)
+
+    def set_ssh_proxy(self, ssh_proxy: Any) -> None:
+        """The SSH proxy service the browser terminal routes through (once it runs)."""
+        self.terminal.ssh_proxy = ssh_proxy
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+        # security_headers outermost: error answers get the headers too
+        app = web.Application(middlewares=[security_headers, error_middleware],
+                              client_max_size=1024 * 1024)
         r = app.router
         r.add_get("/", self.index)
         r.add_get("/webapi/ping", self.ping)
@@ -43,6 +56,9 @@ class WebProxy:
         r.add_get("/v1/webapi/users/invites/{token}", self.get_invite)
         r.add_post("/v1/webapi/users", self.complete_invite)
         r.add_get("/web/invite/{token}", self.invite_page)
+        self.sessions.add_routes(r)
+        self.terminal.add_routes(r)
+        StaticRoutes().add_routes(r)
         return app
 
     async def second_factor(self) -> str:
@@ -124,6 +140,7 @@ class WebProxy:
             f"<!doctype html><title>Teleport: {html.escape(self.cluster_name)}</title>"
             f"<h1>Cluster {html.escape(self.cluster_name)}</h1>"
             f"<p>Log in from a terminal: <code>tsh --proxy={html.escape(self.web_public_addr)} login</code></p>"
+            '<p>or in the browser: <a href="/web">the web UI</a></p>'
         )
         return web.Response(text=body, content_type="text/html")
 

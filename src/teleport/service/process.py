@@ -271,6 +271,7 @@ class TeleportProcess:
 
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
         await ssh_proxy.start()
+        web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
         await self._start_tunnel_server(ssh_proxy, ident)
         self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}")

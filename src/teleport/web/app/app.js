@@ -1,0 +1,223 @@
+// The web UI: log in, list nodes, open a terminal. Plain ES module, no framework; every piece of
+// server data reaches the page through textContent (never innerHTML), so names cannot inject.
+// The session id lives only in an HttpOnly cookie; this page keeps the CSRF token in memory.
+
+const state = { cluster: "", session: null, nodes: [], term: null, ws: null };
+const $ = (id) => document.getElementById(id);
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf_token;
+  const resp = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await resp.json(); } catch { data = null; }
+  if (!resp.ok) {
+    const err = new Error((data && data.message) || `HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+function show(view) {
+  for (const v of ["login-view", "nodes-view", "terminal-view"]) $(v).hidden = v !== view;
+  const logged = !!state.session;
+  $("whoami").hidden = !logged;
+  $("logout").hidden = !logged;
+  if (logged) $("whoami").textContent = state.session.user;
+}
+
+function setError(id, message) {
+  $(id).textContent = message || "";
+  $(id).hidden = !message;
+}
+
+// login ------------------------------------------------------------------------------------
+async function onLogin(event) {
+  event.preventDefault();
+  setError("login-error", "");
+  const form = event.target;
+  try {
+    state.session = await api("POST", "/v1/webapi/sessions", {
+      user: $("login-user").value, password: $("login-password").value,
+      otp_code: $("login-otp").value,
+    });
+    form.reset();
+    await showNodes();
+  } catch (err) {
+    setError("login-error", err.status === 429
+      ? `Too many attempts: ${err.message}` : err.message);
+  }
+}
+
+async function onLogout() {
+  closeTerminal();
+  try { await api("DELETE", "/v1/webapi/sessions"); } catch { /* already ended */ }
+  state.session = null;
+  show("login-view");
+  $("login-user").focus();
+}
+
+function sessionEnded(err) {
+  if (err && err.status === 401) {
+    state.session = null;
+    show("login-view");
+    setError("login-error", err.message);
+    return true;
+  }
+  return false;
+}
+
+// nodes ------------------------------------------------------------------------------------
+async function showNodes() {
+  show("nodes-view");
+  setError("nodes-error", "");
+  try {
+    const data = await api("GET", `/v1/webapi/sites/${encodeURIComponent(state.cluster)}/nodes`);
+    state.nodes = data.items || [];
+    renderNodes();
+  } catch (err) {
+    if (!sessionEnded(err)) setError("nodes-error", err.message);
+  }
+}
+
+function matches(node, query) {
+  if (!query) return true;
+  const labels = Object.entries(node.labels || {}).map(([k, v]) => `${k}=${v}`);
+  const hay = [node.hostname, node.addr, node.id, ...labels].join(" ").toLowerCase();
+  return query.toLowerCase().split(/\s+/).every((word) => hay.includes(word));
+}
+
+function renderNodes() {
+  const query = $("node-search").value.trim();
+  const body = $("nodes-table").querySelector("tbody");
+  body.replaceChildren();
+  const shown = state.nodes.filter((n) => matches(n, query));
+  for (const node of shown) {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    name.textContent = node.hostname || node.id;
+    const addr = document.createElement("td");
+    addr.textContent = node.addr;
+    const labels = document.createElement("td");
+    for (const [k, v] of Object.entries(node.labels || {}).sort()) {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "chip";
+      chip.textContent = `${k}: ${v}`;
+      chip.title = `Show nodes with ${k}=${v}`;
+      chip.addEventListener("click", () => { $("node-search").value = `${k}=${v}`; renderNodes(); });
+      labels.append(chip);
+    }
+    const connect = document.createElement("td");
+    const logins = state.session.logins || [];
+    if (logins.length) {
+      const select = document.createElement("select");
+      select.setAttribute("aria-label", `Login on ${name.textContent}`);
+      for (const login of logins) select.append(new Option(login, login));
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Connect";
+      button.setAttribute("aria-label", `Connect to ${name.textContent}`);
+      button.addEventListener("click", () => openTerminal(node, select.value));
+      connect.append(select, button);
+    } else {
+      connect.textContent = "no logins";
+    }
+    tr.append(name, addr, labels, connect);
+    body.append(tr);
+  }
+  $("nodes-empty").hidden = shown.length > 0;
+}
+
+// terminal ---------------------------------------------------------------------------------
+function closeTerminal() {
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+  if (state.term) { state.term.dispose(); state.term = null; }
+  window.removeEventListener("resize", fitTerminal);
+}
+
+function fitTerminal() {
+  if (state.fit) state.fit.fit();
+}
+
+function openTerminal(node, login) {
+  closeTerminal();
+  show("terminal-view");
+  const label = `${login}@${node.hostname || node.id}`;
+  $("terminal-title").textContent = label;
+  $("terminal-status").textContent = "connecting…";
+  const term = new window.Terminal({ cursorBlink: true, convertEol: false, fontSize: 14 });
+  const fit = new window.FitAddon.FitAddon();
+  term.loadAddon(fit);
+  term.open($("terminal"));
+  fit.fit();
+  state.term = term;
+  state.fit = fit;
+  const q = new URLSearchParams({ node: node.id, login, cols: term.cols, rows: term.rows });
+  const ws = new WebSocket(
+    `wss://${location.host}/v1/webapi/sites/${encodeURIComponent(state.cluster)}/connect?${q}`);
+  ws.binaryType = "arraybuffer";
+  state.ws = ws;
+  const encoder = new TextEncoder();
+  ws.onopen = () => {
+    // the CSRF token goes in-band: a WebSocket has no custom headers, and URLs hold no secrets
+    ws.send(JSON.stringify({ type: "auth", csrf_token: state.session.csrf_token }));
+    $("terminal-status").textContent = "connected";
+    term.focus();
+  };
+  ws.onmessage = (event) => {
+    if (typeof event.data !== "string") {
+      term.write(new Uint8Array(event.data));
+      return;
+    }
+    let msg = null;
+    try { msg = JSON.parse(event.data); } catch { return; }
+    $("terminal-status").textContent = msg.message;
+    term.write(`\r\n\x1b[1;33m${msg.message}\x1b[0m\r\n`);
+  };
+  ws.onclose = () => {
+    if ($("terminal-status").textContent === "connected") {
+      $("terminal-status").textContent = "connection closed";
+      term.write("\r\n\x1b[1;33mconnection closed\x1b[0m\r\n");
+    }
+    state.ws = null;
+  };
+  term.onData((data) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(data));
+  });
+  term.onResize(({ cols, rows }) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols, rows }));
+  });
+  window.addEventListener("resize", fitTerminal);
+}
+
+// start --------------------------------------------------------------------------------------
+async function start() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("logout").addEventListener("click", onLogout);
+  $("node-search").addEventListener("input", renderNodes);
+  $("terminal-back").addEventListener("click", () => { closeTerminal(); showNodes(); });
+  try {
+    const ping = await api("GET", "/v1/webapi/ping");
+    state.cluster = ping.cluster_name;
+    $("cluster").textContent = state.cluster;
+    document.title = `Teleport: ${state.cluster}`;
+  } catch (err) {
+    setError("login-error", `cannot reach the proxy: ${err.message}`);
+  }
+  try {
+    state.session = await api("GET", "/v1/webapi/sessions");
+    await showNodes();
+  } catch {
+    state.session = null;
+    show("login-view");
+    $("login-user").focus();
+  }
+}
+
+start();
