@@ -148,12 +148,22 @@ class TerminalRoutes:
         node_id = str(target.node["metadata"]["name"])
         error: Exception | None = None
         loop = asyncio.get_running_loop()
-        for addr in target.addrs:  # the checked addresses themselves, never the name again
-            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
+        # a node behind a firewall is reached through its reverse tunnel, the others by the
+        # checked addresses themselves (never the name again)
+        dials: list[str | None] = [None] if target.tunnel is not None else list(target.addrs)
+        for addr in dials:
+            if addr is None:
+                peer = request.transport.get_extra_info("peername") if request.transport else None
+                browser = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else ("", 0)
+                sock = await target.dial_tunnel(svc, browser)
+                sock.setblocking(False)
+            else:
+                family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
             try:
-                await asyncio.wait_for(loop.sock_connect(sock, (addr, target.port)), 15)
+                if addr is not None:
+                    await asyncio.wait_for(loop.sock_connect(sock, (addr, target.port)), 15)
                 # the signed header tells the node the browser's address, as for tsh
                 header = svc.proxy_header(remote_addr(request), target.shown)
                 if header:
