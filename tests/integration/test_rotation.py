@@ -188,3 +188,30 @@ def test_manual_host_ca_rotation_nodes_reissue(cluster: Cluster) -> None:
     assert checking_keys(c, "host") == [new_host]
     c.login(USER)
     assert tsh_ssh(c) and direct_node_login(c, c.home)
+
+
+def test_auto_rotation_of_all_cas_with_zero_failures(cluster: Cluster) -> None:
+    """`tctl auth rotate` (auto, 30 s grace) of the user and host CAs while `tsh ssh` runs in a
+    loop and the user logs in again once during update_clients: no operation fails."""
+    c = cluster
+    c.login(USER)
+    before = save_home(c, "home-before-auto")
+    out = c.tctl("auth", "rotate", "--type=all", "--grace-period=30s").stdout
+    assert "user CA: rotation phase is now init" in out and "host CA: rotation phase is now init" in out
+    failures: list[str] = []
+    ok, relogged, done = 0, False, False
+    deadline = time.time() + 90
+    while time.time() < deadline and not done:
+        status = c.tctl("status").stdout
+        if not relogged and status.count("phase: update_clients") == 2:
+            c.login(USER)  # picks up the new user certificate and the new host CA
+            relogged = True
+        if tsh_ssh(c, check=False):
+            ok += 1
+        else:
+            failures.append(status)
+        done = relogged and "phase:" not in status  # both back in standby
+    assert done, "the automatic rotation did not complete in 90 s"
+    assert not failures and ok >= 5, (ok, failures)
+    assert "moves to" not in c.tctl("status").stdout
+    assert not tsh_ssh(c, before, check=False) and not direct_node_login(c, before)
