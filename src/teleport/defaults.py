@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 # Ports
 NODE_SSH_PORT = 3022
 PROXY_SSH_PORT = 3023
@@ -80,6 +82,14 @@ AUTH_TYPE = "local"
 SECOND_FACTOR = "otp"
 CA_KEY_TYPE = "ed25519"  # ed25519 | rsa | ecdsa
 RSA_KEY_BITS = 2048
+
+# CA rotation (`tctl auth rotate`): the grace period of an automatic rotation (phases move at a
+# third, two thirds and all of it), how often auth moves due phases, and how often nodes and proxies
+# poll the CAs to trust new keys and re-issue their host identities. The poll must be well under a
+# third of the grace period; TELEPORT_CA_POLL_INTERVAL overrides it (tests use a short one).
+ROTATION_GRACE_PERIOD = 30 * 3600
+ROTATION_TICK = 1.0
+CA_POLL_INTERVAL = float(os.environ.get("TELEPORT_CA_POLL_INTERVAL", "") or 30.0)
 
 # Certificates (seconds)
 USER_CERT_TTL = 23 * 3600

@@ -41,6 +41,7 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/register"): PUBLIC,  # authorized by a join token, not by an identity
     ("GET", "/v1/authorities"): frozenset({NODE, PROXY, ADMIN}),
     ("GET", "/v1/authorities/{ca_type}"): frozenset({NODE, PROXY, ADMIN}),
+    ("POST", "/v1/authorities/rotate"): frozenset({ADMIN}),
     ("POST", "/v1/invites"): frozenset({ADMIN}),
     ("GET", "/v1/invites/{token}"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/invites/{token}/complete"): frozenset({PROXY, ADMIN}),
@@ -55,6 +56,8 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/hosts/certs"): frozenset({ADMIN}),
     # recording proxy mode: the proxy presents short-lived certificates of the nodes it relays
     ("POST", "/v1/hosts/forward-certs"): frozenset({PROXY}),
+    # CA rotation: a node or proxy re-issues its own identity (never an admin: not a host)
+    ("POST", "/v1/hosts/reissue"): frozenset({NODE, PROXY}),
     ("POST", "/v1/tokens"): frozenset({ADMIN}),
     ("GET", "/v1/tokens"): frozenset({ADMIN}),
     ("DELETE", "/v1/tokens/{token}"): frozenset({ADMIN}),
@@ -284,7 +287,8 @@ _bodies = st.one_of(
     _json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=64),
 )
-_unsafe = {("POST", "/v1/tokens"), ("POST", "/v1/hosts/certs"), ("POST", "/v1/invites")}
+_unsafe = {("POST", "/v1/tokens"), ("POST", "/v1/hosts/certs"), ("POST", "/v1/invites"),
+           ("POST", "/v1/authorities/rotate")}
 
 
 _queries = st.one_of(

@@ -87,6 +87,7 @@ class AuthAPI:
         r.add_post("/v1/register", self.register)
         r.add_get("/v1/authorities", self.get_authorities)
         r.add_get("/v1/authorities/{ca_type}", self.get_authority)
+        r.add_post("/v1/authorities/rotate", self.rotate_authority)
         r.add_post("/v1/invites", self.create_invite)
         r.add_get("/v1/invites/{token}", self.get_invite)
         r.add_post("/v1/invites/{token}/complete", self.complete_invite)
@@ -98,6 +99,7 @@ class AuthAPI:
         r.add_post("/v1/users/{user}/certs", self.sign_user)
         r.add_post("/v1/hosts/certs", self.sign_host)
         r.add_post("/v1/hosts/forward-certs", self.sign_forward_cert)
+        r.add_post("/v1/hosts/reissue", self.reissue_host)
         r.add_post("/v1/tokens", self.create_token)
         r.add_get("/v1/tokens", self.list_tokens)
         r.add_delete("/v1/tokens/{token}", self.delete_token)
@@ -163,6 +165,18 @@ class AuthAPI:
             raise AccessDenied("CA private keys never leave the auth service")
         ca = await self.server.store.get_ca(path_param(request, "ca_type"))
         return web.json_response(ca.without_secrets().to_dict())
+
+    async def rotate_authority(self, request: web.Request) -> web.Response:
+        """`tctl auth rotate`: start a rotation or move a manual one a phase on."""
+        await self._authorize(request, "cert_authority", "rotate")
+        data = await json_body(request)
+        grace = data.get("grace_period")
+        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int | float)):
+            raise BadParameter("grace_period must be a number of seconds")
+        result = await self.server.rotate_ca(
+            _str(data, "type"), _str(data, "mode"), _str(data, "phase", False), grace
+        )
+        return web.json_response(result)
 
     # users and invites -------------------------------------------------------------------
     async def create_invite(self, request: web.Request) -> web.Response:
@@ -300,6 +314,19 @@ class AuthAPI:
             identity.host_id, _str(data, "public_key"), _str(data, "principal")
         )
         return web.json_response({"cert": cert})
+
+    async def reissue_host(self, request: web.Request) -> web.Response:
+        """CA rotation: a node or proxy gets its own identity signed by the current keys; the
+        host is the caller's certificate's, never the body's (not even an admin's)."""
+        identity = await self._authorize(request, "host_cert", "reissue")
+        if identity.system_role not in ("Node", "Proxy") or not identity.host_id:
+            raise AccessDenied(
+                f"{identity_phrase(identity)} may not re-issue host identities: only a node or a "
+                "proxy re-issues its own"
+            )
+        data = await json_body(request)
+        ident = await self.server.reissue_host_identity(identity, list_field(data, "addresses"))
+        return web.json_response(host_identity_to_dict(ident))
 
     # tokens ----------------------------------------------------------------------------
     async def create_token(self, request: web.Request) -> web.Response:

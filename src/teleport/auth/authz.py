@@ -10,7 +10,8 @@ from teleport.rbac.roleset import RoleSet
 # (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
 # checks CAs, routes to nodes, logs users in and completes invites, and in recording proxy mode
 # reports the sessions it relays and gets forwarding host certificates; a node heartbeats and
-# reports its sessions). Anything not listed is refused.
+# reports its sessions; both re-issue their own identity in a CA rotation). Anything not listed
+# is refused.
 BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Proxy": frozenset(
         {
@@ -30,6 +31,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("web_session", "read"),
             ("web_session", "delete"),
             ("web_session", "sign"),
+            ("host_cert", "reissue"),
         }
     ),
     "Node": frozenset(
@@ -40,6 +42,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("event", "create"),
             ("session", "create"),
             ("access", "check"),
+            ("host_cert", "reissue"),
         }
     ),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from teleport.backend.base import Backend, Item
@@ -69,6 +70,24 @@ class ClusterStore:
             return True
         except AlreadyExists:
             return False
+
+    async def swap_ca(
+        self, ca_type: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Replace the CA's spec with change(spec) by compare-and-swap, retrying when another auth
+        server changed it in between (so two rotations never interleave); returns the new spec."""
+        key = f"/authorities/{check_ca_type(ca_type)}"
+        for _ in range(10):
+            item = await self.backend.get(key)
+            ca = CertAuthority.from_json(item.value)
+            spec = change(ca.spec)
+            new = CertAuthority(metadata=ca.metadata, spec=spec)
+            try:
+                await self.backend.compare_and_swap(item, Item(key, new.to_json()))
+                return spec
+            except CompareFailed:
+                continue
+        raise CompareFailed(f"the {ca_type} CA keeps changing under us: try again")
 
     # users --------------------------------------------------------------------------------
     async def get_user(self, name: str) -> User:

@@ -155,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--host", help="Sign a host certificate for this host name (comma list: name,addr,...)")
     sign.add_argument("-o", "--out", required=True, help="Output file (FILE and FILE-cert.pub)")
     sign.add_argument("--ttl", default="", help="User certificate lifetime (default 23h, 1m..30h)")
+    rot = aus.add_parser(
+        "rotate",
+        help="Rotate a certificate authority.",
+        description="Rotate the user and/or host CA. Without --manual the phases (init, "
+        "update_clients, update_servers, standby) follow one another over the grace period; with "
+        "--manual, --phase moves one step (rollback returns to the old keys from any phase but "
+        "standby). 'tctl status' shows where a rotation is.",
+    )
+    rot.add_argument("--type", choices=["user", "host", "all"], default="all", help="Which CA (default all)")
+    rot.add_argument("--grace-period", default="", help="Auto mode: how long the old keys stay trusted (default 30h; 0 = at once)")
+    rot.add_argument("--manual", action="store_true", help="Move one phase instead of rotating automatically")
+    rot.add_argument("--phase", default="", help="Manual mode: init, update_clients, update_servers, standby or rollback")
+    status = sub.add_parser("status", help="Cluster status and CA rotations.", description="Show the cluster name and each CA's rotation state, phase and when it moves on.")
+    status.set_defaults(subcommand="")
     return parser
 
 
@@ -609,6 +623,34 @@ async def auth_sign(c: Any, a: argparse.Namespace) -> None:
     print(f"The credentials have been written to {a.out}, {a.out}-cert.pub")
 
 
+async def auth_rotate(c: Any, a: argparse.Namespace) -> None:
+    from teleport.durations import parse_duration
+
+    if a.manual and not a.phase:
+        raise BadParameter("--manual needs --phase=init|update_clients|update_servers|standby|rollback")
+    if a.phase and not a.manual:
+        raise BadParameter("--phase moves a manual rotation: add --manual")
+    body: dict[str, Any] = {"type": a.type, "mode": "manual" if a.manual else "auto", "phase": a.phase}
+    if a.grace_period:
+        body["grace_period"] = parse_duration(a.grace_period)
+    for r in await c.call("POST", "/v1/authorities/rotate", body):
+        print(f"{r['type']} CA: rotation phase is now {r['rotation']['phase']}")
+
+
+async def status(c: Any, a: argparse.Namespace) -> None:
+    import time
+
+    from teleport.auth.rotation import status_line
+
+    cas = await c.get_authorities()
+    cluster = cas[0]["spec"]["cluster_name"] if cas else ""
+    print(f"Cluster  {cluster}")
+    for ca in cas:
+        if ca["spec"]["type"] == "tls":
+            continue
+        print(status_line(ca["spec"]["type"], ca["spec"], time.time()))
+
+
 def _pub_from_cert(cert: str) -> str:
     from teleport.ca.sshcert import parse_cert
 
@@ -646,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         ("auth", "export"): auth_export,
         ("auth", "ls"): auth_ls,
         ("auth", "sign"): auth_sign,
+        ("auth", "rotate"): auth_rotate,
+        ("status", ""): status,
     }
     handler = table_[(args.command, args.subcommand)]
 

@@ -299,6 +299,13 @@ class NodeServer:
         bound = sock.getsockname()
         return str(bound[0]), int(bound[1])
 
+    def reload_host_key(self, host_key: asyncssh.SSHKey, host_cert: asyncssh.SSHCertificate) -> None:
+        """Present a new host key and certificate (CA rotation) to connections accepted from now on."""
+        self.host_key, self.host_cert = host_key, host_cert
+        if self._options is not None:
+            self._options.update(server_host_keys=[(host_key, host_cert)])
+            sshalgs.restrict_server_host_keys(self._options)
+
     async def _accept_loop(self) -> None:
         assert self._sock is not None
         loop = asyncio.get_running_loop()

@@ -171,11 +171,23 @@ class NodeService:
         except Exception as exc:
             log.warning("cannot refresh the cluster's CA keys, keeping the current ones: %s", exc)
             return
+        self.apply_authorities(cas)
+
+    def apply_authorities(self, cas: list[dict[str, Any]]) -> None:
+        """Trust every checking key of the user and host CAs (old and new during a rotation)."""
         user, host = ca_keys(cas, "user"), ca_keys(cas, "host")
         if user:
             self.user_ca = user
         if host:
             self.host_ca = host
+
+    async def reload_identity(self, identity: HostIdentity) -> None:
+        """CA rotation re-issued this node's identity: present the new host certificate to new
+        connections (live sessions keep theirs)."""
+        self.identity = identity
+        self.server.reload_host_key(
+            asyncssh.import_private_key(identity.private_key), asyncssh.import_certificate(identity.cert)
+        )
 
     async def refresh_recording_mode(self) -> None:
         """Read auth_service.session_recording (node|proxy|off) from auth; keep the last on failure."""

@@ -178,26 +178,39 @@ class ProxySSHService:
         """The user CA's checking keys (refreshed from auth; the last known set on failure)."""
         if time.monotonic() - self._ca_at > CA_CACHE_SECONDS:
             try:
-                keys: set[asyncssh.SSHKey] = set()
-                lines: list[str] = []
-                host: list[asyncssh.SSHKey] = []
-                for ca in await self.auth.get_authorities():
-                    spec = ca.get("spec", {})
-                    if spec.get("cluster_name") != self.cluster_name:
-                        continue
-                    if spec.get("type") == "user":
-                        lines += spec.get("checking_keys", [])
-                        keys.update(asyncssh.import_public_key(k) for k in spec.get("checking_keys", []))
-                    elif spec.get("type") == "host":
-                        host += [asyncssh.import_public_key(k) for k in spec.get("checking_keys", [])]
-                if keys:
-                    self._ca_keys, self._ca_lines = keys, lines
-                if host:
-                    self._host_ca_keys = host
-                self._ca_at = time.monotonic()
+                self.apply_authorities(await self.auth.get_authorities())
             except (TeleportError, OSError, ValueError) as exc:
                 log.warning("cannot refresh the user CA from auth (using the cached one): %s", exc)
         return self._ca_keys
+
+    def apply_authorities(self, cas: list[dict[str, Any]]) -> None:
+        """Trust every checking key of the user and host CAs (old and new during a rotation)."""
+        keys: set[asyncssh.SSHKey] = set()
+        lines: list[str] = []
+        host: list[asyncssh.SSHKey] = []
+        for ca in cas:
+            spec = ca.get("spec", {})
+            if spec.get("cluster_name") != self.cluster_name:
+                continue
+            if spec.get("type") == "user":
+                lines += spec.get("checking_keys", [])
+                keys.update(asyncssh.import_public_key(k) for k in spec.get("checking_keys", []))
+            elif spec.get("type") == "host":
+                host += [asyncssh.import_public_key(k) for k in spec.get("checking_keys", [])]
+        if keys:
+            self._ca_keys, self._ca_lines = keys, lines
+        if host:
+            self._host_ca_keys = host
+        self._ca_at = time.monotonic()
+
+    async def reload_identity(self, identity: HostIdentity) -> None:
+        """CA rotation re-issued this proxy's identity: present the new host certificate to new
+        clients (open connections keep theirs)."""
+        self.identity = identity
+        if self._server is not None:
+            self._server.update(server_host_keys=[
+                (asyncssh.import_private_key(identity.private_key), asyncssh.import_certificate(identity.cert))
+            ])
 
     async def nodes(self, max_age: float = NODES_CACHE_SECONDS) -> list[dict[str, Any]]:
         """The registered nodes, cached for up to `max_age` seconds."""

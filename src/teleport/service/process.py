@@ -146,6 +146,7 @@ class TeleportProcess:
         auth.on_event = api.emit  # login locks are announced in the audit log
         self.closers.append(self._close_hasher)
         await self._serve(api.app(), a.listen_addr, ctx, "the auth service", user_identity_of)
+        self.tasks.append(asyncio.create_task(auth.run_rotations()))  # auto CA rotation phases
         self._write_admin_identity(auth, a.listen_addr)
         # Register in the shared backend so that nodes and proxies learn of this auth server.
         self.tasks.append(asyncio.create_task(authservers.heartbeat_loop(
@@ -275,6 +276,7 @@ class TeleportProcess:
         self.closers.append(ssh_proxy.close)
         await self._start_tunnel_server(ssh_proxy, ident)
         self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}")
+        self._watch_rotation(ident, client, ssh_proxy.apply_authorities, ssh_proxy.reload_identity)
         self.banner.append(f"[PROXY] SSH proxy is listening on {p.listen_addr}")
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
 
@@ -319,11 +321,20 @@ class TeleportProcess:
 
         node_svc = NodeService(self.cfg, ident, self._auth_client(ident), self.data_dir)
         await node_svc.start()
+        self._watch_rotation(ident, node_svc.auth, node_svc.apply_authorities, node_svc.reload_identity)
         self.tasks.append(asyncio.create_task(node_svc.serve_until_cancelled()))
         self.banner.append(
             f"[NODE]  node {self.cfg.teleport.nodename} ({ident.host_id}) joined cluster "
             f"{ident.cluster_name!r}"
         )
+
+    def _watch_rotation(self, ident: HostIdentity, client: AuthClient,
+                        on_cas: Callable[..., None], on_identity: Callable[..., Awaitable[None]]) -> None:
+        """Follow CA rotations for one service: trust new keys, re-issue its identity when asked."""
+        from teleport.service.reissue import RotationWatcher
+
+        watcher = RotationWatcher(self.data_dir, ident, client, self._addresses(), on_cas, on_identity)
+        self.tasks.append(asyncio.create_task(watcher.run()))
 
     # plumbing -------------------------------------------------------------------------
     async def _serve(self, app: web.Application, addr: HostPort, ctx: ssl.SSLContext,
