@@ -29,7 +29,6 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import aiohttp  # noqa: E402
-
 from tests.helpers import cli, destroy, env_with, new_cluster  # noqa: E402
 
 
