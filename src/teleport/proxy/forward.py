@@ -35,7 +35,8 @@ from teleport.proxy import lookup, recmode
 from teleport.proxy.sftpaudit import SftpAudit
 
 if TYPE_CHECKING:
-    from teleport.proxy.sshproxy import DialTarget, ProxySSHService, _ProxySession
+    from teleport.proxy.sshconn import ProxySession
+    from teleport.proxy.sshproxy import DialTarget, ProxySSHService
 
 log = logging.getLogger("teleport.proxy.forward")
 
@@ -107,7 +108,7 @@ class ChannelTunnel:
     """An asyncssh `tunnel=` object that runs the new connection over the outer proxy channel
     (the client's `proxy:host:port` session): no socket, no copy."""
 
-    def __init__(self, outer: _ProxySession) -> None:
+    def __init__(self, outer: ProxySession) -> None:
         self.outer = outer
 
     async def create_connection(self, session_factory: Any, remote_host: str, remote_port: int) -> tuple[Any, Any]:
@@ -126,7 +127,7 @@ class ChannelTunnel:
 class Forwarder:
     """One terminated client connection (one `proxy:host:port` channel) and its node connection."""
 
-    def __init__(self, svc: ProxySSHService, outer: _ProxySession, req: lookup.ProxyRequest,
+    def __init__(self, svc: ProxySSHService, outer: ProxySession, req: lookup.ProxyRequest,
                  target: DialTarget) -> None:
         self.svc = svc
         self.outer = outer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from teleport import defaults
-from teleport.proxy.sshproxy import _ProxySession
+from teleport.proxy.sshconn import ProxySession
 
 
 class FakeChan:
@@ -33,8 +33,8 @@ class FakeTransport:
         self.eof = True
 
 
-def session() -> tuple[_ProxySession, FakeChan]:
-    s = _ProxySession(None, None, None)  # type: ignore[arg-type]
+def session() -> tuple[ProxySession, FakeChan]:
+    s = ProxySession(None, None, None)  # type: ignore[arg-type]
     chan = FakeChan()
     s.chan = chan  # type: ignore[assignment]
     return s, chan
