@@ -244,3 +244,11 @@ WEB_TERMINAL_MAX_MESSAGE = 64 * 1024
 WEB_TERMINAL_AUTH_TIMEOUT = 10.0
 # The browser terminal: WebSocket pings, so that a vanished page ends its SSH session.
 WEB_TERMINAL_PING_INTERVAL = 30.0
+
+# tsh bench: requests per second and run length when not given (the original's defaults), how
+# long one request may take before it counts as failed, and how many may be in flight at once
+# (beyond that a request is counted as failed at once rather than delaying the schedule).
+BENCH_RATE = 10.0
+BENCH_DURATION = "1s"
+BENCH_REQUEST_TIMEOUT = 30.0
+BENCH_MAX_IN_FLIGHT = 1024

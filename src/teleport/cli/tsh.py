@@ -1,5 +1,5 @@
 """`tsh`: the user's client: login | logout | status | signup | ssh | scp | ls | config | agent |
-recordings | play | sessions | join.
+recordings | play | sessions | join | bench.
 
 Kept light on imports: `tsh status` runs at every prompt of some users' shells.
 """
@@ -147,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
                "session ends.")
     join.add_argument("sid", metavar="SID", help="Session ID (see 'tsh sessions ls')")
     join.add_argument("-p", "--port", type=int, default=3022, help=argparse.SUPPRESS)
+
+    bench = add("bench", "Measure session latency under load.",
+                "Open-loop load generator: start RATE sessions per second for DURATION, each a "
+                "connection through the proxy and a command on the node as 'tsh ssh' makes, and "
+                "print latency percentiles timed from each session's scheduled start (so a slow "
+                "cluster cannot hide by slowing the schedule down).")
+    bench.add_argument("--rate", type=float, default=defaults.BENCH_RATE,
+                       help=f"Sessions started per second (default {defaults.BENCH_RATE:g})")
+    bench.add_argument("--duration", default=defaults.BENCH_DURATION,
+                       help=f"How long to start sessions, e.g. 30s or 2m (default {defaults.BENCH_DURATION})")
+    bench.add_argument("--interactive", action="store_true",
+                       help="Type the command into an interactive shell with a terminal instead of "
+                       "running it as an exec request")
+    bench.add_argument("--export", metavar="FILE",
+                       help="Also write every session (due_s,latency_ms,ok,error) to FILE as CSV")
+    bench.add_argument("-p", "--port", type=int, default=defaults.NODE_SSH_PORT,
+                       help=f"Node SSH port (default {defaults.NODE_SSH_PORT})")
+    bench.add_argument("--cluster", default="", help="The cluster of the node")
+    bench.add_argument("destination", help="[user@]host")
+    bench.add_argument("remote_command", nargs=argparse.REMAINDER, help="The command each session runs")
 
     add("config", "Print an OpenSSH client configuration.",
         "Print an ssh_config block that sends ssh through the proxy with your tsh certificate, "
@@ -643,6 +663,37 @@ def render_qr(data: str) -> str:
     )
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client import bench
+    from teleport.client.benchstats import export_csv, render, summarize
+    from teleport.durations import parse_duration
+
+    if not args.remote_command:
+        raise BadParameter("tsh bench needs a command for each session to run, e.g. "
+                           "'tsh bench --rate=10 --duration=30s root@node true'")
+    duration = parse_duration(args.duration)
+    if not (args.rate > 0 and duration > 0):
+        raise BadParameter("--rate and --duration must be positive, e.g. --rate=10 --duration=30s")
+    creds = _credentials(args)
+    _check_cluster(args, creds)
+    login, host = _split_target(args.destination, None)
+    try:
+        results, elapsed = asyncio.run(bench.run(
+            creds, login, host, args.port, " ".join(args.remote_command), rate=args.rate,
+            duration=duration, interactive=args.interactive, cluster=args.cluster))
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    summary = summarize(results, elapsed)
+    sys.stdout.write(render(summary))
+    if args.export:
+        with open(args.export, "w", encoding="utf-8") as f:
+            f.write(export_csv(results))
+        sys.stdout.write(f"\nEvery session written to {args.export}\n")
+    return 1 if summary.failed == summary.originated else 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     from teleport import __version__
 
@@ -680,7 +731,7 @@ def main(argv: list[str] | None = None, error_code: int = 1) -> int:
         "login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup,
         "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
         "recordings": cmd_recordings, "play": cmd_play, "sessions": cmd_sessions, "join": cmd_join,
-        "version": cmd_version, "clusters": cmd_clusters,
+        "version": cmd_version, "clusters": cmd_clusters, "bench": cmd_bench,
     }
     if args.command is None:
         parser.print_help()
