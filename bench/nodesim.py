@@ -69,6 +69,7 @@ class Agent:
         self.labels = labels
         self.lags = lags
         self.service: Any = None
+        self.last_ok = 0.0  # time.time() of the last heartbeat auth answered
 
     async def start(self) -> None:
         from teleport.auth.client import AuthClient, client_ssl_context
@@ -93,6 +94,7 @@ class Agent:
             t = time.monotonic()
             out = await beat(resource)
             lags.append(time.monotonic() - t)
+            self.last_ok = time.time()
             return out
 
         auth.heartbeat = timed_heartbeat  # type: ignore[method-assign]
@@ -137,6 +139,9 @@ async def worker(args: argparse.Namespace, first: int, count: int) -> None:
             "lag_p50": _percentile(period, 50), "lag_p99": _percentile(period, 99),
             "lag_max": max(period, default=float("nan")),
             "rss_mb": _rss_mb(),
+            # the oldest "last heartbeat answered" among running agents (after an auth restart,
+            # every agent is back once this is later than the restart)
+            "oldest_ok": min((a.last_ok for a in running), default=0.0),
         }), flush=True)
         if done and args.once:
             return
@@ -146,6 +151,10 @@ async def worker(args: argparse.Namespace, first: int, count: int) -> None:
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _known(values: Any) -> list[float]:
+    return [v for v in values if v == v]  # NaN: no heartbeat in that worker's period
 
 
 def _fmt(x: float) -> str:
@@ -195,11 +204,23 @@ def parent(args: argparse.Namespace) -> int:
                 for r in rows:
                     for k, v in r["errors"].items():
                         errors[k] = errors.get(k, 0) + v
+                if args.json:
+                    print(json.dumps({
+                        "t": max(r["t"] for r in rows),
+                        "running": sum(r["running"] for r in rows),
+                        "failed": sum(r["failed"] for r in rows), "errors": errors,
+                        "beats": sum(r["beats"] for r in rows),
+                        "lag_p99": max(_known(r["lag_p99"] for r in rows), default=float("nan")),
+                        "lag_p50": statistics.median(_known(r["lag_p50"] for r in rows) or [float("nan")]),
+                        "rss_mb": sum(r["rss_mb"] for r in rows),
+                        "oldest_ok": min(r["oldest_ok"] for r in rows),
+                    }), flush=True)
+                    continue
                 print(
                     f"t={max(r['t'] for r in rows):>6.1f}s running={sum(r['running'] for r in rows)} "
                     f"failed={sum(r['failed'] for r in rows)} beats={sum(r['beats'] for r in rows)} "
-                    f"lag p50~{_fmt(statistics.median(r['lag_p50'] for r in rows))} "
-                    f"p99<={_fmt(max(r['lag_p99'] for r in rows))} "
+                    f"lag p50~{_fmt(statistics.median(_known(r['lag_p50'] for r in rows) or [float('nan')]))} "
+                    f"p99<={_fmt(max(_known(r['lag_p99'] for r in rows), default=float('nan')))} "
                     f"rss={sum(r['rss_mb'] for r in rows):.0f}MB"
                     + (f" errors={errors}" if errors else ""),
                     flush=True,
@@ -234,6 +255,7 @@ def main() -> int:
     ap.add_argument("--report", type=float, default=10.0, help="seconds between reports")
     ap.add_argument("--duration", type=float, default=0, help="seconds to run (0: until Ctrl-C)")
     ap.add_argument("--cleanup", action="store_true", help="remove --data-dir at the end")
+    ap.add_argument("--json", action="store_true", help="print each report as a JSON line")
     ap.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
