@@ -5,6 +5,7 @@ backend (each with two static labels, as a heartbeat would store them; they expi
 then times whole processes, interleaved round by round:
   - `python -c pass` (the interpreter alone) and `python -c "import teleport.cli.tsh"`;
   - `tsh ls` (table), `tsh ls --format=json`, and `tsh ls env=prod` (a label filter);
+  - `tctl nodes ls`, beside `tctl users ls` (tctl's own start-up: config, identity, one call);
 and prints the medians. Where the time goes inside one `tsh ls` is printed too: connecting to the
 proxy, the node list over SSH (the proxy's RBAC filter included), and formatting.
 
@@ -110,6 +111,8 @@ def main() -> None:
             "tsh ls": [*tsh, "ls"],
             "tsh ls --format=json": [*tsh, "ls", "--format=json"],
             "tsh ls env=prod": [*tsh, "ls", "env=prod"],
+            "tctl nodes ls": [*cli("tctl"), "-c", c.config_path, "nodes", "ls"],
+            "tctl users ls (baseline)": [*cli("tctl"), "-c", c.config_path, "users", "ls"],
         }
         deadline = time.time() + 30  # the proxy's node cache refreshes within seconds
         def listed() -> int:
