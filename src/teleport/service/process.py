@@ -32,6 +32,7 @@ from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
 from teleport.service import authservers, memory
 from teleport.service import identity as idstore
+from teleport.service.adminid import admin_identity_paths
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
 
@@ -39,17 +40,6 @@ if TYPE_CHECKING:
     from teleport.proxy.sshproxy import ProxySSHService
 
 log = logging.getLogger("teleport")
-
-
-def admin_identity_paths(data_dir: str) -> dict[str, str]:
-    """Where the auth service leaves tctl's admin identity on its own host."""
-    base = os.path.join(data_dir, defaults.ADMIN_IDENTITY_DIR)
-    return {
-        "cert": os.path.join(base, "admin-cert.pem"),
-        "key": os.path.join(base, "admin-key.pem"),
-        "ca": os.path.join(base, "tls-ca.pem"),
-        "auth_addr": os.path.join(base, "auth-addr"),
-    }
 
 
 def dial_addr(listen: HostPort) -> str:
