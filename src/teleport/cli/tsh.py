@@ -1,5 +1,5 @@
 """`tsh`: the user's client: login | logout | status | signup | ssh | scp | ls | config | agent |
-recordings | play | sessions | join | bench.
+recordings | play | sessions | join | bench | proxy ssh.
 
 Kept light on imports: `tsh status` runs at every prompt of some users' shells.
 """
@@ -167,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cluster", default="", help="The cluster of the node")
     bench.add_argument("destination", help="[user@]host")
     bench.add_argument("remote_command", nargs=argparse.REMAINDER, help="The command each session runs")
+
+    px = add("proxy", "Relay a connection through the proxy.",
+             "Subcommands that carry a connection to a node through the proxy.")
+    px_sub = px.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    pssh = px_sub.add_parser(
+        "ssh", help="Relay stdin/stdout to a node's SSH port (for OpenSSH's ProxyCommand).",
+        description="Carry stdin/stdout to [user@]host[:port] through the proxy, authenticated "
+        "by your tsh certificate, like 'ssh -W' through a jump host: "
+        "ssh -o 'ProxyCommand tsh proxy ssh %r@%h:%p' user@node")
+    _common(pssh, suppress=True)
+    pssh.add_argument("--cluster", default="", help="The cluster of the node")
+    pssh.add_argument("--tsh-relay", action="store_true", help=argparse.SUPPRESS)
+    pssh.add_argument("target", metavar="[user@]host[:port]")
 
     add("config", "Print an OpenSSH client configuration.",
         "Print an ssh_config block that sends ssh through the proxy with your tsh certificate, "
@@ -433,13 +446,53 @@ def cmd_scp(args: argparse.Namespace) -> int:
             raise BadParameter(f"scp: {loc.path}: No such file or directory")
     creds = _credentials(args)
     _check_cluster(args, creds)
-    return asyncio.run(_scp(args, creds, src, dst, host, login))
+    relayed = None
+    if _relay_wanted(src, dst):
+        from teleport.client import relay
+
+        relayed = relay.start(relay.relay_argv(login, host, args.port, args.cluster, args.proxy,
+                                               args.insecure))
+    return asyncio.run(_scp(args, creds, src, dst, host, login, relayed))
+
+
+def _relay_wanted(src: Any, dst: Any) -> bool:
+    """Copy through a relay process (two cores for the two layers of encryption)? For downloads
+    and for uploads of at least RELAY_MIN_BYTES; TSH_SCP_RELAY=0 turns it off."""
+    import os
+
+    if os.environ.get("TSH_SCP_RELAY", "1") == "0":
+        return False
+    if not dst.remote:
+        return True
+    total = 0
+    for loc in src:
+        if os.path.isfile(loc.path):
+            total += os.path.getsize(loc.path)
+        else:
+            return True  # a directory: sizes unknown without walking it, and usually large
+    return total >= defaults.SCP_RELAY_MIN_BYTES
 
 
 async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: str,
-               login: str) -> int:
-    from teleport.client import scp, ssh
+               login: str, relayed: Any = None) -> int:
+    from teleport.client import relay, scp, ssh
 
+    if relayed is not None:
+        # the outer layer (to the proxy) runs in a relay process, as scp -J runs ssh -W
+        proc, sock = relayed
+        try:
+            if await relay.wait_ready(proc, sock) is None:
+                conn = await ssh.connect_node(None, creds, host, args.port, login, args.cluster,  # type: ignore[arg-type]
+                                              sock=sock)
+                async with conn:
+                    async with conn.start_sftp_client() as sftp:
+                        progress = None if args.quiet else scp.Progress()
+                        errors = await scp.copy(sftp, src, dst, args.recursive, progress)
+                return _scp_done(errors)
+        finally:
+            relay.close(proc, sock)
+        # the relay could not serve this copy (recording proxy mode, an unknown node...): the
+        # in-process path does it, or explains why not
     proxy = await ssh.connect_proxy(creds, login)
     try:
         try:
@@ -452,6 +505,10 @@ async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: s
                 errors = await scp.copy(sftp, src, dst, args.recursive, progress)
     finally:
         proxy.close()
+    return _scp_done(errors)
+
+
+def _scp_done(errors: list[str]) -> int:
     for message in errors:
         sys.stderr.write(message + "\n")
     return 1 if errors else 0
@@ -663,6 +720,22 @@ def render_qr(data: str) -> str:
     )
 
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client import relay
+    from teleport.config.addr import parse_host_port
+
+    if args.subcommand != "ssh":
+        raise BadParameter("tsh proxy needs a subcommand: tsh proxy ssh [user@]host[:port]")
+    login, hostport = _split_target(args.target, None)
+    addr = parse_host_port(hostport, defaults.NODE_SSH_PORT)
+    creds = _credentials(args)
+    _check_cluster(args, creds)
+    return asyncio.run(relay.relay_stdio(creds, login, addr.host, addr.port, args.cluster,
+                                         for_tsh=args.tsh_relay))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -732,6 +805,7 @@ def main(argv: list[str] | None = None, error_code: int = 1) -> int:
         "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
         "recordings": cmd_recordings, "play": cmd_play, "sessions": cmd_sessions, "join": cmd_join,
         "version": cmd_version, "clusters": cmd_clusters, "bench": cmd_bench,
+        "proxy": cmd_proxy,
     }
     if args.command is None:
         parser.print_help()

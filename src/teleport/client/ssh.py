@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -290,8 +291,10 @@ async def connect_node(
     login: str,
     cluster: str = "",
     agent_forwarding: bool = False,
+    sock: socket.socket | None = None,
 ) -> asyncssh.SSHClientConnection:
-    """An SSH connection to `host:port` through the proxy, the node verified by the host CA."""
+    """An SSH connection to `host:port` through the proxy, the node verified by the host CA;
+    with `sock`, over that stream (a relay process's, see relay.py) instead of `proxy`."""
     if login not in creds.logins:
         raise AccessDenied(
             f"login {login!r} is not in your certificate (your logins: "
@@ -301,7 +304,7 @@ async def connect_node(
     from teleport.client import recproxy
 
     cleanups: list[Any] = []
-    if await recproxy.recording_mode(proxy) == "proxy":
+    if sock is None and await recproxy.recording_mode(proxy) == "proxy":
         # the proxy terminates SSH and logs in to the node with our certificate, which it
         # reaches through the agent we forward on a connection of its own
         agent, stop = await recproxy.agent_for(creds.key, creds.cert, creds.valid_before)
@@ -314,15 +317,18 @@ async def connect_node(
     tunnel = SubsystemTunnel(proxy, cluster)
     opts = _options(creds, login)
     if agent_forwarding:
-        sock = os.environ.get("SSH_AUTH_SOCK")
-        if not sock:
+        agent_sock = os.environ.get("SSH_AUTH_SOCK")
+        if not agent_sock:
             raise BadParameter(
                 "-A needs a running SSH agent (SSH_AUTH_SOCK): start one with 'eval $(tsh agent)'"
             )
-        opts["agent_path"] = sock
+        opts["agent_path"] = agent_sock
         opts["agent_forwarding"] = True
     try:
-        conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
+        if sock is not None:
+            conn = await asyncssh.connect(host, port, sock=sock, **opts)
+        else:
+            conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
         if cleanups:
             recproxy.close_after(conn, *cleanups)
             cleanups = []
