@@ -366,7 +366,7 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     import asyncio
 
-    from teleport.client import ssh
+    from teleport.client import forwarding, run, ssh
     from teleport.proxy.lookup import filter_by_labels, label_selector
 
     login, host = _split_target(args.destination, args.login)
@@ -392,13 +392,13 @@ async def _ssh(args: argparse.Namespace, creds: Any) -> int:
             raise await ssh.explain_unknown_node(proxy, creds, host, exc) from None
         code = 0
         async with conn:
-            await ssh.start_forwards(conn, args.forward, args.remote_forward, args.dynamic_forward)
+            await forwarding.start_forwards(conn, args.forward, args.remote_forward, args.dynamic_forward)
             if args.background:
-                ssh.go_background()
+                forwarding.go_background()
             if args.no_command:
                 await conn.wait_closed()
             else:
-                code = await ssh.run_session(conn, command, args.tty, escape_char=args.escape,
+                code = await run.run_session(conn, command, args.tty, escape_char=args.escape,
                                              host=host)
         return code
     finally:
@@ -407,7 +407,7 @@ async def _ssh(args: argparse.Namespace, creds: Any) -> int:
 
 async def _run_on(proxy: Any, creds: Any, node: dict[str, Any], args: argparse.Namespace,
                   login: str, command: str) -> int:
-    from teleport.client import ssh
+    from teleport.client import run, ssh
 
     name = node.get("spec", {}).get("hostname") or node["metadata"]["name"]
     try:
@@ -417,7 +417,7 @@ async def _run_on(proxy: Any, creds: Any, node: dict[str, Any], args: argparse.N
         sys.stderr.write(f"[{name}] ERROR: {exc}\n")
         return 1
     async with conn:
-        code = await ssh.run_prefixed(conn, command, name)
+        code = await run.run_prefixed(conn, command, name)
     return code
 
 

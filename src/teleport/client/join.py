@@ -12,7 +12,7 @@ from typing import Any
 import asyncssh
 
 from teleport import defaults
-from teleport.client import ssh
+from teleport.client import run, ssh
 from teleport.client.authtunnel import auth_client_via_proxy
 from teleport.errors import AccessDenied, NotFound
 
@@ -59,7 +59,7 @@ async def join_session(creds: ssh.Credentials, sid: str, port: int = defaults.NO
             )
         conn = await ssh.connect_node(proxy, creds, node, port, login)
         async with conn:
-            code = await ssh.run_session(conn, None, True, env={SESSION_ENV: sid})
+            code = await run.run_session(conn, None, True, env={SESSION_ENV: sid})
         return code
     finally:
         proxy.close()
