@@ -288,14 +288,19 @@ class Forwarder:
                          "permitted by the roles' port_forwarding", listen_host, listen_port, self.user)
                 return False
             bound = [listen_port]
-            inner = self.inner
 
             async def accept(orig_host: str, orig_port: int) -> Any:
+                inner = self.inner
                 if inner is None or self.closing:
                     raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "the client is gone")
                 # as asyncssh's forward_tunneled_connection does for -L, the other way round
-                _, peer = await inner.create_connection(
-                    cast(Any, SSHForwarder), listen_host, bound[0], orig_host, orig_port)
+                try:
+                    _, peer = await inner.create_connection(
+                        cast(Any, SSHForwarder), listen_host, bound[0], orig_host, orig_port)
+                except asyncssh.ChannelOpenError as exc:
+                    log.info("recording proxy: the client of %s refused a connection forwarded "
+                             "from %s:%d: %s", self.user, listen_host, bound[0], exc.reason)
+                    raise
                 return SSHForwarder(cast(SSHForwarder, peer))
 
             listener = await node.create_server(accept, listen_host, listen_port)
