@@ -134,8 +134,9 @@ def test_tsh_join_a_session_the_proxy_runs(jc: Cluster, jsshd: Sshd, where: str)
         wait_for(lambda: sorted(p["user"] for s in proxy_sessions(jc) if s["sid"] == sid
                                 for p in s["parties"]) == sorted([USER, JOINER, USER]),
                  what="three parties in the registry")
-        # bob goes away (his tsh is killed); the others carry on
-        bob.close()
+        # bob leaves with the escape sequence; the others carry on
+        bob.type(b"\r~.")
+        bob.wait()  # raises if the escape did not end his tsh
         owner.expect(f"{JOINER} left the session".encode())
         typed(again, "echo still-$((5+5))", b"still-10")
         owner.expect(b"still-10")
@@ -159,6 +160,35 @@ def test_tsh_join_a_session_the_proxy_runs(jc: Cluster, jsshd: Sshd, where: str)
     play = tsh(jc, "play", sid)
     assert "bob-typed-42" in play.stdout and "owner-typed-9" in play.stdout
     assert "joined the session" not in play.stdout  # notices go to the parties only
+
+
+def test_openssh_joins_through_the_block(jc: Cluster, jsshd: Sshd, tmp_path: Any) -> None:
+    """An OpenSSH user joins with the env request tsh join sends (SetEnv), through the `tsh
+    config` block, to the host the session runs on."""
+    cfg, alias = block_config(jc, jsshd, str(tmp_path))
+    before = {s["sid"] for s in proxy_sessions(jc)}
+    owner = pty_tsh(jc, USER, "ssh", "-t", "-p", str(jsshd.port), f"{LOGIN}@127.0.0.1")
+    joiner: Pty | None = None
+    try:
+        owner.expect(b"# ")
+        live = wait_for(lambda: [s for s in proxy_sessions(jc) if s["sid"] not in before],
+                        what="the proxy's session in auth's registry")
+        sid = live[0]["sid"]
+        joiner = Pty(["ssh", "-F", cfg, "-o", "BatchMode=yes", "-tt", "-o", f"SetEnv=TELEPORT_SESSION={sid}",
+                      f"{LOGIN}@{alias}"], {**no_agent_env(), "TERM": "xterm"})
+        joiner.expect(f"joined session {sid}".encode())
+        typed(joiner, "echo openssh-joined-$((7*6))", b"openssh-joined-42")
+        owner.expect(b"openssh-joined-42")
+        owner.type(b"exit 0\r")
+        assert owner.wait() == 0
+        assert joiner.wait() == 0
+    finally:
+        owner.close()
+        if joiner is not None:
+            joiner.close()
+    evs = wait_for(lambda: [e for e in session_events(jc, sid) if e["event"] == "session.join"],
+                   what="the session.join event")
+    assert evs[0]["user"] == USER and evs[0]["server_id"] == proxy_host_id(jc)
 
 
 def test_join_refused_for_an_unknown_session(jc: Cluster) -> None:
@@ -237,6 +267,32 @@ def test_openssh_remote_forward_through_the_block(jc: Cluster, jsshd: Sshd, tmp_
         wait_port(rport, 30, proc)
         wait_for(lambda: read_through(rport) == b"openssh-R-ok\n", timeout=30,
                  what="the client's banner through the node's listener")
+    finally:
+        kill_proc(proc)  # type: ignore[arg-type]
+        banner.close()
+
+
+def test_dynamic_forward_through_the_proxy(jc: Cluster, jsshd: Sshd) -> None:
+    """tsh ssh -D: SOCKS5 on the client, each connection a direct-tcpip channel the proxy
+    relays to the node."""
+    banner = Banner(b"socks-ok\n")
+    dport = free_port()
+    proc = subprocess.Popen(
+        [*cli("tsh"), "ssh", "-N", "-D", f"127.0.0.1:{dport}", "-p", str(jsshd.port), f"{LOGIN}@127.0.0.1"],
+        env=env_with(TELEPORT_HOME=jc.home), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        wait_port(dport, 30, proc)
+        with socket.create_connection(("127.0.0.1", dport), timeout=10) as s:
+            s.settimeout(10)
+            s.sendall(b"\x05\x01\x00")  # SOCKS5, one method: no authentication
+            assert s.recv(2) == b"\x05\x00"
+            s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + banner.port.to_bytes(2, "big"))
+            reply = s.recv(10)
+            assert reply[:2] == b"\x05\x00", reply
+            assert s.recv(64) == b"socks-ok\n"
+        wait_for(lambda: [e for e in events_of(jc, "port") if e.get("addr") == f"127.0.0.1:{banner.port}"],
+                 what="the port event")
     finally:
         kill_proc(proc)  # type: ignore[arg-type]
         banner.close()

@@ -65,7 +65,9 @@ async def join_session(creds: ssh.Credentials, sid: str, port: int = defaults.NO
             )
         conn = await ssh.connect_node(proxy, creds, node, port, login)
         async with conn:
-            code = await ssh.run_session(conn, None, True, env={SESSION_ENV: sid})
+            # OpenSSH's escapes as in `tsh ssh` (~. leaves the session, which goes on)
+            code = await ssh.run_session(conn, None, True, env={SESSION_ENV: sid},
+                                         escape_char=defaults.ESCAPE_CHAR)
         return code
     finally:
         proxy.close()
