@@ -191,6 +191,77 @@ def test_openssh_joins_through_the_block(jc: Cluster, jsshd: Sshd, tmp_path: Any
     assert evs[0]["user"] == USER and evs[0]["server_id"] == proxy_host_id(jc)
 
 
+def test_session_outlives_its_owner(jc: Cluster, jsshd: Sshd) -> None:
+    """As on a node, the session ends when the shell does, not when its owner leaves."""
+    before = {s["sid"] for s in proxy_sessions(jc)}
+    owner = pty_tsh(jc, USER, "ssh", "-t", "-p", str(jsshd.port), f"{LOGIN}@127.0.0.1")
+    bob: Pty | None = None
+    try:
+        owner.expect(b"# ")
+        sid = wait_for(lambda: [s for s in proxy_sessions(jc) if s["sid"] not in before],
+                       what="the proxy's session")[0]["sid"]
+        bob = pty_tsh(jc, JOINER, "join", sid)
+        bob.expect(b"joined session")
+        owner.type(b"\r~.")
+        owner.wait()
+        bob.expect(f"{USER} left the session".encode())
+        typed(bob, "echo after-owner-$((8*8))", b"after-owner-64")
+        bob.type(b"exit 3\r")
+        assert bob.wait() == 3, bob.out[-500:]
+    finally:
+        owner.close()
+        if bob is not None:
+            bob.close()
+    wait_for(lambda: os.path.exists(stored_recording(jc, sid)), what="the recording")
+    play = tsh(jc, "play", sid)
+    assert "after-owner-64" in play.stdout
+    assert [e["event"] for e in session_events(jc, sid)].count("session.end") == 1
+
+
+@pytest.mark.parametrize("where", ["sshd", "teleport-node"])
+def test_join_refused_to_a_login_the_roles_do_not_allow(jc: Cluster, jsshd: Sshd, where: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user whose roles allow only "nobody" may not join a root session."""
+    outsider = "recjoin-carol"
+    if outsider not in jc.secrets:
+        jc.add_user(outsider, "nobody")
+    host, port = ("127.0.0.1", jsshd.port) if where == "sshd" else ("testnode", jc.ports["node"])
+    before = {s["sid"] for s in proxy_sessions(jc)}
+    owner = pty_tsh(jc, USER, "ssh", "-t", "-p", str(port), f"{LOGIN}@{host}")
+    try:
+        owner.expect(b"# ")
+        sid = wait_for(lambda: [s for s in proxy_sessions(jc) if s["sid"] not in before],
+                       what="the proxy's session")[0]["sid"]
+        monkeypatch.setenv("TELEPORT_HOME", home_of(jc, outsider))
+        status, err = asyncio.run(_join_as(host, port, "nobody", sid))
+        assert status == 255, err
+        want = "join it as that login" if where == "sshd" else "access denied to login 'root'"
+        assert want in err, err
+        owner.type(b"exit 0\r")
+        assert owner.wait() == 0
+    finally:
+        owner.close()
+    assert "session.join" not in [e["event"] for e in session_events(jc, sid)]
+
+
+async def _join_as(host: str, port: int, login: str, sid: str) -> tuple[int | None, str]:
+    """Ask the proxy to join `sid` as `login` (the env request tsh join sends)."""
+    from teleport.client import ssh
+
+    creds = ssh.load_credentials()
+    proxy = await ssh.connect_proxy(creds, login)
+    try:
+        conn = await ssh.connect_node(proxy, creds, host, port, login)
+        async with conn:
+            proc = await conn.create_process(term_type="xterm", env={"TELEPORT_SESSION": sid},
+                                             encoding=None)
+            err = await asyncio.wait_for(proc.stderr.read(), 30)
+            await proc.wait_closed()
+            return proc.exit_status, err.decode(errors="replace")
+    finally:
+        proxy.close()
+
+
 def test_join_refused_for_an_unknown_session(jc: Cluster) -> None:
     res = subprocess.run([*cli("tsh"), "join", "00000000-0000-4000-8000-000000000000"],
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,

@@ -138,18 +138,30 @@ class Forwarder:
                 options = self.options = await self._session_options()
                 self.node = await self._open_node()
                 self._watch = asyncio.ensure_future(self._watch_node(self.node))
-                idle, expires = recmode.session_limits(options, self.cert_valid_before)
-                if idle or expires is not None:
-                    self._guard = asyncio.ensure_future(self._guard_loop(idle, expires))
+                self.enforce(options)
             return self.node
 
-    async def _session_options(self) -> dict[str, Any]:
+    def enforce(self, options: dict[str, Any]) -> None:
+        """Apply the roles' client_idle_timeout and disconnect_expired_cert to this client."""
+        idle, expires = recmode.session_limits(options, self.cert_valid_before)
+        if self._guard is None and (idle or expires is not None):
+            self._guard = asyncio.ensure_future(self._guard_loop(idle, expires))
+
+    async def join_options(self, login: str) -> dict[str, Any]:
+        """Auth's answer for this user joining a session of `login` on this connection's host:
+        for a registered node the full access check of that login there (as the node checks a
+        joiner), for a host outside the registry the options of the user's roles (the login is
+        one of the certificate's principals, which is all an OpenSSH node asks)."""
+        return await self._session_options(login)
+
+    async def _session_options(self, login: str | None = None) -> dict[str, Any]:
         """Auth's answer for this user and login: for a registered node its full access check,
         for a host outside the registry (an OpenSSH node decides the login itself) the options
-        of the user's roles. Fails closed, as a node does."""
+        of the user's roles. Fails closed, as a node does. `login`: another than this
+        connection's (a session to join)."""
         host_id = str((self.target.node or {}).get("metadata", {}).get("name") or "")
         try:
-            return await self.svc.auth.check_access(self.user, self.login, host_id)
+            return await self.svc.auth.check_access(self.user, login or self.login, host_id)
         except TeleportError:
             raise
         except Exception as exc:

@@ -88,9 +88,10 @@ class LiveSession:
             log.warning("cannot remove live session %s from auth: %s", self.sid, exc)
 
     # access ------------------------------------------------------------------------------
-    async def check_join(self, party: ForwardSession) -> None:
+    async def check_join(self, party: ForwardSession) -> dict[str, Any]:
         """AccessDenied unless `party` may join: it reached the same host through this proxy,
-        and its roles allow the session's login there (as a node checks a joiner)."""
+        and its roles allow the session's login there (as a node checks a joiner). Returns the
+        options to enforce on the joiner (idle timeout, certificate expiry)."""
         mine, theirs = self.owner.fwd, party.fwd
         if self.ended:
             raise AccessDenied(f"session {self.sid} has ended")
@@ -99,15 +100,12 @@ class LiveSession:
                 f"session {self.sid} runs on {mine.target.shown}, not on {theirs.target.shown}: "
                 "join it with 'tsh join SID' (it finds the session's node)"
             )
-        if theirs.login == self.login:
-            return  # the node (or sshd) let this login in with the joiner's own certificate
-        host_id = _node_id(mine)
-        if not host_id:
+        if theirs.login != self.login and not _node_id(mine):
             raise AccessDenied(
                 f"session {self.sid} runs as login {self.login!r}; join it as that login "
                 f"(you logged in as {theirs.login!r})"
             )
-        await mine.svc.auth.check_access(theirs.user, self.login, host_id)
+        return await theirs.join_options(self.login)
 
     # parties -----------------------------------------------------------------------------
     def join(self, party: ForwardSession) -> None:

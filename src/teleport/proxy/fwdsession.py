@@ -152,10 +152,15 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
                     f"session {sid} is not active on this proxy (it ended, or runs elsewhere: "
                     "see 'tsh sessions ls')"
                 )
-            await live.check_join(self)
+            options = await live.check_join(self)
         except TeleportError as exc:
             self._fail(str(exc))
             return
+        except Exception as exc:  # the joiner must always learn why
+            log.exception("recording proxy: join of session %s failed", sid)
+            self._fail(f"internal proxy error: {exc}")
+            return
+        self.fwd.enforce(options)
         if self.left:
             return
         self.sid = sid
