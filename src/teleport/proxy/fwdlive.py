@@ -130,6 +130,7 @@ class LiveSession:
         self.rec.emit(schema.SESSION_LEAVE, sid=self.sid, **party.fwd.fields())
         if self.ended:
             return
+        self.flow_changed()  # a paused party that left holds the others no longer
         for p in self.parties:
             p.notice(f"{party.fwd.user} left the session")
         if not self.parties:
@@ -137,6 +138,19 @@ class LiveSession:
                 self.owner.node_chan.close()  # the node hangs up the shell, as sshd does
         else:
             self.rec.background(self._upsert())
+
+    def flow_changed(self) -> None:
+        """Read the node only while every party and the recording can take more output (a slow
+        party slows the session, as on a node, instead of buffering without bound)."""
+        owner = self.owner
+        chan = owner.node_chan
+        if chan is None:
+            return
+        backlog = owner.recorder is not None and owner.recorder.backlogged
+        if backlog or any(p.paused for p in self.parties):
+            chan.pause_reading()
+        else:
+            chan.resume_reading()
 
     def has_joiners(self) -> bool:
         """Whether parties other than the owner still take part."""

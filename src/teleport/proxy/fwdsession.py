@@ -79,6 +79,7 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
         self.live: LiveSession | None = None
         self.joined = 0.0  # when this channel joined (or started) its live session
         self.left = False  # this channel's client is gone (its live session may go on)
+        self.paused = False  # this channel's client cannot take more output now
 
     # requests ------------------------------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -239,11 +240,7 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
 
     def _backlog(self, on: bool) -> None:
         # the recording falls behind: stop reading the node until it caught up
-        if self.node_chan is not None:
-            if on:
-                self.node_chan.pause_reading()
-            else:
-                self.node_chan.resume_reading()
+        self.flow_changed()
 
     def _end(self, rc: int | None, signal_name: str | None) -> None:
         fwd = self.fwd
@@ -309,12 +306,24 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def pause_writing(self) -> None:
-        if self.node_chan is not None:
-            self.node_chan.pause_reading()
+        self.paused = True
+        self.flow_changed()
 
     def resume_writing(self) -> None:
+        self.paused = False
+        self.flow_changed()
+
+    def flow_changed(self) -> None:
+        """Read the node only while every party's channel and the recording can take more."""
+        if self.live is not None:
+            self.live.flow_changed()
+            return
         if self.node_chan is not None:
-            self.node_chan.resume_reading()
+            backlog = self.recorder is not None and self.recorder.backlogged
+            if self.paused or backlog:
+                self.node_chan.pause_reading()
+            else:
+                self.node_chan.resume_reading()
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         if self.live is not None and self._joiner():
