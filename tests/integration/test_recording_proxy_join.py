@@ -450,3 +450,57 @@ async def _direct_exec(c: Cluster, command: str) -> None:
                                 known_hosts=None, agent_path=None, config=None) as conn:
         result = await conn.run(command, check=False)
         assert result.exit_status == 0, result.stderr
+
+
+# -- the browser terminal in recording proxy mode ------------------------------------------------
+
+def test_browser_terminal_in_proxy_mode_is_audited_once(jc: Cluster) -> None:
+    """The browser terminal reaches a teleport node directly (with a plain signed header): the
+    node records and audits that session, and nothing logs it twice."""
+    import json
+
+    import aiohttp
+
+    from tests.integration.test_web_sessions import COOKIE, _insecure, login
+
+    cookie, body, _ = login(jc, user=USER)
+    path = f"/v1/webapi/sites/{jc.cluster_name}/connect?node=testnode&login={LOGIN}&cols=90&rows=30"
+
+    async def go() -> bytes:
+        out = b""
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(f"https://{jc.web_addr}{path}", ssl=_insecure(),
+                                    headers={"Cookie": f"{COOKIE}={cookie}"})
+            await ws.send_str(json.dumps({"type": "auth", "csrf_token": body["csrf_token"]}))
+            await ws.send_bytes(b"echo web-term-$((4*4))\r")
+            async with asyncio.timeout(30):
+                async for m in ws:
+                    if m.type == aiohttp.WSMsgType.BINARY:
+                        out += m.data
+                        if b"web-term-16" in out and b"exit 0" not in out:
+                            await ws.send_bytes(b"exit 0\r")
+                    elif m.type == aiohttp.WSMsgType.TEXT:
+                        msg = json.loads(m.data)
+                        assert msg["type"] == "closed", msg
+        return out
+
+    assert b"web-term-16" in asyncio.run(go())
+    node_port = f":{jc.ports['node']}"
+    starts = wait_for(lambda: [e for e in events_of(jc, "session.start") if e["user"] == USER
+                               and e["sid"] in {x["sid"] for x in events_of(jc, "session.end")}
+                               and b"web-term-16" in _recorded(jc, e["sid"])],
+                      what="the node's recording of the browser session")
+    assert len(starts) == 1 and starts[0]["addr.local"].endswith(node_port), starts
+    sid = starts[0]["sid"]
+    kinds = [e["event"] for e in session_events(jc, sid)]
+    assert kinds.count("session.start") == 1 and kinds.count("session.end") == 1, kinds
+
+
+def _recorded(c: Cluster, sid: str) -> bytes:
+    from teleport.recording.asciicast import read_cast
+
+    path = stored_recording(c, sid)
+    if not os.path.exists(path):
+        return b""
+    _, evs = read_cast(path)
+    return "".join(d for _, k, d in evs if k == "o").encode()
