@@ -116,6 +116,9 @@ def test_tsh_join_a_session_the_proxy_runs(jc: Cluster, jsshd: Sshd, where: str)
         sid = live[0]["sid"]
         assert live[0]["recording_proxy"] == {"host": host, "port": port}
         assert live[0]["login"] == LOGIN and live[0]["user"] == USER
+        if where == "teleport-node":
+            # the shell knows the id to share: the one `tsh join` finds
+            typed(owner, "echo S''ID=$TELEPORT_SESSION.", f"SID={sid}.".encode())
         # a second user, then the first user again from another terminal
         for who in (JOINER, USER):
             j = pty_tsh(jc, who, "join", sid)

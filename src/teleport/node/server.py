@@ -164,6 +164,7 @@ class NodeSSHServer(asyncssh.SSHServer):
             services=self.services,
             touch=self.touch,
             channels=self.channels,
+            recorded_by_proxy=conn.recorded_by_proxy,
         )
         try:
             check_sessions(self.open_sessions, int(conn.teleport_access.get("max_sessions") or 0))

@@ -15,7 +15,7 @@ from teleport.errors import AccessDenied, TeleportError
 from teleport.events import schema
 from teleport.node.party import _plain
 from teleport.node.recorder import SessionRecorder
-from teleport.node.sessions import JOIN_ENV, scp_request
+from teleport.node.sessions import JOIN_ENV, PROXY_SID_ENV, scp_request
 from teleport.proxy import recmode
 from teleport.proxy.fwdlive import _WRITE_ERRORS, LiveSession
 from teleport.proxy.sftpaudit import SftpAudit
@@ -122,6 +122,8 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
             return
         try:
             node = await fwd.node_conn()
+            if fwd.target.node is not None:
+                env[PROXY_SID_ENV] = self.sid  # the teleport node's $TELEPORT_SESSION: ours
             kw: dict[str, Any] = {"env": env, "encoding": None}
             if self.term is not None:
                 kw.update(term_type=self.term, term_size=self.size, term_modes=self.modes)
