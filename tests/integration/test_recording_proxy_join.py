@@ -411,9 +411,12 @@ def test_teleport_node_events_are_stored_once(jc: Cluster) -> None:
 
     # a control: a direct connection to the node (no proxy) is still the node's to log; once its
     # events arrived, whatever the node spooled before them has arrived too
-    asyncio.run(_direct_exec(jc, "echo control-$((9*9))"))
+    # (it also claims a session id as a recording proxy would: a direct client is not one)
+    claimed = "11111111-1111-4111-8111-111111111111"
+    asyncio.run(_direct_exec(jc, "echo control-$((9*9))", {"TELEPORT_PROXY_SESSION": claimed}))
     control = wait_for(lambda: [e for e in events_of(jc, "exec") if "control-" in e.get("command", "")
                                 and by_node(e)], what="the node's own exec event (control)")
+    assert control[0]["sid"] != claimed
     wait_for(lambda: [e for e in events_of(jc, "session.data") if e.get("sid") == control[0]["sid"]],
              what="the node's session.data of the control")
     execs = [e for e in events_of(jc, "exec") if "once-" in e.get("command", "")]
@@ -443,7 +446,7 @@ def events_of_any(c: Cluster) -> list[dict[str, Any]]:
     return events(c)
 
 
-async def _direct_exec(c: Cluster, command: str) -> None:
+async def _direct_exec(c: Cluster, command: str, env: dict[str, str]) -> None:
     import asyncssh
 
     k = key_path(c)
@@ -451,7 +454,7 @@ async def _direct_exec(c: Cluster, command: str) -> None:
     cert = asyncssh.read_certificate(k + "-cert.pub")
     async with asyncssh.connect("127.0.0.1", c.ports["node"], username=LOGIN, client_keys=[(key, cert)],
                                 known_hosts=None, agent_path=None, config=None) as conn:
-        result = await conn.run(command, check=False)
+        result = await conn.run(command, env=env, check=False)
         assert result.exit_status == 0, result.stderr
 
 
