@@ -510,3 +510,51 @@ def _recorded(c: Cluster, sid: str) -> bytes:
         return b""
     _, evs = read_cast(path)
     return "".join(d for _, k, d in evs if k == "o").encode()
+
+
+def test_join_a_session_the_node_runs_itself(jc: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session that reached the teleport node another way (a direct connection here, the
+    browser terminal in practice) is the node's: joined through the recording proxy, the node
+    attaches and logs the joiner, the proxy only relays (nothing is logged twice)."""
+    from tests.integration.test_recording import Shell
+
+    monkeypatch.setenv("TELEPORT_HOME", home_of(jc, JOINER))
+    node_port = f":{jc.ports['node']}"
+
+    async def go() -> str:
+        import asyncssh
+
+        from teleport.client import ssh
+
+        k = key_path(jc)
+        async with asyncssh.connect(
+                "127.0.0.1", jc.ports["node"], username=LOGIN, known_hosts=None, agent_path=None,
+                config=None, client_keys=[(asyncssh.read_private_key(k),
+                                           asyncssh.read_certificate(k + "-cert.pub"))]) as direct:
+            owner = await Shell.open(direct)
+            sid = await owner.sid()
+            creds = ssh.load_credentials()
+            proxy = await ssh.connect_proxy(creds, LOGIN)
+            try:
+                conn = await ssh.connect_node(proxy, creds, "testnode", jc.ports["node"], LOGIN)
+                async with conn:
+                    bob = await Shell.open(conn, env={"TELEPORT_SESSION": sid})
+                    await bob.expect(f"joined session {sid}")
+                    bob.send("echo node-run-$((5*5))\n")
+                    await bob.expect("node-run-25")
+                    await owner.expect("node-run-25")
+                    bob.proc.close()
+                    await owner.expect(f"{JOINER} left the session")
+            finally:
+                proxy.close()
+            assert await owner.exit(0) == 0
+        return sid
+
+    sid = asyncio.run(go())
+    evs = wait_for(lambda: (lambda e: e if "session.end" in [x["event"] for x in e] else None)(
+        session_events(jc, sid)), what="the node's session.end")
+    joins = [e for e in evs if e["event"] == "session.join"]
+    assert len(joins) == 1 and joins[0]["user"] == JOINER and joins[0]["addr.local"].endswith(node_port)
+    assert all(e["addr.local"].endswith(node_port) for e in evs), evs  # the node's, not the proxy's
+    # the proxy logged no session of its own for the joiner's channel
+    assert not [e for e in events_of(jc, "session.start") if e["user"] == JOINER]

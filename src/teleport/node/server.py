@@ -266,12 +266,13 @@ class NodeServer:
     def proxy_recorded_services(self) -> SessionServices:
         """The session services for connections a recording proxy records and audits: no
         events, no recording, no entry in auth's session registry (the proxy registers the
-        session; joining goes through it), the same access checks."""
+        session; joining goes through it), the same access checks. Their sessions are joinable
+        only through the proxy; they may join a session the node runs (and audits) itself."""
         if self._quiet is None:
             s = self.services
             self._quiet = SessionServices(
                 server_id=s.server_id, server_hostname=s.server_hostname, server_addr=s.server_addr,
-                check_access=s.check_access,
+                check_access=s.check_access, joinable=s.active,
             )
         self._quiet.server_addr = self.services.server_addr
         return self._quiet

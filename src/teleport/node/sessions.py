@@ -384,7 +384,7 @@ class NodeSession(asyncssh.SSHServerSession):
 
     async def _join(self, sid: str) -> None:
         services = self.ctx.services
-        active = services.active.get(sid)
+        active = (services.active if services.joinable is None else services.joinable).get(sid)
         if active is None or active.ended:
             raise AccessDenied(
                 f"session {sid} is not active on this node (ended, or on another node; "

@@ -80,6 +80,7 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
         self.joined = 0.0  # when this channel joined (or started) its live session
         self.left = False  # this channel's client is gone (its live session may go on)
         self.paused = False  # this channel's client cannot take more output now
+        self.node_audits = False  # a join of the node's own session: the node logs it
 
     # requests ------------------------------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
@@ -117,12 +118,16 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
     async def _run(self) -> None:
         fwd = self.fwd
         env = {k: v for k, v in self.chan.get_environment().items()}
-        if env.get(JOIN_ENV) and self.command is None and self.subsystem is None:
-            await self._join(str(env[JOIN_ENV]))
+        join = env.get(JOIN_ENV) if self.command is None and self.subsystem is None else None
+        if join and (str(join) in fwd.rec.live or fwd.target.node is None):
+            await self._join(str(join))
             return
+        # a session a teleport node runs itself (it reached the node another way, e.g. the
+        # browser terminal): the node attaches this channel and audits it, the proxy relays
+        self.node_audits = bool(join)
         try:
             node = await fwd.node_conn()
-            if fwd.target.node is not None:
+            if fwd.target.node is not None and not self.node_audits:
                 env[PROXY_SID_ENV] = self.sid  # the teleport node's $TELEPORT_SESSION: ours
             kw: dict[str, Any] = {"env": env, "encoding": None}
             if self.term is not None:
@@ -212,6 +217,8 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
 
     def _begin(self) -> None:
         fwd = self.fwd
+        if self.node_audits:
+            return
         self.started = time.time()
         if not self._interactive():
             return
@@ -361,7 +368,9 @@ class ForwardSession(asyncssh.SSHServerSession[bytes]):
     def connection_lost(self, exc: Exception | None) -> None:
         self.fwd.sessions.discard(self)
         self.left = True
-        if self.command is not None or self.subsystem is not None or self.term is not None \
+        if self.node_audits:
+            pass
+        elif self.command is not None or self.subsystem is not None or self.term is not None \
                 or self.bytes_in or self.tx:
             # one per session channel: bytes the proxy sent to and received from the client
             self.fwd.rec.emit(schema.SESSION_DATA, sid=self.sid, tx=self.tx, rx=self.bytes_in,
