@@ -54,6 +54,7 @@ class NodeSSHServer(asyncssh.SSHServer):
 
     def __init__(self, node: NodeServer) -> None:
         self.node = node
+        self.services = node.services  # set per connection in connection_made
         self.conn: CertCaptureConnection | None = None
         self.channels: set[NodeSession] = set()
         self.last_input = time.monotonic()
@@ -67,7 +68,6 @@ class NodeSSHServer(asyncssh.SSHServer):
         self.node.gate.opened(conn, source_of(conn.teleport_client_addr))
         # a recording proxy that said (signed) it records this connection logs its sessions,
         # port forwards and recordings: the node keeps quiet, so each event is stored once
-        self.services = self.node.services
         if conn.recorded_by_proxy:
             self.services = self.node.proxy_recorded_services()
 
