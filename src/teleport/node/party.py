@@ -60,6 +60,9 @@ class SessionServices:
     delete: Callable[[str], Awaitable[Any]] | None = None
     check_access: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
     active: dict[str, ActiveSession] = field(default_factory=dict)
+    # where a join request looks for the session (None: `active`): a recording proxy's joiner of
+    # a session the node runs itself reaches it from the proxy's quiet connection
+    joinable: dict[str, ActiveSession] | None = None
     _bg: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def emit(self, event_type: str, **fields: Any) -> bool:

@@ -73,7 +73,10 @@ class NodeService:
             emitter=self.emitter,
             uploader=self.uploader,
             upload_dir=self.uploader.dir,
-            recording_enabled=lambda: self.recording_mode == "node",  # proxy mode: the proxy records
+            # in proxy mode the proxy records what it relays (and says so in its signed header:
+            # those connections get NodeServer.proxy_recorded_services); whatever reaches the
+            # node another way is recorded here, so that no session goes unrecorded
+            recording_enabled=lambda: self.recording_mode != "off",
             upsert=auth.upsert_session,
             delete=auth.delete_session,
             check_access=self._check_access,

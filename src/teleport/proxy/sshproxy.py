@@ -28,7 +28,7 @@ from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import AccessDenied, NotFound, TeleportError
 from teleport.proxy import dialpolicy, lookup, recmode
-from teleport.proxy.forward import ProxyRecorder
+from teleport.proxy.recorder import ProxyRecorder
 from teleport.proxy.sshconn import CHANNEL_WINDOW, ProxyServer, fmt_addr
 from teleport.reversetunnel import route
 from teleport.service.httplistener import ListenerLimits
@@ -44,7 +44,7 @@ NODES_MISS_REFRESH_SECONDS = 1.0
 ENDPOINTS_CACHE_SECONDS = 60.0
 CA_CACHE_SECONDS = 30.0
 
-HeaderFunc = Callable[[str, str, bytes, str], bytes]
+HeaderFunc = Callable[..., bytes]
 
 
 def _load_header_func() -> HeaderFunc | None:
@@ -330,12 +330,14 @@ class ProxySSHService:
             "none of your roles allows a login on it"
         )
 
-    def proxy_header(self, client_addr: str, node_addr: str) -> bytes:
-        """The signed header telling a Teleport node the real client address (b"" when the node
-        service that reads it is not installed)."""
+    def proxy_header(self, client_addr: str, node_addr: str, recording_proxy: bool = False) -> bytes:
+        """The signed header telling a Teleport node the real client address, and whether this
+        proxy records the connection's sessions itself (b"" when the node service that reads it
+        is not installed)."""
         if self._header is None:
             return b""
-        return self._header(client_addr, node_addr, self.identity.private_key, self.identity.cert)
+        return self._header(client_addr, node_addr, self.identity.private_key, self.identity.cert,
+                            recording_proxy=recording_proxy)
 
 
 async def _resolve_ips(host: str) -> list[str]:
