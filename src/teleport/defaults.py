@@ -244,3 +244,18 @@ WEB_TERMINAL_MAX_MESSAGE = 64 * 1024
 WEB_TERMINAL_AUTH_TIMEOUT = 10.0
 # The browser terminal: WebSocket pings, so that a vanished page ends its SSH session.
 WEB_TERMINAL_PING_INTERVAL = 30.0
+
+# Nodes that join through the proxy (auth_servers = the proxy's web address, 3080): every call
+# to auth is the node's own mutual TLS, relayed end to end by the proxy over a WebSocket
+# (reversetunnel/authrelay.py); bounded in total and per source address.
+AUTH_RELAY_MAX_STREAMS = 512
+AUTH_RELAY_MAX_PER_SOURCE = 64
+AUTH_RELAY_DIAL_TIMEOUT = 10.0
+AUTH_RELAY_MAX_MESSAGE = 1024 * 1024
+AUTH_RELAY_PING_INTERVAL = 30.0
+# A node's connections to auth through one proxy (each is a relayed stream).
+AUTH_RELAY_CLIENT_LIMIT = 8
+# How long a node waits for the proxy's answer when it asks whether an address is a proxy.
+PROXY_PROBE_TIMEOUT = 10.0
+# data_dir file: the proxies a node joined through, and their tunnel addresses (0600).
+VIA_PROXY_FILE = "proxies.json"

@@ -90,7 +90,10 @@ class NodeService:
             ListenerLimits.from_config(cfg.teleport),
         )
         self.addr = ""
-        self.agent: TunnelAgent | None = None  # set when ssh_service.tunnel_addr is configured
+        self.agent: TunnelAgent | None = None  # set when the node is reached through a tunnel
+        # the proxy's tunnel address: ssh_service.tunnel_addr, or what the proxy it joined
+        # through announced (set by the process before start)
+        self.tunnel_addr = cfg.ssh_service.tunnel_addr
         self._beat_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -121,7 +124,7 @@ class NodeService:
         # Before the first new session: finish what a crash left (session.end, uploads).
         self.emitter.start()
         self.uploader.start()
-        tunnel = self.cfg.ssh_service.tunnel_addr
+        tunnel = self.tunnel_addr
         if tunnel is not None:
             # behind a firewall: no listener at all; the proxy reaches us through the tunnel
             from teleport.reversetunnel.agent import TunnelAgent

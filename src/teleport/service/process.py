@@ -25,11 +25,12 @@ from teleport.auth.store import ClusterStore
 from teleport.backend import open_backend
 from teleport.backend.base import Backend
 from teleport.ca import tlsca
-from teleport.config.addr import HostPort
+from teleport.config.addr import HostPort, parse_host_port
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
+from teleport.reversetunnel import viaproxy
 from teleport.service import authservers, memory
 from teleport.service import identity as idstore
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
@@ -86,6 +87,9 @@ class TeleportProcess:
     host_id: str = ""
     banner: list[str] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # a node whose auth_servers are proxies' web addresses: it reaches auth only through them
+    via_proxies: list[viaproxy.ProxyInfo] = field(default_factory=list)
+    relay: viaproxy.RelayDialer | None = None
 
     @property
     def data_dir(self) -> str:
@@ -96,6 +100,7 @@ class TeleportProcess:
         self.tasks.append(asyncio.create_task(self._trim_memory()))
         ensure_private_dir(self.data_dir)
         self.host_id = idstore.host_uuid(self.data_dir)
+        await self._find_proxies()
         if self.cfg.auth_service.enabled:
             await self._start_auth()
         if self.cfg.proxy_service.enabled:
@@ -175,8 +180,30 @@ class TeleportProcess:
             return str(HostPort(self.cfg.teleport.advertise_ip, listen.port))
         return dial_addr(listen)
 
+    async def _find_proxies(self) -> None:
+        """A lone node whose auth_servers name proxies joins and talks to auth through them."""
+        c = self.cfg
+        if c.auth_service.enabled or c.proxy_service.enabled or not c.ssh_service.enabled:
+            return
+        configured = [str(a) for a in effective_auth_servers(c)]
+        self.via_proxies = await viaproxy.find_proxies(configured, self.data_dir)
+        if self.via_proxies:
+            self.relay = viaproxy.RelayDialer()
+            self.closers.append(self.relay.close)
+            log.info("reaching the auth service through the proxy at %s",
+                     ", ".join(p.web_addr for p in self.via_proxies))
+
+    def _connector(self) -> idstore.Connector | None:
+        """How auth connections are made: through the proxies' relay when joined through them."""
+        relay = self.relay
+        if relay is None:
+            return None
+        return lambda ctx: viaproxy.relay_connector(relay.dial, ctx)
+
     def _auth_addrs(self) -> list[str]:
         """authservers.json (what the cluster said last) first, then the configuration."""
+        if self.via_proxies:
+            return [p.web_addr for p in self.via_proxies]
         configured = [str(a) for a in effective_auth_servers(self.cfg)]
         if self.cfg.auth_service.enabled:
             return configured  # our own auth service, in this process
@@ -207,6 +234,7 @@ class TeleportProcess:
                 self._addresses(),
                 self.cfg.teleport.ca_pin,
                 proof=idstore.other_identity_files(self.data_dir, role),
+                **({"connector": conn} if (conn := self._connector()) is not None else {}),
             )
             log.info("joined cluster %s as %s %s", ident.cluster_name, role, self.host_id)
         idstore.save_identity(self.data_dir, ident)
@@ -214,9 +242,10 @@ class TeleportProcess:
 
     def _auth_client(self, ident: HostIdentity) -> AuthClient:
         cert, key = idstore.identity_tls_files(self.data_dir, ident)
-        client = AuthClient(self._auth_addrs(), client_ssl_context(ident.tls_ca, cert, key))
+        client = AuthClient(self._auth_addrs(), client_ssl_context(ident.tls_ca, cert, key),
+                            connector=self._connector())
         self.clients.append(client)
-        if not self.cfg.auth_service.enabled:
+        if not self.cfg.auth_service.enabled and not self.via_proxies:
             # learn the cluster's auth servers and keep them in authservers.json
             configured = [str(a) for a in effective_auth_servers(self.cfg)]
             self.tasks.append(asyncio.create_task(
@@ -258,11 +287,22 @@ class TeleportProcess:
             host = public_host(self.cfg)
         return str(HostPort(host, p.listen_addr.port))
 
+    def tunnel_public_addr(self) -> str:
+        """Where agents reach this proxy's reverse tunnel listener."""
+        p = self.cfg.proxy_service
+        if p.tunnel_public_addr is not None:
+            return str(p.tunnel_public_addr)
+        host = p.public_addr.host if p.public_addr is not None else p.tunnel_listen_addr.host
+        if host in ("", "0.0.0.0", "::"):
+            host = public_host(self.cfg)
+        return str(HostPort(host, p.tunnel_listen_addr.port))
+
     async def _start_proxy(self) -> None:
         ident = await self._identity("proxy")
         client = self._auth_client(ident)
         p = self.cfg.proxy_service
         web_proxy = WebProxy(client, ident.cluster_name, self.ssh_public_addr(), self.web_public_addr())
+        web_proxy.tunnel_public_addr = self.tunnel_public_addr()
         cert, key = self._proxy_tls()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
@@ -307,6 +347,7 @@ class TeleportProcess:
                             "hostname": self.cfg.teleport.nodename,
                             "public_addr": self.web_public_addr(),
                             "ssh_public_addr": self.ssh_public_addr(),
+                            "tunnel_public_addr": self.tunnel_public_addr(),
                         },
                     },
                 )
@@ -320,6 +361,9 @@ class TeleportProcess:
         from teleport.node.service import NodeService
 
         node_svc = NodeService(self.cfg, ident, self._auth_client(ident), self.data_dir)
+        if node_svc.cfg.ssh_service.tunnel_addr is None and self.via_proxies:
+            # joined through a proxy: no way in but the tunnel the proxy announced
+            node_svc.tunnel_addr = parse_host_port(self.via_proxies[0].tunnel_addr, defaults.PROXY_TUNNEL_PORT)
         await node_svc.start()
         self._watch_rotation(ident, node_svc.auth, node_svc.apply_authorities, node_svc.reload_identity)
         self.tasks.append(asyncio.create_task(node_svc.serve_until_cancelled()))
