@@ -259,3 +259,5 @@ AUTH_RELAY_CLIENT_LIMIT = 8
 PROXY_PROBE_TIMEOUT = 10.0
 # data_dir file: the proxies a node joined through, and their tunnel addresses (0600).
 VIA_PROXY_FILE = "proxies.json"
+# A proxy announces its tunnels to auth this soon after one comes or goes (changes coalesced).
+TUNNEL_ANNOUNCE_DELAY = 0.2

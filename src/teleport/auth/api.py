@@ -350,8 +350,8 @@ class AuthAPI:
     # nodes -----------------------------------------------------------------------------
     async def list_nodes(self, request: web.Request) -> web.Response:
         await self._authorize(request, "node", "list")
-        nodes = await self.server.store.list_nodes()
-        return web.json_response([n.to_dict() for n in nodes])
+        # ?offline=1: also tunnelled nodes whose tunnel is gone (the proxy, to say "offline")
+        return web.json_response(await self.server.node_dicts(bool(request.query.get("offline"))))
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         identity = await self._authorize(request, "node", "heartbeat")

@@ -50,6 +50,8 @@ class TunnelServer:
         self.tunnels: dict[str, asyncssh.SSHServerConnection] = {}
         self._conns: set[asyncssh.SSHServerConnection] = set()
         self._server: asyncssh.SSHAcceptor | None = None
+        # called when a tunnel comes or goes (the proxy announces its tunnels to auth at once)
+        self.on_change: Callable[[], None] = lambda: None
 
     def connected(self) -> set[str]:
         """The host ids whose tunnels are connected now."""
@@ -106,11 +108,13 @@ class TunnelServer:
             old.close()
         log.info("reverse tunnel from host %s connected (%s)", host_id,
                  source_of(conn.get_extra_info("peername")))
+        self.on_change()
 
     def _unregister(self, host_id: str, conn: asyncssh.SSHServerConnection) -> None:
         if self.tunnels.get(host_id) is conn:
             del self.tunnels[host_id]
             log.info("reverse tunnel from host %s disconnected", host_id)
+            self.on_change()
 
     async def dial(self, host_id: str, client_addr: tuple[str, int]) -> socket.socket:
         """A stream socket connected, through host `host_id`'s tunnel, to its node's SSH server.

@@ -29,6 +29,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from teleport import defaults
 from teleport.config.addr import HostPort, parse_host_port
+from teleport.errors import BadParameter
 from teleport.files import write_secret
 from teleport.reversetunnel.authrelay import RELAY_PATH
 from teleport.reversetunnel.bridge import socket_pair
@@ -54,12 +55,21 @@ class ProxyInfo:
     tunnel_addr: str
 
 
-def tunnel_addr_of(ping: dict[str, Any], web_addr: str) -> str:
-    """The tunnel address a proxy's ping announces (its web host and the default port when it
-    announces none)."""
-    tunnel = ((ping.get("proxy") or {}).get("tunnel") or {}).get("public_addr")
-    if isinstance(tunnel, str) and tunnel:
-        return tunnel
+def tunnel_addr_of(ping: Any, web_addr: str) -> str:
+    """The tunnel address (host:port) a proxy's ping announces: its web host and the default
+    port when it announces none; BadParameter when what it announces is not an address."""
+    proxy = ping.get("proxy") if isinstance(ping, dict) else None
+    tunnel = proxy.get("tunnel") if isinstance(proxy, dict) else None
+    announced = tunnel.get("public_addr") if isinstance(tunnel, dict) else None
+    if isinstance(announced, str) and announced:
+        try:
+            addr = parse_host_port(announced, defaults.PROXY_TUNNEL_PORT)
+        except BadParameter as exc:
+            raise BadParameter(f"the proxy at {web_addr} announces a bad tunnel address: {exc}") from None
+        if addr.host in ("0.0.0.0", "::"):
+            raise BadParameter(f"the proxy at {web_addr} announces the tunnel address {announced!r}, "
+                               "which names no host: set its proxy_service.tunnel_public_addr")
+        return str(addr)
     host = parse_host_port(web_addr, defaults.PROXY_WEB_PORT).host
     return str(HostPort(host, defaults.PROXY_TUNNEL_PORT))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ from teleport.storage import open_audit_storage
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import ProxySSHService
+    from teleport.reversetunnel.server import TunnelServer
 
 log = logging.getLogger("teleport")
 
@@ -90,6 +92,8 @@ class TeleportProcess:
     # a node whose auth_servers are proxies' web addresses: it reaches auth only through them
     via_proxies: list[viaproxy.ProxyInfo] = field(default_factory=list)
     relay: viaproxy.RelayDialer | None = None
+    tunnel_server: TunnelServer | None = None
+    _proxy_beat_now: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def data_dir(self) -> str:
@@ -329,12 +333,18 @@ class TeleportProcess:
 
         tunnels = TunnelServer(self.cfg.proxy_service.tunnel_listen_addr, ident, host_ca_lines,
                                ListenerLimits.from_config(self.cfg.teleport))
+        tunnels.on_change = self._proxy_beat_now.set
+        self.tunnel_server = tunnels
         await tunnels.start()
         self.closers.append(tunnels.close)
         ssh_proxy.tunnels = tunnels
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
         while True:
+            self._proxy_beat_now.clear()
+            # the reverse tunnels held here: auth shows a tunnelled node online only while some
+            # proxy holds its tunnel
+            tunnels = sorted(self.tunnel_server.connected()) if self.tunnel_server is not None else []
             try:
                 await client.call(
                     "POST",
@@ -348,12 +358,15 @@ class TeleportProcess:
                             "public_addr": self.web_public_addr(),
                             "ssh_public_addr": self.ssh_public_addr(),
                             "tunnel_public_addr": self.tunnel_public_addr(),
+                            "tunnels": tunnels,
                         },
                     },
                 )
             except Exception as exc:  # keep beating; the auth server may be restarting
                 log.warning("proxy heartbeat failed: %s", exc)
-            await asyncio.sleep(defaults.HEARTBEAT_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proxy_beat_now.wait(), defaults.HEARTBEAT_INTERVAL)
+                await asyncio.sleep(defaults.TUNNEL_ANNOUNCE_DELAY)  # coalesce a burst of changes
 
     # node -----------------------------------------------------------------------------
     async def _start_node(self) -> None:
