@@ -131,7 +131,8 @@ class NodeService:
 
             await self.server.prepare()
             self.addr = defaults.TUNNEL_NODE_ADDR
-            self.agent = TunnelAgent(tunnel, self.identity, lambda: self.host_ca, self.server.handle_socket)
+            self.agent = TunnelAgent(tunnel, lambda: self.identity, lambda: self.host_ca,
+                                     self.server.handle_socket)
         else:
             _, port = await self.server.listen(listen.host, listen.port)
             self.addr = advertise_addr(self.cfg, port)
