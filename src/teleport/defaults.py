@@ -261,3 +261,9 @@ PROXY_PROBE_TIMEOUT = 10.0
 VIA_PROXY_FILE = "proxies.json"
 # A proxy announces its tunnels to auth this soon after one comes or goes (changes coalesced).
 TUNNEL_ANNOUNCE_DELAY = 0.2
+# A tunnel agent asks auth for the cluster's proxies this often: it keeps a tunnel to each, opens
+# one to a new proxy and closes the one to a proxy no longer announced (TELEPORT_TUNNEL_DISCOVERY_
+# INTERVAL overrides it, for tests).
+TUNNEL_DISCOVERY_INTERVAL = float(os.environ.get("TELEPORT_TUNNEL_DISCOVERY_INTERVAL", "") or 10.0)
+# A stopping proxy waits this long for auth to forget its heartbeat.
+PROXY_GOODBYE_TIMEOUT = 3.0

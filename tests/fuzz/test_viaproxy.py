@@ -49,3 +49,14 @@ def test_tunnel_announcements_of_any_shape(proxies: list[object], nodes: list[ob
     assert all(isinstance(i, str) for i in tunnels_of(ps))
     kept = online_only(ns, ps)
     assert all(n in ns for n in kept)
+
+
+@given(st.lists(st.one_of(_json, st.fixed_dictionaries({"spec": st.fixed_dictionaries(
+    {"tunnel_public_addr": _json, "public_addr": _json})})), max_size=6))
+def test_proxy_announcements_give_addresses_only(proxies: list[object]) -> None:
+    from teleport.reversetunnel import discovery
+
+    for addrs in (discovery.announced_tunnel_addrs(proxies), discovery.announced_web_addrs(proxies)):
+        for a in addrs:
+            host, _, port = a.rpartition(":")
+            assert host and host not in ("0.0.0.0", "::") and 1 <= int(port) <= 65535

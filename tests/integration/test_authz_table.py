@@ -63,8 +63,11 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/v1/tokens/{token}"): frozenset({ADMIN}),
     ("GET", "/v1/nodes"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/nodes"): frozenset({NODE, ADMIN}),
-    ("GET", "/v1/proxies"): frozenset({ADMIN}),
+    # reverse tunnel agents (nodes) and proxies learn the proxies of the cluster
+    ("GET", "/v1/proxies"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/proxies"): frozenset({PROXY, ADMIN}),
+    # a proxy that stops removes its own heartbeat (another's: refused, not by role)
+    ("DELETE", "/v1/proxies/{host_id}"): frozenset({PROXY, ADMIN}),
     # HA: nodes and proxies learn the cluster's auth servers (service/authservers.py)
     ("GET", "/v1/authservers"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
@@ -127,7 +130,7 @@ DENIALS = {
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,
-          "sid": str(uuid.uuid4()), "ca_type": "user"}
+          "sid": str(uuid.uuid4()), "ca_type": "user", "host_id": str(uuid.uuid4())}
 
 NOROLE = """kind: role
 version: v3

@@ -11,7 +11,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -31,11 +31,12 @@ from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
-from teleport.reversetunnel import viaproxy
+from teleport.reversetunnel import discovery, viaproxy
 from teleport.service import authservers, memory
 from teleport.service import identity as idstore
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
+from teleport.types.names import api_path
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import ProxySSHService
@@ -311,7 +312,9 @@ class TeleportProcess:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         await self._serve(web_proxy.app(), p.web_listen_addr, ctx, "the web proxy")
-        self.tasks.append(asyncio.create_task(self._proxy_heartbeat(client, ident)))
+        beat = asyncio.create_task(self._proxy_heartbeat(client, ident))
+        self.tasks.append(beat)
+        self.closers.append(lambda: self._proxy_goodbye(client, ident, beat))
         from teleport.proxy.sshproxy import ProxySSHService
 
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
@@ -338,6 +341,18 @@ class TeleportProcess:
         await tunnels.start()
         self.closers.append(tunnels.close)
         ssh_proxy.tunnels = tunnels
+
+    async def _proxy_goodbye(self, client: AuthClient, ident: HostIdentity, beat: asyncio.Task[None]) -> None:
+        """A proxy that stops removes its heartbeat, so agents close their tunnels to it now
+        rather than after the heartbeat's TTL."""
+        beats: list[asyncio.Task[None]] = [beat]
+        await cancel_and_wait(beats)
+        try:
+            await asyncio.wait_for(
+                client.call("DELETE", api_path("/v1/proxies/{host_id}", host_id=ident.host_id)),
+                defaults.PROXY_GOODBYE_TIMEOUT)
+        except Exception as exc:  # auth may be down too: the heartbeat then expires by itself
+            log.info("could not remove this proxy's heartbeat: %s", exc)
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
         while True:
@@ -374,6 +389,15 @@ class TeleportProcess:
         from teleport.node.service import NodeService
 
         node_svc = NodeService(self.cfg, ident, self._auth_client(ident), self.data_dir)
+        if self.via_proxies:
+            joined = [p.web_addr for p in self.via_proxies]
+            client = node_svc.auth
+
+            def fail_over(proxies: list[dict[str, Any]]) -> None:
+                # auth through any proxy of the cluster, the ones joined through first
+                client.set_addrs(authservers.merge(joined, discovery.announced_web_addrs(proxies)))
+
+            node_svc.on_proxies = fail_over
         if node_svc.cfg.ssh_service.tunnel_addr is None and self.via_proxies:
             # joined through a proxy: no way in but the tunnel the proxy announced
             node_svc.tunnel_addr = parse_host_port(self.via_proxies[0].tunnel_addr, defaults.PROXY_TUNNEL_PORT)

@@ -56,3 +56,20 @@ def test_tunnelled_node_is_online_only_while_a_proxy_holds_its_tunnel() -> None:
     assert online_only([direct, t1, t2], []) == [direct]
     # any of several proxies is enough
     assert online_only([t2], [{"spec": {"tunnels": ["x"]}}, {"spec": {"tunnels": ["t2"]}}]) == [t2]
+
+
+def test_agents_follow_the_announced_tunnel_addresses() -> None:
+    from teleport.reversetunnel import discovery
+
+    proxies = [
+        {"spec": {"tunnel_public_addr": "p1.example:3024", "public_addr": "p1.example:3080"}},
+        {"spec": {"tunnel_public_addr": "p2.example", "public_addr": "p2.example"}},
+        {"spec": {"tunnel_public_addr": "0.0.0.0:3024"}},  # names no host: skipped
+        {"spec": {"tunnel_public_addr": "bad host:1"}},
+        {"spec": {}}, {"spec": "junk"}, "junk",
+    ]
+    assert discovery.announced_tunnel_addrs(proxies) == ["p1.example:3024", f"p2.example:{defaults.PROXY_TUNNEL_PORT}"]
+    assert discovery.announced_web_addrs(proxies) == ["p1.example:3080", f"p2.example:{defaults.PROXY_WEB_PORT}"]
+    # nothing announced (no proxy registered yet): keep the configured address
+    assert discovery.wanted([], "lb.example:3024") == ["lb.example:3024"]
+    assert discovery.wanted(["a:1", "b:2"], "lb.example:3024") == ["a:1", "b:2"]
