@@ -267,3 +267,5 @@ TUNNEL_ANNOUNCE_DELAY = 0.2
 TUNNEL_DISCOVERY_INTERVAL = float(os.environ.get("TELEPORT_TUNNEL_DISCOVERY_INTERVAL", "") or 10.0)
 # A stopping proxy waits this long for auth to forget its heartbeat.
 PROXY_GOODBYE_TIMEOUT = 3.0
+# A web port shared with the tunnel listener: connections still being told apart, at most.
+PORT_MUX_MAX_PENDING = 1024

@@ -805,9 +805,13 @@ def _check_listeners(ctx: _Ctx, cfg: FileConfig) -> None:
             ("proxy_service.web_listen_addr", px.web_listen_addr),
             ("proxy_service.tunnel_listen_addr", px.tunnel_listen_addr),
         ]
+    # the one sharing allowed: the tunnel listener on the web port (told apart by first bytes)
+    shared = {"proxy_service.web_listen_addr", "proxy_service.tunnel_listen_addr"}
     for i, (name_a, a) in enumerate(listeners):
         for name_b, b in listeners[i + 1 :]:
             if a.port == 0 or a.port != b.port:
+                continue
+            if {name_a, name_b} == shared and a == b:
                 continue
             wild = ("0.0.0.0", "::")
             if a.host == b.host or a.host in wild or b.host in wild:

@@ -311,7 +311,9 @@ class TeleportProcess:
         cert, key = self._proxy_tls()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
-        await self._serve(web_proxy.app(), p.web_listen_addr, ctx, "the web proxy")
+        shared = p.tunnel_listen_addr == p.web_listen_addr  # one port, told apart by first bytes
+        web_listener = await self._serve(web_proxy.app(), p.web_listen_addr, ctx, "the web proxy",
+                                         listen=not shared)
         beat = asyncio.create_task(self._proxy_heartbeat(client, ident))
         self.tasks.append(beat)
         self.closers.append(lambda: self._proxy_goodbye(client, ident, beat))
@@ -321,13 +323,22 @@ class TeleportProcess:
         await ssh_proxy.start()
         web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
-        await self._start_tunnel_server(ssh_proxy, ident)
-        self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}")
+        tunnels = await self._start_tunnel_server(ssh_proxy, ident, listen=not shared)
+        if shared:
+            from teleport.reversetunnel.mux import PortMux
+
+            mux = PortMux(p.web_listen_addr, web_listener.serve_accepted, tunnels.serve_socket,
+                          ListenerLimits.from_config(self.cfg.teleport).handshake_timeout)
+            await mux.start()
+            self.closers.append(mux.close)
+        self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}"
+                           + (" (shared with the web proxy)" if shared else ""))
         self._watch_rotation(ident, client, ssh_proxy.apply_authorities, ssh_proxy.reload_identity)
         self.banner.append(f"[PROXY] SSH proxy is listening on {p.listen_addr}")
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
 
-    async def _start_tunnel_server(self, ssh_proxy: ProxySSHService, ident: HostIdentity) -> None:
+    async def _start_tunnel_server(self, ssh_proxy: ProxySSHService, ident: HostIdentity,
+                                   listen: bool = True) -> TunnelServer:
         """The reverse tunnel listener (3024); the SSH proxy routes tunnelled nodes through it."""
         from teleport.reversetunnel.server import TunnelServer
 
@@ -338,9 +349,10 @@ class TeleportProcess:
                                ListenerLimits.from_config(self.cfg.teleport))
         tunnels.on_change = self._proxy_beat_now.set
         self.tunnel_server = tunnels
-        await tunnels.start()
+        await tunnels.start(listen)
         self.closers.append(tunnels.close)
         ssh_proxy.tunnels = tunnels
+        return tunnels
 
     async def _proxy_goodbye(self, client: AuthClient, ident: HostIdentity, beat: asyncio.Task[None]) -> None:
         """A proxy that stops removes its heartbeat, so agents close their tunnels to it now
@@ -419,12 +431,17 @@ class TeleportProcess:
 
     # plumbing -------------------------------------------------------------------------
     async def _serve(self, app: web.Application, addr: HostPort, ctx: ssl.SSLContext,
-                     what: str, user_of: UserOf | None = None) -> None:
-        """Serve an aiohttp app behind the connection-limit gate (limits, timeouts, 429s)."""
+                     what: str, user_of: UserOf | None = None, listen: bool = True) -> HTTPListener:
+        """Serve an aiohttp app behind the connection-limit gate (limits, timeouts, 429s);
+        with listen=False its connections come from a shared port (serve_accepted)."""
         listener = HTTPListener(app, ListenerLimits.from_config(self.cfg.teleport),
                                 f"{what} ({addr})", user_of)
-        await listener.start(addr, ctx)
+        if listen:
+            await listener.start(addr, ctx)
+        else:
+            await listener.start_unbound(ctx)
         self.listeners.append(listener)
+        return listener
 
     async def close(self) -> None:
         for closer in reversed(self.closers):

@@ -73,3 +73,11 @@ def test_agents_follow_the_announced_tunnel_addresses() -> None:
     # nothing announced (no proxy registered yet): keep the configured address
     assert discovery.wanted([], "lb.example:3024") == ["lb.example:3024"]
     assert discovery.wanted(["a:1", "b:2"], "lb.example:3024") == ["a:1", "b:2"]
+
+
+def test_shared_port_tells_ssh_from_tls_by_the_first_bytes() -> None:
+    from teleport.reversetunnel.mux import is_ssh
+
+    assert is_ssh(b"SSH-2.0-x") is True and is_ssh(b"SSH-") is True
+    assert is_ssh(b"S") is None and is_ssh(b"SSH") is None  # not enough yet
+    assert is_ssh(b"\x16\x03\x01") is False and is_ssh(b"GET ") is False and is_ssh(b"SSX") is False
