@@ -60,6 +60,14 @@ class ConnWatcher(threading.Thread):
         self.join(5)
 
 
+def ca_pin(c: Cluster) -> str:
+    """The cluster's CA pin, as `tctl nodes add` prints it (the node checks auth's CA by it)."""
+    from teleport.ca import tlsca
+
+    with open(os.path.join(c.data_dir, "keys", "tls-ca.pem"), "rb") as f:
+        return tlsca.ca_pin(f.read())
+
+
 class ProxyJoinedNode:
     """A node whose only address is the proxy's web port: teleport.auth_servers = proxy:3080."""
 
@@ -67,13 +75,19 @@ class ProxyJoinedNode:
         self.cluster = cluster
         self.root = tempfile.mkdtemp(prefix=f"tp-{NODE}-")
         self.config = os.path.join(self.root, "teleport.yaml")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.watcher: ConnWatcher | None = None
+
+    def write_config(self) -> None:
+        """The node knows the proxy's web address and the cluster's CA pin, nothing else."""
         with open(self.config, "w") as f:
             f.write(textwrap.dedent(f"""\
                 teleport:
                   nodename: {NODE}
                   data_dir: {self.root}/data
-                  auth_token: {cluster.static_token}
-                  auth_servers: ["{cluster.web_addr}"]
+                  auth_token: {self.cluster.static_token}
+                  auth_servers: ["{self.cluster.web_addr}"]
+                  ca_pin: {ca_pin(self.cluster)}
                   log: {{output: {self.root}/teleport.log, severity: INFO}}
                 auth_service: {{enabled: no}}
                 proxy_service: {{enabled: no}}
@@ -81,10 +95,9 @@ class ProxyJoinedNode:
                   enabled: yes
                   labels: {{zone: dmz}}
                 """))
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.watcher: ConnWatcher | None = None
 
     def start(self) -> None:
+        self.write_config()
         if self.watcher is not None:
             self.watcher.stop()
         self.proc = subprocess.Popen(
@@ -217,6 +230,30 @@ def test_node_never_connects_to_auth(tc: tuple[Cluster, ProxyJoinedNode]) -> Non
     assert w.hits == [], "the node connected to auth's port directly:\n" + "\n".join(w.hits)
     # what it did connect to: the proxy's web port (the relay) and its tunnel listener
     assert {c.ports["web"], c.ports["tunnel"]} <= w.peers, w.peers
+
+
+def test_a_wrong_ca_pin_refuses_to_join_through_the_proxy(tc: tuple[Cluster, ProxyJoinedNode],
+                                                         tmp_path: Any) -> None:
+    """The pin is checked on auth's CA fetched through the relay: a proxy (or anything between)
+    that is not in front of this cluster never gets the token sent into a TLS it cannot check."""
+    from teleport.ca import tlsca
+
+    c, _ = tc
+    with open(os.path.join(c.data_dir, "keys", "tls-ca.pem"), "rb") as f:
+        right = tlsca.ca_pin(f.read())
+    wrong = "sha256:" + ("0" * 64)
+    conf = os.path.join(str(tmp_path), "teleport.yaml")
+    with open(conf, "w") as f:
+        f.write(f"teleport: {{nodename: pinned, data_dir: {tmp_path}/data}}\n"
+                "auth_service: {enabled: no}\nproxy_service: {enabled: no}\n")
+    res = subprocess.run(
+        [*cli("teleport"), "start", "-c", conf, "--roles=node",
+         f"--auth-server={c.web_addr}", f"--token={c.static_token}", f"--ca-pin={wrong}"],
+        capture_output=True, text=True, timeout=60, env=env_with(),
+    )
+    assert res.returncode != 0
+    assert "pin" in (res.stdout + res.stderr).lower(), res.stdout + res.stderr
+    assert right != wrong and not os.path.exists(os.path.join(str(tmp_path), "data", "keys", "node.json"))
 
 
 def test_offline_as_soon_as_the_tunnel_is_gone_and_back_after(tc: tuple[Cluster, ProxyJoinedNode]) -> None:
