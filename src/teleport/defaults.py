@@ -202,6 +202,10 @@ TUNNEL_KEEPALIVE_COUNT_MAX = 3
 TUNNEL_DIAL_TIMEOUT = 15.0
 # The agent's whole connect + handshake to the proxy.
 TUNNEL_CONNECT_TIMEOUT = 20.0
+# Tunnel channels: a large window and packets, as each byte through a tunnel is encrypted once
+# more in the proxy and in the agent (fewer, larger packets cost Python much less per byte).
+TUNNEL_WINDOW = 8 * 1024 * 1024
+TUNNEL_MAX_PACKET = 256 * 1024
 
 # Nodes that join through the proxy (auth_servers = the proxy's web address, 3080): every call
 # to auth is the node's own mutual TLS, relayed end to end by the proxy over a WebSocket

@@ -90,6 +90,8 @@ class TunnelAgent:
                 password_auth=False,
                 kbdint_auth=False,
                 encoding=None,
+                window=defaults.TUNNEL_WINDOW,
+                max_pktsize=defaults.TUNNEL_MAX_PACKET,
                 keepalive_interval=defaults.TUNNEL_KEEPALIVE_INTERVAL,
                 keepalive_count_max=defaults.TUNNEL_KEEPALIVE_COUNT_MAX,
                 **sshalgs.client_options(),

@@ -144,6 +144,7 @@ class TunnelServer:
                 conn.create_connection(
                     lambda: ChannelBridge(theirs), defaults.TUNNEL_NODE_LISTEN_HOST,
                     defaults.TUNNEL_NODE_LISTEN_PORT, str(client_addr[0]), int(client_addr[1]),
+                    window=defaults.TUNNEL_WINDOW, max_pktsize=defaults.TUNNEL_MAX_PACKET,
                 ),
                 defaults.TUNNEL_DIAL_TIMEOUT,
             )
