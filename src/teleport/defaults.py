@@ -209,9 +209,11 @@ TUNNEL_MAX_PACKET = 256 * 1024
 
 # Nodes that join through the proxy (auth_servers = the proxy's web address, 3080): every call
 # to auth is the node's own mutual TLS, relayed end to end by the proxy over a WebSocket
-# (reversetunnel/authrelay.py); bounded in total and per source address.
-AUTH_RELAY_MAX_STREAMS = 512
-AUTH_RELAY_MAX_PER_SOURCE = 64
+# (reversetunnel/authrelay.py); bounded in total and per source address (generous per source:
+# a site of nodes behind one NAT shares one address; each node holds one or two streams at rest,
+# and auth's own handshake and idle timeouts close the streams nobody uses).
+AUTH_RELAY_MAX_STREAMS = 2048
+AUTH_RELAY_MAX_PER_SOURCE = 256
 AUTH_RELAY_DIAL_TIMEOUT = 10.0
 AUTH_RELAY_MAX_MESSAGE = 1024 * 1024
 AUTH_RELAY_PING_INTERVAL = 30.0
