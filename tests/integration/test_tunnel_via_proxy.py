@@ -232,6 +232,34 @@ def test_node_never_connects_to_auth(tc: tuple[Cluster, ProxyJoinedNode]) -> Non
     assert {c.ports["web"], c.ports["tunnel"]} <= w.peers, w.peers
 
 
+def test_live_session_on_the_tunnelled_node_can_be_joined(tc: tuple[Cluster, ProxyJoinedNode]) -> None:
+    from tests.integration.test_tsh_audit_cmds import PtyProc
+
+    c, node = tc
+    env = env_with(TELEPORT_HOME=c.home)
+    host = PtyProc([*cli("tsh"), "ssh", f"{OS_USER}@{NODE}"], env)
+    joiner: PtyProc | None = None
+    try:
+        host.expect(b"$ ", 30)
+        rows: list[str] = wait_for(
+            lambda: [r for r in c.tsh("sessions", "ls").stdout.splitlines()[2:] if NODE in r],
+            20, "no live session on the node in 'tsh sessions ls'", c, node)
+        sid = rows[0].split()[0]
+        joiner = PtyProc([*cli("tsh"), "join", sid], env)
+        joiner.expect(b"joined session", 30)
+        time.sleep(0.5)
+        joiner.send(b"echo joined-$((6*7))\r")
+        joiner.expect(b"joined-42")
+        host.expect(b"joined-42")
+        host.send(b"exit\r")
+        assert host.wait() == 0
+        joiner.wait()
+    finally:
+        host.close()
+        if joiner is not None:
+            joiner.close()
+
+
 def test_a_wrong_ca_pin_refuses_to_join_through_the_proxy(tc: tuple[Cluster, ProxyJoinedNode],
                                                          tmp_path: Any) -> None:
     """The pin is checked on auth's CA fetched through the relay: a proxy (or anything between)
@@ -272,4 +300,4 @@ def test_offline_as_soon_as_the_tunnel_is_gone_and_back_after(tc: tuple[Cluster,
     node.start()
     wait_for(lambda: NODE in c.tsh("ls").stdout, 40, "the node never came back", c, node)
     res = c.tsh("ssh", f"{OS_USER}@{NODE}", "true", check=False)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0, res.stderr + node.log()
