@@ -60,3 +60,16 @@ def test_proxy_announcements_give_addresses_only(proxies: list[object]) -> None:
         for a in addrs:
             host, _, port = a.rpartition(":")
             assert host and host not in ("0.0.0.0", "::") and 1 <= int(port) <= 65535
+
+
+@given(st.binary(max_size=16))
+def test_shared_port_sniffing_is_decided_by_the_banner_only(first: bytes) -> None:
+    from teleport.reversetunnel.mux import SSH_BANNER, is_ssh
+
+    out = is_ssh(first)
+    if first.startswith(SSH_BANNER):
+        assert out is True
+    elif SSH_BANNER.startswith(first):
+        assert out is None  # a prefix of the banner (or nothing): wait for more
+    else:
+        assert out is False
