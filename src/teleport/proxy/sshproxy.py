@@ -207,7 +207,8 @@ class ProxySSHService:
         """The registered nodes, cached for up to `max_age` seconds."""
         async with self._nodes_lock:
             if time.monotonic() - self._nodes_at > max_age:
-                self._nodes = await self.auth.list_nodes()
+                # offline tunnelled nodes too: asking for one says "offline", not "unknown"
+                self._nodes = await self.auth.call("GET", "/v1/nodes?offline=1")
                 self._nodes_at = time.monotonic()
             return self._nodes
 
@@ -311,18 +312,19 @@ class ProxySSHService:
         self._endpoints, self._endpoints_at = out, time.monotonic()
         return out
 
-    async def visible_nodes(self, user: str) -> list[dict[str, Any]]:
+    async def visible_nodes(self, user: str, offline: bool = False) -> list[dict[str, Any]]:
         """The nodes the user's current roles can see, asked fresh from auth (a role edit applies
-        to the next `tsh ls` and the next connection)."""
+        to the next `tsh ls` and the next connection); online ones only unless `offline`."""
         if not user:
             raise AccessDenied("access denied: the proxy could not tell which Teleport user you are")
-        nodes = await self.auth.call("POST", "/v1/access/nodes", {"user": user})
+        body: dict[str, Any] = {"user": user, **({"offline": True} if offline else {})}
+        nodes = await self.auth.call("POST", "/v1/access/nodes", body)
         return nodes if isinstance(nodes, list) else []
 
     async def check_route(self, user: str, node: dict[str, Any]) -> None:
         """AccessDenied unless some role of the user allows a login on this registered node."""
         name = node.get("metadata", {}).get("name")
-        if any(n.get("metadata", {}).get("name") == name for n in await self.visible_nodes(user)):
+        if any(n.get("metadata", {}).get("name") == name for n in await self.visible_nodes(user, True)):
             return
         hostname = node.get("spec", {}).get("hostname", "?")
         raise AccessDenied(
