@@ -33,6 +33,7 @@ from teleport.node.recorder import RecordingUploader, SessionRecorder
 from teleport.node.sessions import JOIN_ENV, scp_request
 from teleport.proxy import lookup, recmode
 from teleport.proxy.sftpaudit import SftpAudit
+from teleport.service.cachedata import CacheData, labels_of
 
 if TYPE_CHECKING:
     from teleport.proxy.sshconn import ProxySession
@@ -210,8 +211,16 @@ class Forwarder:
         for a host outside the registry (an OpenSSH node decides the login itself) the options
         of the user's roles. Fails closed, as a node does."""
         host_id = str((self.target.node or {}).get("metadata", {}).get("name") or "")
+        node = self.target.node or {}
+
+        def decide(data: CacheData) -> dict[str, Any]:
+            if not host_id:
+                return data.session_options(self.user)
+            return data.check_ssh_access(self.user, self.login, labels_of(node))
+
         try:
-            return await self.svc.auth.check_access(self.user, self.login, host_id)
+            return await self.svc.from_auth_or_cache(
+                lambda: self.svc.auth.check_access(self.user, self.login, host_id), decide)
         except TeleportError:
             raise
         except Exception as exc:

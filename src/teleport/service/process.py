@@ -32,6 +32,7 @@ from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
 from teleport.service import authservers, memory
 from teleport.service import identity as idstore
+from teleport.service.cache import LocalCache
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
 
@@ -271,6 +272,11 @@ class TeleportProcess:
         from teleport.proxy.sshproxy import ProxySSHService
 
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
+        # routing, access and CAs keep working from here while every auth server is down
+        cache = LocalCache(client, self.data_dir, "proxy", ident.cluster_name)
+        cache.load()
+        ssh_proxy.use_cache(cache)
+        self.tasks.append(asyncio.create_task(cache.run()))
         await ssh_proxy.start()
         web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
