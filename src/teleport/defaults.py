@@ -235,6 +235,14 @@ CACHE_FIRST_FILL_TIMEOUT = 10.0
 # A proxy asks auth first (a role edit applies at once) and answers from its cache when auth has
 # not answered within this many seconds (down, frozen, or partitioned).
 CACHE_FALLBACK_AFTER = 5.0
+
+# Shutdown and restart (service/process.py, service/restart.py). SIGQUIT: stop accepting, let live
+# sessions finish for at most SHUTDOWN_TIMEOUT seconds (teleport start --shutdown-timeout), exit.
+# SIGTERM/SIGINT: at once. SIGHUP: start the successor with the listening sockets, wait up to
+# RESTART_READY_TIMEOUT for it to serve, then drain as for SIGQUIT.
+SHUTDOWN_TIMEOUT = 300.0
+RESTART_READY_TIMEOUT = 60.0
+DRAIN_POLL_INTERVAL = 0.2
 ETCD_RETRY_BASE_DELAY = 0.1
 ETCD_RETRY_MAX_DELAY = 1.5
 

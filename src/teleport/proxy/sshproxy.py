@@ -31,6 +31,7 @@ from teleport.proxy import dialpolicy, lookup, recmode
 from teleport.proxy.forward import ProxyRecorder
 from teleport.proxy.sshconn import CHANNEL_WINDOW, ProxyServer, fmt_addr
 from teleport.reversetunnel import route
+from teleport.service import listeners
 from teleport.service.cache import LocalCache
 from teleport.service.cachedata import CacheData
 from teleport.service.httplistener import ListenerLimits
@@ -153,10 +154,8 @@ class ProxySSHService:
         try:
             self._server = await asyncssh.create_server(
                 lambda: ProxyServer(self),
-                addr.host or None,
-                addr.port,
                 options=options,
-                reuse_address=True,
+                sock=listeners.listen_socket(addr.host, addr.port),  # kept across a SIGHUP restart
             )
         except OSError as exc:
             raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
@@ -165,6 +164,14 @@ class ProxySSHService:
         await self.recording_mode()
         self.recorder.start()
         log.info("proxy SSH service listening on %s (session recording: %s)", addr, self.mode)
+
+    def stop_accepting(self) -> None:
+        """Graceful shutdown: no new clients; the connected ones carry on."""
+        if self._server is not None:
+            self._server.close()
+
+    def live_connections(self) -> int:
+        return len(self._conns)
 
     async def close(self) -> None:
         """Stop listening and drop the open client connections."""

@@ -10,7 +10,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -30,7 +30,7 @@ from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
-from teleport.service import authservers, memory
+from teleport.service import authservers, memory, restart
 from teleport.service import identity as idstore
 from teleport.service.cache import LocalCache
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
@@ -87,6 +87,9 @@ class TeleportProcess:
     host_id: str = ""
     banner: list[str] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # graceful shutdown: what stops accepting, and what counts the live connections to wait for
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+    counters: list[Callable[[], int]] = field(default_factory=list)
 
     @property
     def data_dir(self) -> str:
@@ -280,6 +283,8 @@ class TeleportProcess:
         await ssh_proxy.start()
         web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
+        self.stoppers.append(ssh_proxy.stop_accepting)
+        self.counters.append(ssh_proxy.live_connections)
         await self._start_tunnel_server(ssh_proxy, ident)
         self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}")
         self._watch_rotation(ident, client, ssh_proxy.apply_authorities, ssh_proxy.reload_identity)
@@ -297,6 +302,7 @@ class TeleportProcess:
                                ListenerLimits.from_config(self.cfg.teleport))
         await tunnels.start()
         self.closers.append(tunnels.close)
+        self.stoppers.append(tunnels.stop_accepting)
         ssh_proxy.tunnels = tunnels
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
@@ -327,6 +333,8 @@ class TeleportProcess:
 
         node_svc = NodeService(self.cfg, ident, self._auth_client(ident), self.data_dir)
         await node_svc.start()
+        self.stoppers.append(node_svc.server.stop_accepting)
+        self.counters.append(node_svc.server.live_connections)
         self._watch_rotation(ident, node_svc.auth, node_svc.apply_authorities, node_svc.reload_identity)
         self.tasks.append(asyncio.create_task(node_svc.serve_until_cancelled()))
         self.banner.append(
@@ -350,6 +358,30 @@ class TeleportProcess:
                                 f"{what} ({addr})", user_of)
         await listener.start(addr, ctx)
         self.listeners.append(listener)
+        self.stoppers.append(listener.stop_accepting)
+
+    def stop_accepting(self) -> None:
+        """Close every listener (not the connections): new clients go to a successor or nowhere."""
+        for stop in self.stoppers:
+            try:
+                stop()
+            except Exception as exc:  # stop the others all the same
+                log.warning("error while closing a listener: %s", exc)
+
+    def live_connections(self) -> int:
+        """SSH connections still open to the node and proxy services (sessions to let finish)."""
+        return sum(count() for count in self.counters)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for the live connections to end, at most `timeout` seconds; True when they did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (live := self.live_connections()) > 0:
+            if loop.time() >= deadline:
+                log.warning("shutdown timeout (%.0f s): closing %d live connection(s)", timeout, live)
+                return False
+            await asyncio.sleep(defaults.DRAIN_POLL_INTERVAL)
+        return True
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -368,21 +400,83 @@ class TeleportProcess:
             await self.backend.close()
 
 
-async def run(cfg: FileConfig, ready: asyncio.Event | None = None) -> None:
+@dataclass
+class Lifecycle:
+    """How `teleport start` ends: SIGTERM/SIGINT at once, SIGQUIT after the live sessions,
+    SIGHUP by handing over to a successor process (then as SIGQUIT)."""
+
+    shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT
+    pid_file: str = ""
+    check_config: Callable[[], object] | None = None  # re-reads teleport.yaml before a restart
+    signals: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+
+SIGNALS = {signal.SIGINT: "fast", signal.SIGTERM: "fast", signal.SIGQUIT: "graceful",
+           signal.SIGHUP: "restart"}
+
+
+async def run(cfg: FileConfig, ready: asyncio.Event | None = None,
+              life: Lifecycle | None = None) -> None:
     """Start the configured services, print what the user does next, and run until signalled."""
+    from teleport.service import listeners
+
+    life = life or Lifecycle()
     proc = TeleportProcess(cfg)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    for sig, how in SIGNALS.items():
+        loop.add_signal_handler(sig, life.signals.put_nowait, how)
     try:
         await proc.start()
+        listeners.forget_unused()
+        if life.pid_file:
+            write_public(life.pid_file, f"{os.getpid()}\n")
         print_banner(proc)
+        listeners.notify_ready()
         if ready is not None:
             ready.set()
-        await stop.wait()
+        while True:
+            how = await life.signals.get()
+            if how == "restart":
+                if life.check_config is None:
+                    log.error("SIGHUP: this process cannot restart itself; ignoring")
+                    continue
+                if await restart.spawn_successor(life.check_config) is None:
+                    continue  # keep serving as we are
+            if how in ("graceful", "restart"):
+                log.warning("%s: no new connections; waiting for %d live connection(s) to end "
+                            "(at most %.0f s)", "restart" if how == "restart" else "SIGQUIT",
+                            proc.live_connections(), life.shutdown_timeout)
+                proc.stop_accepting()
+                await _drain_or_fast(proc, life)
+            break
     finally:
         await proc.close()
+        _remove_pid_file(life.pid_file)
+
+
+async def _drain_or_fast(proc: TeleportProcess, life: Lifecycle) -> None:
+    """Drain, cut short by SIGTERM/SIGINT (a second SIGQUIT or SIGHUP changes nothing)."""
+    drain = asyncio.create_task(proc.drain(life.shutdown_timeout))
+
+    async def fast_signal() -> None:
+        while await life.signals.get() != "fast":
+            pass
+
+    tasks: list[asyncio.Task[Any]] = [drain, asyncio.create_task(fast_signal())]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    await cancel_and_wait(tasks)
+
+
+def _remove_pid_file(path: str) -> None:
+    """Remove the pid file if it still names us (a successor writes its own)."""
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            if f.read().strip() == str(os.getpid()):
+                os.unlink(path)
+    except OSError:
+        pass
 
 
 def print_banner(proc: TeleportProcess) -> None:
