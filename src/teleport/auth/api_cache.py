@@ -28,8 +28,10 @@ WATCHED = ["/authorities/", "/users/", "/roles/"]
 WATCHED_BY_PROXIES = [*WATCHED, "/nodes/"]
 
 
-def add_cache_routes(router: web.UrlDispatcher, api: AuthAPI) -> None:
-    router.add_get("/v1/cache", CacheRoutes(api).get_cache)
+def add_cache_routes(router: web.UrlDispatcher, api: AuthAPI) -> CacheRoutes:
+    routes = CacheRoutes(api)
+    router.add_get("/v1/cache", routes.get_cache)
+    return routes
 
 
 def snapshot_version(snap: dict[str, Any]) -> str:
@@ -42,6 +44,12 @@ class CacheRoutes:
     def __init__(self, api: AuthAPI) -> None:
         self.api = api
         self.server = api.server
+        self._waiting: set[asyncio.Task[Any]] = set()
+
+    def stop_waiting(self) -> None:
+        """Shutdown: end every long poll now (their clients ask again, elsewhere if need be)."""
+        for task in list(self._waiting):
+            task.cancel()
 
     async def snapshot(self, with_nodes: bool) -> dict[str, Any]:
         """The cache content; `with_nodes` adds the registered nodes (for proxies' routing)."""
@@ -65,6 +73,25 @@ class CacheRoutes:
         snap["version"] = snapshot_version(snap)
         return snap
 
+    async def _wait_for_change(self, watcher: Any, since: str, wait: float,
+                               with_nodes: bool) -> dict[str, Any]:
+        """The snapshot once it differs from `since`, or after `wait` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        events = watcher.__aiter__()
+        snap = await self.snapshot(with_nodes)
+        while (left := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(events.__anext__(), left)
+            except Exception:  # timed out, or the watch failed: answer with what we have
+                break
+            # coalesce a burst of writes (a role and its users) into one answer
+            await asyncio.sleep(defaults.CACHE_WATCH_COALESCE)
+            snap = await self.snapshot(with_nodes)
+            if snap["version"] != since:
+                break
+        return snap
+
     async def get_cache(self, request: web.Request) -> web.Response:
         """?since=VERSION&wait=SECONDS: the snapshot at once when it differs from VERSION, else
         when the next change arrives or after `wait` seconds (the same snapshot)."""
@@ -84,19 +111,15 @@ class CacheRoutes:
             snap = await self.snapshot(with_nodes)
             if watcher is None or snap["version"] != since:
                 return web.json_response(snap)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait
-            events = watcher.__aiter__()
-            while (left := deadline - loop.time()) > 0:
-                try:
-                    await asyncio.wait_for(events.__anext__(), left)
-                except Exception:  # timed out, or the watch failed: answer with what we have
-                    break
-                # coalesce a burst of writes (a role and its users) into one answer
-                await asyncio.sleep(defaults.CACHE_WATCH_COALESCE)
-                snap = await self.snapshot(with_nodes)
-                if snap["version"] != since:
-                    break
+            waiter = asyncio.create_task(self._wait_for_change(watcher, since, wait, with_nodes))
+            self._waiting.add(waiter)
+            try:
+                snap = await waiter
+            except asyncio.CancelledError:
+                if not waiter.cancelled():
+                    raise  # the request itself was cancelled
+            finally:
+                self._waiting.discard(waiter)
             return web.json_response(snap)
         finally:
             if watcher is not None:

@@ -149,6 +149,7 @@ class TeleportProcess:
         api = AuthAPI(auth, self.audit)
         auth.on_event = api.emit  # login locks are announced in the audit log
         self.closers.append(self._close_hasher)
+        self.stoppers.append(api.stop_long_polls)
         await self._serve(api.app(), a.listen_addr, ctx, "the auth service", user_identity_of)
         self.tasks.append(asyncio.create_task(auth.run_rotations()))  # auto CA rotation phases
         self._write_admin_identity(auth, a.listen_addr)
@@ -384,6 +385,7 @@ class TeleportProcess:
         return True
 
     async def close(self) -> None:
+        self.stop_accepting()  # first: no new work, and the auth API's long polls answer now
         for closer in reversed(self.closers):
             try:
                 await closer()
