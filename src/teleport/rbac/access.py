@@ -52,7 +52,7 @@ def check_ssh_access(username: str, user_roles: list[str], roleset: RoleSet, log
 def node_labels(labels: Mapping[str, str], cmd_labels: Mapping[str, Any] | None) -> dict[str, str]:
     """A node's static labels plus the latest results of its command labels (what roles match)."""
     out = {str(k): str(v) for k, v in labels.items()}
-    for name, cmd in (cmd_labels or {}).items():
+    for name, cmd in (cmd_labels.items() if isinstance(cmd_labels, Mapping) else ()):
         if isinstance(cmd, dict):
             out[str(name)] = str(cmd.get("result", "")).strip()
     return out

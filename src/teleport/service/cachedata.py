@@ -11,6 +11,7 @@ from typing import Any
 from teleport.errors import AccessDenied, BadParameter
 from teleport.rbac import access
 from teleport.rbac.roleset import RoleSet
+from teleport.types.resources import Server
 from teleport.types.role import Role
 
 NEVER_FILLED = (
@@ -60,8 +61,9 @@ class CacheData:
                 {str(k): [str(v) for v in vs] for k, vs in traits.items() if isinstance(vs, list)},
             )
         nodes = snap.get("nodes")
-        if nodes is not None and not (isinstance(nodes, list) and all(isinstance(n, dict) for n in nodes)):
-            raise BadParameter("cache snapshot: nodes must be a list of objects")
+        if nodes is not None:
+            for n in _list(snap, "nodes"):
+                Server.from_dict(n)  # what auth sent: a node resource, checked as auth checks one
         mode = snap.get("session_recording")
         return cls(version, cluster_name, str(mode) if mode else "node", cas, roles, users, nodes, snap)
 
