@@ -102,9 +102,12 @@ class Outage:
         self.auth, self.proxy, self.node, self.home = auth, proxy, node, home
 
     def tsh(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli("tsh"), "--insecure", f"--proxy={self.proxy.web_addr}", *args],
-                              input=input, capture_output=True, text=True, timeout=120,
-                              env=env_with(TELEPORT_HOME=self.home))
+        t0 = time.monotonic()
+        res = subprocess.run([*cli("tsh"), "--insecure", f"--proxy={self.proxy.web_addr}", *args],
+                             input=input, capture_output=True, text=True, timeout=120,
+                             env=env_with(TELEPORT_HOME=self.home))
+        print(f"tsh {' '.join(args[:2])}: exit {res.returncode} in {time.monotonic() - t0:.1f} s")
+        return res
 
     def login(self) -> subprocess.CompletedProcess[str]:
         return self.tsh("--user=carol", "login", input=f"{PASSWORD}\n")

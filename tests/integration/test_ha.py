@@ -10,6 +10,7 @@ it, two proxies and a node that lists only the first auth server.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -109,6 +110,8 @@ class HA:
     node: Service
     home: str
     counts: dict[str, int] = field(default_factory=lambda: {"tried": 0, "failed": 0, "retried": 0})
+    # the word of every `tsh ssh ... echo WORD` tried, and whether it succeeded
+    commands: dict[str, bool] = field(default_factory=dict)
 
     def tsh(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*cli("tsh"), *args], input=input, capture_output=True, text=True,
@@ -194,11 +197,18 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
         for attempt in range(2):
             ha.counts["tried"] += 1
             proxy = proxies[0]
+            expect = kw.get("expect", "")
             if name == "login":
                 res = login(ha, proxy)
+            elif name == "ssh":
+                # a word of its own per attempt: its exec event is counted below
+                expect = f"ha-{len(ha.commands)}"
+                res = ha.tsh("--insecure", f"--proxy={proxy.web_addr}", *args, expect)
             else:
                 res = ha.tsh("--insecure", f"--proxy={proxy.web_addr}", *args)
-            ok = res.returncode == 0 and kw.get("expect", "") in res.stdout
+            ok = res.returncode == 0 and expect in res.stdout
+            if name == "ssh":
+                ha.commands[expect] = ok
             if ok:
                 return
             if proxy.proc is not None and proxy.proc.poll() is not None and len(proxies) > 1:
@@ -210,10 +220,10 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
         failures.append(f"{name}: {res.returncode} {res.stdout[-300:]} {res.stderr[-500:]}")
 
     def rounds(n: int) -> None:
-        for i in range(n):
+        for _ in range(n):
             op("login")
             op("ls", "ls", expect="hanode")
-            op("ssh", "ssh", "root@hanode", "echo", f"ha-{i}", expect=f"ha-{i}")
+            op("ssh", "ssh", "root@hanode", "echo")
 
     rounds(2)
     ha.auths[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
@@ -228,3 +238,30 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
     print(f"\nHA loop: {ha.counts['tried']} operations tried, {ha.counts['failed']} failed, "
           f"{ha.counts['retried']} retried")
     assert ha.counts["failed"] == 0, failures
+
+    # every command that ran is in the audit log of the auth servers exactly once (the node
+    # buffers what it could not deliver and sends it to whichever auth server answers)
+    expected = [w for w, ok in ha.commands.items() if ok]
+
+    def found() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for a in ha.auths:
+            for path in glob.glob(os.path.join(a.data_dir, "log", "*.log")):
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        try:
+                            ev = json.loads(line)
+                        except ValueError:
+                            continue
+                        cmd = str(ev.get("command", "")) if ev.get("event") == "exec" else ""
+                        if cmd.startswith("echo ha-"):
+                            word = cmd.split()[-1]
+                            counts[word] = counts.get(word, 0) + 1
+        return counts
+
+    _wait(lambda: all(w in found() for w in expected), 90, "every command's exec event")
+    counts = found()
+    print(f"HA events: {len(expected)} exec events expected, {sum(counts.get(w, 0) for w in expected)} "
+          f"found ({len(counts)} distinct commands logged)")
+    assert {w: counts.get(w, 0) for w in expected} == {w: 1 for w in expected}
+    assert all(n == 1 for n in counts.values()), counts
