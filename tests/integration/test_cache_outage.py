@@ -229,11 +229,14 @@ def test_serves_from_the_cache_with_auth_frozen(outage: Outage) -> None:
     o = outage
     assert o.login().returncode == 0
     assert o.auth.proc is not None
+    fallbacks = o.proxy.log(tail=10**7).count("deciding from the cache")
     o.auth.proc.send_signal(signal.SIGSTOP)
     try:
         res = o.tsh("ls")
         assert res.returncode == 0 and "cnode" in res.stdout, res.stdout + res.stderr
         res = _ssh(o, "tpcache", "while-frozen")
         assert res.returncode == 0 and res.stdout.strip() == "while-frozen", res.stderr
+        # the proxy asked the frozen auth, gave up after CACHE_FALLBACK_AFTER, used its cache
+        assert o.proxy.log(tail=10**7).count("deciding from the cache") > fallbacks
     finally:
         o.auth.proc.send_signal(signal.SIGCONT)

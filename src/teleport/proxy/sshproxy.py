@@ -126,6 +126,7 @@ class ProxySSHService:
                     raise ConnectionProblem("the auth server did not answer in time") from None
                 raise
             log.info("auth did not answer (%s); deciding from the cache", exc or "timeout")
+            cache.online = False  # until the cache's own poll reaches auth again: no more waits
             return decide(await cache.get("proxy"))
 
     @property

@@ -71,6 +71,7 @@ class LocalCache:
         """One long poll; True when the snapshot changed."""
         since = self.data.version if self.data is not None else ""
         q = urlencode({"since": since, "wait": wait if since else 0})
+        # a wait of 0 answers at once; "since" still tells auth what we have
         snap = await self.client.call("GET", f"/v1/cache?{q}")
         self.online = True
         data = CacheData.parse(snap, self.cluster_name)
@@ -86,7 +87,8 @@ class LocalCache:
         """Follow auth for ever: long polls while it answers, a retry every few seconds when not."""
         while True:
             try:
-                await self.poll_once(defaults.CACHE_WATCH_WAIT)
+                # back from an outage: answer at once (and be online) before waiting for changes
+                await self.poll_once(defaults.CACHE_WATCH_WAIT if self.online else 0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
