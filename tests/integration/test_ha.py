@@ -7,6 +7,7 @@ it, two proxies and a node that lists only the first auth server.
 3. While logins, `tsh ls` and `tsh ssh` run in a loop: kill auth server 1, then the etcd leader,
    then proxy 1. No operation fails after the documented retry: one retry of an operation, and
    for a dead proxy the client's switch to the other proxy (tsh has one proxy per profile).
+   Every command that ran is in the audit logs of the auth servers exactly once.
 """
 
 from __future__ import annotations
