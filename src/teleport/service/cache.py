@@ -85,10 +85,16 @@ class LocalCache:
 
     async def run(self) -> None:
         """Follow auth for ever: long polls while it answers, a retry every few seconds when not."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 # back from an outage: answer at once (and be online) before waiting for changes
-                await self.poll_once(defaults.CACHE_WATCH_WAIT if self.online else 0)
+                waited = self.online
+                started = loop.time()
+                changed = await self.poll_once(defaults.CACHE_WATCH_WAIT if waited else 0)
+                if waited and not changed and loop.time() - started < defaults.CACHE_RETRY_DELAY:
+                    # an unchanged answer that did not wait: auth's watch is failing; do not spin
+                    await asyncio.sleep(defaults.CACHE_RETRY_DELAY)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
