@@ -10,7 +10,8 @@ from teleport.rbac.roleset import RoleSet
 # (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
 # checks CAs, routes to nodes, logs users in and completes invites, and in recording proxy mode
 # reports the sessions it relays and gets forwarding host certificates; a node heartbeats and
-# reports its sessions; both re-issue their own identity in a CA rotation). Anything not listed
+# reports its sessions; both re-issue their own identity in a CA rotation and read the cache
+# snapshot that lets them serve while auth is down). Anything not listed
 # is refused.
 BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Proxy": frozenset(
@@ -33,6 +34,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("web_session", "delete"),
             ("web_session", "sign"),
             ("host_cert", "reissue"),
+            ("cache", "read"),
         }
     ),
     "Node": frozenset(
@@ -45,6 +47,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("session", "create"),
             ("access", "check"),
             ("host_cert", "reissue"),
+            ("cache", "read"),
         }
     ),
 }
