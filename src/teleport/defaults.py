@@ -306,8 +306,3 @@ BENCH_RATE = 10.0
 BENCH_DURATION = "1s"
 BENCH_REQUEST_TIMEOUT = 30.0
 BENCH_MAX_IN_FLIGHT = 1024
-
-# tsh scp runs the outer SSH layer (to the proxy) in a relay process, as OpenSSH's scp -J runs
-# ssh -W, for downloads and for uploads of at least this many bytes: two cores then share the two
-# layers of encryption. Smaller uploads stay in one process (no second start-up).
-SCP_RELAY_MIN_BYTES = 16 * 1024 * 1024

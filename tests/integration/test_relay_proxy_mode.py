@@ -1,7 +1,6 @@
-"""`tsh proxy ssh` and tsh scp's relay process when the proxy records sessions itself
-(session_recording: proxy): OpenSSH through `tsh proxy ssh` gets its session recorded by the proxy
-(tsh forwards an agent with the user's certificate on its own), and tsh scp, whose relay refuses
-this mode, still copies through the in-process path."""
+"""`tsh proxy ssh` as OpenSSH's ProxyCommand when the proxy records sessions itself
+(session_recording: proxy): the session is recorded by the proxy, which logs in to the node with
+the user's certificate from the agent tsh forwards on its own."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import SRC, Cluster, cli, destroy, env_with, new_cluster, wait_port
+from tests.helpers import SRC, Cluster, destroy, new_cluster, wait_port
 
 LOGIN = "root"
 
@@ -56,19 +55,3 @@ def test_openssh_through_tsh_proxy_ssh_in_proxy_mode(pc: Cluster, tmp_path: str)
     while "proxy-mode-" not in pc.tctl("events", "ls", "--format=json").stdout:
         assert time.time() < deadline, "no audit event for the relayed session"
         time.sleep(0.5)
-
-
-def test_tsh_scp_falls_back_from_the_relay_in_proxy_mode(pc: Cluster, tmp_path: str) -> None:
-    src = os.path.join(str(tmp_path), "small.bin")
-    data = os.urandom(100_000)
-    with open(src, "wb") as f:
-        f.write(data)
-    env = env_with(TELEPORT_HOME=pc.home, TSH_SCP_RELAY="1")
-    remote = f"{LOGIN}@testnode:{tmp_path}/up.bin"
-    back = os.path.join(str(tmp_path), "back.bin")
-    for args in ([src, remote], [remote, back]):
-        res = subprocess.run([*cli("tsh"), "scp", "-q", "-P", str(pc.ports["node"]), *args],
-                             env=env, capture_output=True, text=True, timeout=90)
-        assert res.returncode == 0, res.stderr
-    with open(back, "rb") as f:
-        assert f.read() == data

@@ -178,7 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
         "ssh -o 'ProxyCommand tsh proxy ssh %r@%h:%p' user@node")
     _common(pssh, suppress=True)
     pssh.add_argument("--cluster", default="", help="The cluster of the node")
-    pssh.add_argument("--tsh-relay", action="store_true", help=argparse.SUPPRESS)
     pssh.add_argument("target", metavar="[user@]host[:port]")
 
     add("config", "Print an OpenSSH client configuration.",
@@ -446,53 +445,13 @@ def cmd_scp(args: argparse.Namespace) -> int:
             raise BadParameter(f"scp: {loc.path}: No such file or directory")
     creds = _credentials(args)
     _check_cluster(args, creds)
-    relayed = None
-    if _relay_wanted(src, dst):
-        from teleport.client import relay
-
-        relayed = relay.start(relay.relay_argv(login, host, args.port, args.cluster, args.proxy,
-                                               args.insecure))
-    return asyncio.run(_scp(args, creds, src, dst, host, login, relayed))
-
-
-def _relay_wanted(src: Any, dst: Any) -> bool:
-    """Copy through a relay process (two cores for the two layers of encryption)? For downloads
-    and for uploads of at least RELAY_MIN_BYTES; TSH_SCP_RELAY=0 turns it off."""
-    import os
-
-    if os.environ.get("TSH_SCP_RELAY", "1") == "0":
-        return False
-    if not dst.remote:
-        return True
-    total = 0
-    for loc in src:
-        if os.path.isfile(loc.path):
-            total += os.path.getsize(loc.path)
-        else:
-            return True  # a directory: sizes unknown without walking it, and usually large
-    return total >= defaults.SCP_RELAY_MIN_BYTES
+    return asyncio.run(_scp(args, creds, src, dst, host, login))
 
 
 async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: str,
-               login: str, relayed: Any = None) -> int:
-    from teleport.client import relay, scp, ssh
+               login: str) -> int:
+    from teleport.client import scp, ssh
 
-    if relayed is not None:
-        # the outer layer (to the proxy) runs in a relay process, as scp -J runs ssh -W
-        proc, sock = relayed
-        try:
-            if await relay.wait_ready(proc, sock) is None:
-                conn = await ssh.connect_node(None, creds, host, args.port, login, args.cluster,  # type: ignore[arg-type]
-                                              sock=sock)
-                async with conn:
-                    async with conn.start_sftp_client() as sftp:
-                        progress = None if args.quiet else scp.Progress()
-                        errors = await scp.copy(sftp, src, dst, args.recursive, progress)
-                return _scp_done(errors)
-        finally:
-            relay.close(proc, sock)
-        # the relay could not serve this copy (recording proxy mode, an unknown node...): the
-        # in-process path does it, or explains why not
     proxy = await ssh.connect_proxy(creds, login)
     try:
         try:
@@ -505,10 +464,6 @@ async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: s
                 errors = await scp.copy(sftp, src, dst, args.recursive, progress)
     finally:
         proxy.close()
-    return _scp_done(errors)
-
-
-def _scp_done(errors: list[str]) -> int:
     for message in errors:
         sys.stderr.write(message + "\n")
     return 1 if errors else 0
@@ -732,8 +687,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     addr = parse_host_port(hostport, defaults.NODE_SSH_PORT)
     creds = _credentials(args)
     _check_cluster(args, creds)
-    return asyncio.run(relay.relay_stdio(creds, login, addr.host, addr.port, args.cluster,
-                                         for_tsh=args.tsh_relay))
+    return asyncio.run(relay.relay_stdio(creds, login, addr.host, addr.port, args.cluster))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

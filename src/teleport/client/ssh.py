@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,10 +288,8 @@ async def connect_node(
     login: str,
     cluster: str = "",
     agent_forwarding: bool = False,
-    sock: socket.socket | None = None,
 ) -> asyncssh.SSHClientConnection:
-    """An SSH connection to `host:port` through the proxy, the node verified by the host CA;
-    with `sock`, over that stream (a relay process's, see relay.py) instead of `proxy`."""
+    """An SSH connection to `host:port` through the proxy, the node verified by the host CA."""
     if login not in creds.logins:
         raise AccessDenied(
             f"login {login!r} is not in your certificate (your logins: "
@@ -302,7 +299,7 @@ async def connect_node(
     from teleport.client import recproxy
 
     cleanups: list[Any] = []
-    if sock is None and await recproxy.recording_mode(proxy) == "proxy":
+    if await recproxy.recording_mode(proxy) == "proxy":
         # the proxy terminates SSH and logs in to the node with our certificate, which it
         # reaches through the agent we forward on a connection of its own
         agent, stop = await recproxy.agent_for(creds.key, creds.cert, creds.valid_before)
@@ -323,10 +320,7 @@ async def connect_node(
         opts["agent_path"] = agent_sock
         opts["agent_forwarding"] = True
     try:
-        if sock is not None:
-            conn = await asyncssh.connect(host, port, sock=sock, **opts)
-        else:
-            conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
+        conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
         if cleanups:
             recproxy.close_after(conn, *cleanups)
             cleanups = []
