@@ -19,7 +19,7 @@ from typing import Any
 from teleport import defaults
 from teleport.auth import webauthn as wa
 from teleport.auth.login import LoginMixin
-from teleport.auth.store import _user
+from teleport.auth.store import _json, _user
 from teleport.backend.base import Item
 from teleport.errors import AccessDenied, BadParameter, CompareFailed, NotFound
 from teleport.types.resources import User
@@ -148,7 +148,7 @@ class MFAMixin(LoginMixin):
             try:
                 if state is None:
                     await self.store.backend.create(
-                        Item(f"{_user(user)}/webauthn", json.dumps(new).encode()))
+                        Item(f"{_user(user)}/webauthn", _json(new)))
                 else:
                     await self.store.swap_user_secret(user, "webauthn", state, new)
                 return
@@ -180,7 +180,7 @@ class MFAMixin(LoginMixin):
                 await self.store.swap_user_secret(user, "webauthn", state, {"devices": left})
             else:
                 await self.store.backend.compare_and_swap(
-                    Item(f"{_user(user)}/webauthn", json.dumps(state).encode()),
+                    Item(f"{_user(user)}/webauthn", _json(state)),
                     Item(f"{_user(user)}/webauthn", b"", expires=time.time() + 1))
                 await self.store.backend.delete(f"{_user(user)}/webauthn")
         except (CompareFailed, NotFound):
