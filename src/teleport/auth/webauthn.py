@@ -80,10 +80,14 @@ def check_rp_id(rp_id: str, where: str) -> str:
 
 def rp_from_u2f(app_id: str) -> str:
     """The reference's u2f.app_id (an https URL) maps to the relying party id: its host."""
-    parts = urlsplit(app_id if "://" in app_id else f"https://{app_id}")
-    if parts.scheme != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(app_id if "://" in app_id else f"https://{app_id}")
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host is None or parts.scheme != "https":
         raise BadParameter(f"u2f.app_id {app_id!r} must be an https URL such as https://proxy.example.com:3080")
-    return parts.hostname
+    return host
 
 
 def origin_of(addr: str) -> str:
