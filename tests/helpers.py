@@ -245,7 +245,7 @@ class Cluster:
 
     def login(self, name: str, password: str = "secret-pass-1", *extra: str,
               check: bool = True) -> subprocess.CompletedProcess[str]:
-        code = self.otp.code(name, self.secrets[name]) if self.second_factor == "otp" else ""
+        code = self.otp.code(name, self.secrets[name]) if self.second_factor in ("otp", "on") else ""
         return self.tsh("--insecure", f"--proxy={self.web_addr}", f"--user={name}", *extra, "login",
                         input=f"{password}\n{code}\n", check=check)
 

@@ -266,16 +266,16 @@ def cmd_signup(args: argparse.Namespace) -> int:
     proxy, token = session.parse_invite_url(args.url)
     client = WebClient(proxy, insecure=args.insecure)
     info = session.signup_info(client, token)
-    user = info["user"]
-    print(f"Welcome, {user}! Choose a password for your Teleport account.")
-    # checked (length, match) right away and asked again, before the QR code and the code
-    password = ask_new_password()
-    code = ""
     if info.get("second_factor") == "webauthn":
         raise AccessDenied(
             "this cluster's second factor is a security key (webauthn), which tsh cannot "
             f"register: open the invite URL in a browser to sign up: {args.url}"
         )
+    user = info["user"]
+    print(f"Welcome, {user}! Choose a password for your Teleport account.")
+    # checked (length, match) right away and asked again, before the QR code and the code
+    password = ask_new_password()
+    code = ""
     if info.get("otp_secret"):
         print()
         print("Scan this QR code with an authenticator app (Google Authenticator, FreeOTP, ...),")
