@@ -242,8 +242,42 @@ def test_security_key_register_and_login(cluster: Cluster, page: Any, tmp_path: 
     count = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth_id})["credentials"][0]["signCount"]
     assert count >= 3, count
 
-    # a key that is not registered for this user is refused
+    # a challenge answers once: the same signed answer sent twice is refused the second time
+    replay = page.evaluate("""async () => {
+        const post = async (path, body) => {
+            const r = await fetch(path, {method: 'POST', body: JSON.stringify(body),
+                headers: {'Content-Type': 'application/json'}});
+            return [r.status, await r.json()];
+        };
+        const [, begin] = await post('/v1/webapi/webauthn/login/begin',
+            {user: 'grace', password: '%s'});
+        const cred = await navigator.credentials.get({
+            publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(begin.options)});
+        const body = {user: 'grace', webauthn: {challenge_id: begin.challenge_id,
+                                                credential: cred.toJSON()}};
+        return [await post('/v1/webapi/webauthn/login/finish', body),
+                await post('/v1/webapi/webauthn/login/finish', body)];
+    }""" % PASSWORD)
+    assert replay[0][0] == 200 and replay[0][1]["user"] == "grace", replay
+    assert replay[1][0] == 403 and "already used" in replay[1][1]["message"], replay
+    page.goto(f"https://{c.web_addr}/web")
+    page.get_by_role("button", name="Log out").click()
+
+    # a cloned key (the same private key, its counter behind the server's) is refused
+    cred = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth_id})["credentials"][0]
     cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": auth_id})
+    cdp, clone_id = _virtual_key(page)
+    cdp.send("WebAuthn.addCredential", {"authenticatorId": clone_id, "credential": {
+        "credentialId": cred["credentialId"], "isResidentCredential": False,
+        "rpId": cred["rpId"], "privateKey": cred["privateKey"], "signCount": 1}})
+    page.get_by_label("User name").fill("grace")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in with a security key").click()
+    expect(page.locator("#login-error")).to_contain_text("sign count", timeout=15000)
+    expect(page.locator("#nodes-view")).to_be_hidden()
+
+    # a key that is not registered for this user is refused
+    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": clone_id})
     _, other_id = _virtual_key(page)
     page.get_by_label("User name").fill("grace")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
