@@ -156,6 +156,8 @@ class LoginMixin(AuthCore):
                 raise AccessDenied("this cluster does not use security keys")
             return
         if mode == "otp":
+            if not await self._has_secret(name, "totp"):
+                raise AccessDenied("this user has no one-time code enrolled (signed up under another second_factor)")
             await self._check_totp(name, otp_code)
             return
         if not allows_otp(mode):
