@@ -243,21 +243,21 @@ def test_security_key_register_and_login(cluster: Cluster, page: Any, tmp_path: 
     assert count >= 3, count
 
     # a challenge answers once: the same signed answer sent twice is refused the second time
-    replay = page.evaluate("""async () => {
+    replay = page.evaluate("""async (password) => {
         const post = async (path, body) => {
             const r = await fetch(path, {method: 'POST', body: JSON.stringify(body),
                 headers: {'Content-Type': 'application/json'}});
             return [r.status, await r.json()];
         };
         const [, begin] = await post('/v1/webapi/webauthn/login/begin',
-            {user: 'grace', password: '%s'});
+            {user: 'grace', password});
         const cred = await navigator.credentials.get({
             publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(begin.options)});
         const body = {user: 'grace', webauthn: {challenge_id: begin.challenge_id,
                                                 credential: cred.toJSON()}};
         return [await post('/v1/webapi/webauthn/login/finish', body),
                 await post('/v1/webapi/webauthn/login/finish', body)];
-    }""" % PASSWORD)
+    }""", PASSWORD)
     assert replay[0][0] == 200 and replay[0][1]["user"] == "grace", replay
     assert replay[1][0] == 403 and "already used" in replay[1][1]["message"], replay
     page.goto(f"https://{c.web_addr}/web")
