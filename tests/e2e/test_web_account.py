@@ -311,6 +311,11 @@ def test_signup_with_a_security_key_and_remove_it(cluster: Cluster, page: Any, t
     page.get_by_label("Repeat new password").fill("second-pass-2")
     page.get_by_role("button", name="Change password").click()
     expect(page.locator("#password-status")).to_have_text("Your password was changed.", timeout=15000)
+    # a phone-sized window: one column, nothing cut off
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(tmp_path / "account-narrow.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width
 
 
 def test_csrf_token_is_required(cluster: Cluster, page: Any) -> None:

@@ -98,6 +98,7 @@ async function changePassword(event, info) {
     await api("PUT", "/v1/webapi/account/password", body);
     event.target.reset();
     say("password-status", "Your password was changed.", true);
+    await reload();  // a key that confirmed it was just used
   } catch (err) {
     say("password-status", err.message);
   }
