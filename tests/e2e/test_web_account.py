@@ -340,3 +340,52 @@ def test_csrf_token_is_required(cluster: Cluster, page: Any) -> None:
         headers: {'Content-Type': 'application/json'},
         body: JSON.stringify({old_password: 'x', new_password: 'yyyyyyyy'})})).status""")
     assert status == 403
+
+
+@pytest.fixture(scope="module")
+def keys_only() -> Iterator[Cluster]:
+    """second_factor: u2f (the reference's name for keys, now WebAuthn) with its app_id and
+    facets, which become the relying party and its origins."""
+    c = new_cluster(web_host="localhost")
+    origin = f"https://localhost:{c.ports['web']}"
+    # the authentication mapping is written inline: its other keys go after the value
+    c.second_factor = f"u2f, u2f: {{app_id: '{origin}', facets: ['{origin}']}}"
+    try:
+        c.start()
+        yield c
+    finally:
+        destroy(c)
+
+
+def test_keys_only_cluster_in_the_browser(keys_only: Cluster, page: Any, tmp_path: Any) -> None:
+    c = keys_only
+    _virtual_key(page)
+    page.goto(_invite(c, "kate"))
+    # no one-time code anywhere: the key is required
+    expect(page.locator("#signup-key")).to_be_visible()
+    expect(page.locator("#signup-otp")).to_be_hidden()
+    expect(page.locator("#signup-key-intro")).to_contain_text("This cluster uses security keys")
+    page.get_by_label("Choose a password").fill(PASSWORD)
+    page.get_by_label("Confirm password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#signup-error")).to_contain_text("requires a security key")
+    page.get_by_role("button", name="Register a security key").click()
+    expect(page.locator("#signup-key-status")).to_contain_text("Security key ready", timeout=15000)
+    page.screenshot(path=str(tmp_path / "signup-key.png"), full_page=True)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#nodes-view")).to_be_visible(timeout=15000)
+    page.get_by_role("button", name="Log out").click()
+    # the login form asks for no code, only the password and the key
+    expect(page.get_by_label("User name")).to_be_visible()
+    expect(page.locator("#login-otp-row")).to_be_hidden()
+    page.get_by_label("User name").fill("kate")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in with a security key").click()
+    expect(page.locator("#nodes-view")).to_be_visible(timeout=15000)
+    expect(page.locator("#whoami")).to_have_text("kate")
+    # the password alone (the ordinary login button) is refused
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("User name").fill("kate")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.locator("#login-error")).to_contain_text("invalid user name, password")
