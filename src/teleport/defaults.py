@@ -232,6 +232,10 @@ WEB_SESSION_TOUCH_INTERVAL = 10.0
 # The browser terminal: lifetime of the in-memory certificate the proxy gets for one terminal
 # (clamped to what is left of the web session; only the SSH handshake needs it to be valid).
 WEB_TERMINAL_CERT_TTL = 2 * 60
+# WebAuthn (security keys): how long a challenge lives (each is used once), and the most keys
+# a user may register.
+WEBAUTHN_CHALLENGE_TTL = 120
+WEBAUTHN_MAX_DEVICES = 10
 # Cookie holding the web session id (__Host-: Secure, Path=/, no Domain, set by HTTPS only).
 WEB_SESSION_COOKIE = "__Host-teleport-session"
 # Header carrying the per-session CSRF token on state-changing web API requests.

@@ -92,6 +92,15 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/get"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/delete"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/certs"): frozenset({PROXY, ADMIN}),
+    # security keys and the account page (auth/api_mfa.py; test_web_account.py checks them)
+    ("POST", "/v1/invites/{token}/webauthn"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/webauthn/login/begin"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/webauthn"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/account"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/password"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/keys/begin"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/keys"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/keys/delete"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -105,11 +114,21 @@ WEB_ROUTES = {
     ("GET", "/web/assets/{name}"), ("GET", "/web/vendor/{name}"),
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    # signup in the browser and key logins (public: the invite, password or key is the
+    # credential); the account page (cookie, and CSRF token on changes)
+    ("POST", "/v1/webapi/users/invites/{token}/webauthn"), ("POST", "/v1/webapi/signup"),
+    ("POST", "/v1/webapi/webauthn/login/begin"), ("POST", "/v1/webapi/webauthn/login/finish"),
+    ("GET", "/web/account"), ("GET", "/v1/webapi/account"), ("PUT", "/v1/webapi/account/password"),
+    ("POST", "/v1/webapi/account/keys/begin"), ("POST", "/v1/webapi/account/keys"),
+    ("DELETE", "/v1/webapi/account/keys"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    ("GET", "/v1/webapi/account"), ("PUT", "/v1/webapi/account/password"),
+    ("POST", "/v1/webapi/account/keys/begin"), ("POST", "/v1/webapi/account/keys"),
+    ("DELETE", "/v1/webapi/account/keys"),
 }
 
 # What each identity kind's refusal says: the 403 must be an authorization refusal, not a
@@ -280,7 +299,8 @@ _json_values = st.recursive(
 _field_names = st.sampled_from([
     "user", "logins", "roles", "ttl", "token", "password", "otp_code", "public_key", "host_id",
     "nodename", "addresses", "role", "events", "sid", "server_id", "labels", "login", "upsert",
-    "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr",
+    "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr", "session_id", "webauthn",
+    "challenge_id", "credential", "old_password", "new_password", "id", "web_session",
 ])
 _bodies = st.one_of(
     st.dictionaries(_field_names, _json_values, max_size=6).map(lambda d: json.dumps(d).encode()),

@@ -117,6 +117,9 @@ class AuthAPI:
         from teleport.auth.api_websession import add_websession_routes
 
         add_websession_routes(r, self)
+        from teleport.auth.api_mfa import add_mfa_routes
+
+        add_mfa_routes(r, self)
         return app
 
     def emit(self, event_type: str, **fields: Any) -> None:
@@ -214,9 +217,15 @@ class AuthAPI:
         await self._authorize(request, "invite", "use")
         data = await json_body(request)
         user = await self.server.complete_invite(
-            path_param(request, "token"), _str(data, "password"), _str(data, "otp_code", False)
+            path_param(request, "token"), _str(data, "password"), _str(data, "otp_code", False),
+            data.get("webauthn"),
         )
         out: dict[str, Any] = {"user": user.name}
+        if data.get("web_session") is True:
+            # the browser's signup ends logged in to the web UI
+            from teleport.auth.api_mfa import start_web_session
+
+            out["web_session"] = await start_web_session(self, user.name, peer_addr(request))
         if data.get("public_key"):
             # Signup ends logged in (as the reference's): the code was just used, so a separate
             # login would have to wait for the authenticator's next one.

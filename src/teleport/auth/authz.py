@@ -31,6 +31,8 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("web_session", "read"),
             ("web_session", "delete"),
             ("web_session", "sign"),
+            # a web session's own account: keys and password (auth/api_mfa.py)
+            ("web_session", "update"),
             ("host_cert", "reissue"),
         }
     ),

@@ -14,7 +14,7 @@ from typing import Any
 
 from teleport import defaults
 from teleport.cli.common import fmt_remaining, run_cli
-from teleport.errors import BadParameter, ConnectionProblem, NotAuthenticated
+from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotAuthenticated
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -254,10 +254,19 @@ def _login(args: argparse.Namespace) -> Any:
     store, profile, client = _client_for(args)
     user = args.user or (profile.user if profile and not args.proxy else None) or getpass.getuser()
     info = session.ping(client)
+    mode = info.get("auth", {}).get("second_factor", "otp")
+    if mode == "webauthn":
+        web = info.get("proxy", {}).get("web", {}).get("public_addr") or client.addr
+        raise AccessDenied(
+            "this cluster's second factor is a security key (webauthn), which tsh cannot use: "
+            f"log in in the browser at https://{web}/web"
+        )
     password = ask_secret(f"Enter password for Teleport user {user}: ")
     otp = ""
-    if info.get("auth", {}).get("second_factor", "otp") == "otp":
+    if mode in ("otp", "on"):
         otp = ask_secret("Enter your OTP token: ")
+    elif mode == "optional":
+        otp = ask_secret("Enter your OTP token (empty if you have none): ")
     ttl = args.ttl * 60 if args.ttl else None
     return session.login(client, user, password, otp, ttl, store, pinged=info)
 
@@ -290,12 +299,17 @@ def cmd_signup(args: argparse.Namespace) -> int:
     proxy, token = session.parse_invite_url(args.url)
     client = WebClient(proxy, insecure=args.insecure)
     info = session.signup_info(client, token)
+    if info.get("second_factor") == "webauthn":
+        raise AccessDenied(
+            "this cluster's second factor is a security key (webauthn), which tsh cannot "
+            f"register: open the invite URL in a browser to sign up: {args.url}"
+        )
     user = info["user"]
     print(f"Welcome, {user}! Choose a password for your Teleport account.")
     # checked (length, match) right away and asked again, before the QR code and the code
     password = ask_new_password()
     code = ""
-    if info.get("second_factor") == "otp":
+    if info.get("otp_secret"):
         print()
         print("Scan this QR code with an authenticator app (Google Authenticator, FreeOTP, ...),")
         print("or enter the secret by hand:")

@@ -16,10 +16,12 @@ from aiohttp import web
 from teleport import __version__
 from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter
-from teleport.httpapi import error_middleware, json_body, path_param
+from teleport.httpapi import error_middleware, json_body
 from teleport.limits import LoginRateLimits, source_of
+from teleport.proxy.webapi.account import AccountRoutes
 from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
+from teleport.proxy.webapi.signup import SignupRoutes
 from teleport.proxy.webapi.static import StaticRoutes
 from teleport.proxy.webapi.terminal import TerminalRoutes
 
@@ -39,6 +41,8 @@ class WebProxy:
         self.login_rates = LoginRateLimits()
         self.sessions = SessionRoutes(auth, cluster_name, self.login_rates)
         self.terminal = TerminalRoutes(auth, self.sessions)
+        self.signup = SignupRoutes(auth, self.login_rates)
+        self.account = AccountRoutes(auth, cluster_name)
 
     def set_ssh_proxy(self, ssh_proxy: Any) -> None:
         """The SSH proxy service the browser terminal routes through (once it runs)."""
@@ -53,9 +57,9 @@ class WebProxy:
         r.add_get("/webapi/ping", self.ping)
         r.add_get("/v1/webapi/ping", self.ping)
         r.add_post("/v1/webapi/ssh/certs", self.ssh_certs)
-        r.add_get("/v1/webapi/users/invites/{token}", self.get_invite)
         r.add_post("/v1/webapi/users", self.complete_invite)
-        r.add_get("/web/invite/{token}", self.invite_page)
+        self.signup.add_routes(r)  # the invite page and API, key logins
+        self.account.add_routes(r)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
         StaticRoutes().add_routes(r)
@@ -117,9 +121,6 @@ class WebProxy:
             "cluster_name": result["cluster_name"],
         }
 
-    async def get_invite(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.auth.get_invite(path_param(request, "token")))
-
     async def complete_invite(self, request: web.Request) -> web.Response:
         data = await json_body(request)
         token = data.get("invite_token")
@@ -141,15 +142,6 @@ class WebProxy:
             f"<h1>Cluster {html.escape(self.cluster_name)}</h1>"
             f"<p>Log in from a terminal: <code>tsh --proxy={html.escape(self.web_public_addr)} login</code></p>"
             '<p>or in the browser: <a href="/web">the web UI</a></p>'
-        )
-        return web.Response(text=body, content_type="text/html")
-
-    async def invite_page(self, request: web.Request) -> web.Response:
-        url = f"https://{self.web_public_addr}/web/invite/{path_param(request, 'token')}"
-        body = (
-            "<!doctype html><title>Complete your invite</title><h1>Welcome</h1>"
-            "<p>Complete your account from a terminal:</p>"
-            f"<pre>tsh signup {html.escape(url)}</pre>"
         )
         return web.Response(text=body, content_type="text/html")
 

@@ -2,10 +2,14 @@
 // server data reaches the page through textContent (never innerHTML), so names cannot inject.
 // The session id lives only in an HttpOnly cookie; this page keeps the CSRF token in memory.
 
-const state = { cluster: "", session: null, nodes: [], term: null, ws: null };
+import { inviteToken, startSignup } from "./signup.js";
+import { showAccount } from "./account.js";
+import { allowsKeys, allowsOtp, keysSupported, useKey } from "./webauthn.js";
+
+export const state = { cluster: "", session: null, nodes: [], term: null, ws: null, mode: "otp" };
 const $ = (id) => document.getElementById(id);
 
-async function api(method, path, body) {
+export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf_token;
@@ -24,14 +28,31 @@ async function api(method, path, body) {
 }
 
 function show(view) {
-  for (const v of ["login-view", "nodes-view", "terminal-view"]) $(v).hidden = v !== view;
+  for (const v of document.querySelectorAll("main > section")) {
+    v.hidden = v.id !== view;
+    if (v.hidden && v.dataset.template) v.replaceChildren();  // no stray inputs in hidden views
+  }
   const logged = !!state.session;
   $("whoami").hidden = !logged;
   $("logout").hidden = !logged;
+  $("account-link").hidden = !logged;
   if (logged) $("whoami").textContent = state.session.user;
 }
 
-function setError(id, message) {
+// A view whose content lives in a <template> (filled when shown, emptied when left).
+export function fromTemplate(view) {
+  show(view);
+  const section = $(view);
+  section.replaceChildren($(section.dataset.template).content.cloneNode(true));
+  return section;
+}
+
+export async function loggedIn(session) {
+  state.session = session;
+  await showNodes();
+}
+
+export function setError(id, message) {
   $(id).textContent = message || "";
   $(id).hidden = !message;
 }
@@ -49,8 +70,39 @@ async function onLogin(event) {
     form.reset();
     await showNodes();
   } catch (err) {
-    setError("login-error", err.status === 429
-      ? `Too many attempts: ${err.message}` : err.message);
+    loginFailed(err);
+  }
+}
+
+// What went wrong, in words: the server's one answer to a refused login covers a wrong name,
+// password or code and a locked account, on purpose (it must not tell who exists).
+function loginFailed(err) {
+  let help = "";
+  if (err.status === 429) help = "Too many attempts from your address: wait a minute and try again.";
+  else if (err.status === 403) {
+    help = "Check your user name, password and one-time code (codes change every 30 seconds). "
+      + "After several failed attempts in a row, this account's logins from your address are "
+      + "locked for a while: then wait, or ask an administrator.";
+  }
+  setError("login-error", err.message);
+  $("login-help").textContent = help;
+  $("login-help").hidden = !help;
+}
+
+async function onKeyLogin() {
+  setError("login-error", "");
+  $("login-help").hidden = true;
+  try {
+    const user = $("login-user").value;
+    const begin = await api("POST", "/v1/webapi/webauthn/login/begin", {
+      user, password: $("login-password").value });
+    const credential = await useKey(begin.options);
+    const session = await api("POST", "/v1/webapi/webauthn/login/finish", {
+      user, webauthn: { challenge_id: begin.challenge_id, credential } });
+    $("login-form").reset();
+    await loggedIn(session);
+  } catch (err) {
+    loginFailed(err);
   }
 }
 
@@ -58,22 +110,34 @@ async function onLogout() {
   closeTerminal();
   try { await api("DELETE", "/v1/webapi/sessions"); } catch { /* already ended */ }
   state.session = null;
+  showLogin();
+}
+
+function showLogin() {
+  if (location.pathname !== "/web" && !inviteToken()) history.replaceState(null, "", "/web");
   show("login-view");
+  $("login-help").hidden = true;
+  $("login-otp-row").hidden = !allowsOtp(state.mode);
+  $("login-key").hidden = !(allowsKeys(state.mode) && keysSupported());
   $("login-user").focus();
 }
 
 function sessionEnded(err) {
   if (err && err.status === 401) {
     state.session = null;
-    show("login-view");
-    setError("login-error", err.message);
+    showLogin();
+    setError("login-error", `${err.message}.`);
+    $("login-help").textContent = "Web sessions end after a while without use, and at the latest "
+      + "half a day after logging in.";
+    $("login-help").hidden = false;
     return true;
   }
   return false;
 }
 
 // nodes ------------------------------------------------------------------------------------
-async function showNodes() {
+export async function showNodes() {
+  if (location.pathname !== "/web") history.replaceState(null, "", "/web");
   show("nodes-view");
   setError("nodes-error", "");
   try {
@@ -200,24 +264,37 @@ function openTerminal(node, login) {
 async function start() {
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
+  $("login-key-button").addEventListener("click", onKeyLogin);
+  $("account-link").addEventListener("click", () => {
+    closeTerminal();
+    history.pushState(null, "", "/web/account");
+    showAccount(sessionEnded);
+  });
   $("node-search").addEventListener("input", renderNodes);
   $("terminal-back").addEventListener("click", () => { closeTerminal(); showNodes(); });
   try {
     const ping = await api("GET", "/v1/webapi/ping");
     state.cluster = ping.cluster_name;
+    state.mode = (ping.auth && ping.auth.second_factor) || "otp";
     $("cluster").textContent = state.cluster;
     document.title = `Teleport: ${state.cluster}`;
   } catch (err) {
     setError("login-error", `cannot reach the proxy: ${err.message}`);
   }
+  const token = inviteToken();
+  if (token) {
+    await startSignup(token);
+    return;
+  }
   try {
     state.session = await api("GET", "/v1/webapi/sessions");
-    await showNodes();
   } catch {
     state.session = null;
-    show("login-view");
-    $("login-user").focus();
+    showLogin();
+    return;
   }
+  if (location.pathname === "/web/account") await showAccount(sessionEnded);
+  else await showNodes();
 }
 
 start();
