@@ -18,6 +18,8 @@ from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter
 from teleport.httpapi import error_middleware, json_body, path_param
 from teleport.limits import LoginRateLimits, source_of
+from teleport.proxy.webapi.audit import AuditRoutes
+from teleport.proxy.webapi.recordings import RecordingRoutes
 from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
 from teleport.proxy.webapi.static import StaticRoutes
@@ -39,6 +41,8 @@ class WebProxy:
         self.login_rates = LoginRateLimits()
         self.sessions = SessionRoutes(auth, cluster_name, self.login_rates)
         self.terminal = TerminalRoutes(auth, self.sessions)
+        self.recordings = RecordingRoutes(auth, self.sessions)
+        self.audit = AuditRoutes(auth, self.sessions)
 
     def set_ssh_proxy(self, ssh_proxy: Any) -> None:
         """The SSH proxy service the browser terminal routes through (once it runs)."""
@@ -58,6 +62,8 @@ class WebProxy:
         r.add_get("/web/invite/{token}", self.invite_page)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
+        self.recordings.add_routes(r)
+        self.audit.add_routes(r)
         StaticRoutes().add_routes(r)
         return app
 

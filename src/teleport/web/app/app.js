@@ -2,10 +2,17 @@
 // server data reaches the page through textContent (never innerHTML), so names cannot inject.
 // The session id lives only in an HttpOnly cookie; this page keeps the CSRF token in memory.
 
-const state = { cluster: "", session: null, nodes: [], term: null, ws: null };
-const $ = (id) => document.getElementById(id);
+import { showSessions } from "./sessions.js";
+import { showRecordings, closePlayer } from "./recordings.js";
+import { showAudit } from "./audit.js";
 
-async function api(method, path, body) {
+export const state = { cluster: "", session: null, nodes: [], term: null, ws: null };
+export const $ = (id) => document.getElementById(id);
+// the pages of the top navigation; each shows itself (and loads its data)
+const pages = { nodes: showNodes, sessions: showSessions, recordings: showRecordings, audit: showAudit };
+export const sitePath = (rest) => `/v1/webapi/sites/${encodeURIComponent(state.cluster)}/${rest}`;
+
+export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf_token;
@@ -23,15 +30,23 @@ async function api(method, path, body) {
   return data;
 }
 
-function show(view) {
-  for (const v of ["login-view", "nodes-view", "terminal-view"]) $(v).hidden = v !== view;
+export function show(view) {
+  for (const v of document.querySelectorAll("main > section")) v.hidden = v.id !== view;
+  if (view !== "player-view") closePlayer();
   const logged = !!state.session;
   $("whoami").hidden = !logged;
   $("logout").hidden = !logged;
+  $("nav").hidden = !logged;
+  const page = view.replace(/-view$/, "");
+  for (const a of $("nav").querySelectorAll("button")) {
+    if (a.dataset.page === page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (pages[page] && location.pathname !== `/web/${page}`) history.replaceState(null, "", `/web/${page}`);
   if (logged) $("whoami").textContent = state.session.user;
 }
 
-function setError(id, message) {
+export function setError(id, message) {
   $(id).textContent = message || "";
   $(id).hidden = !message;
 }
@@ -62,7 +77,7 @@ async function onLogout() {
   $("login-user").focus();
 }
 
-function sessionEnded(err) {
+export function sessionEnded(err) {
   if (err && err.status === 401) {
     state.session = null;
     show("login-view");
@@ -80,9 +95,23 @@ async function showNodes() {
     const data = await api("GET", `/v1/webapi/sites/${encodeURIComponent(state.cluster)}/nodes`);
     state.nodes = data.items || [];
     renderNodes();
+    watchNodes();
   } catch (err) {
     if (!sessionEnded(err)) setError("nodes-error", err.message);
   }
+}
+
+// the list follows nodes as they come and go while it is on screen
+function watchNodes() {
+  if (state.nodesTimer) return;
+  state.nodesTimer = setInterval(async () => {
+    if ($("nodes-view").hidden || !state.session) return;
+    try {
+      const data = await api("GET", sitePath("nodes"));
+      const items = data.items || [];
+      if (JSON.stringify(items) !== JSON.stringify(state.nodes)) { state.nodes = items; renderNodes(); }
+    } catch (err) { sessionEnded(err); }
+  }, 5000);
 }
 
 function matches(node, query) {
@@ -145,10 +174,11 @@ function fitTerminal() {
   if (state.fit) state.fit.fit();
 }
 
-function openTerminal(node, login) {
+// join: the sid of a live session to join (node and login then come from the session)
+export function openTerminal(node, login, join) {
   closeTerminal();
   show("terminal-view");
-  const label = `${login}@${node.hostname || node.id}`;
+  const label = join ? `joined ${login}@${node.hostname || node.id}` : `${login}@${node.hostname || node.id}`;
   $("terminal-title").textContent = label;
   $("terminal-status").textContent = "connecting…";
   const term = new window.Terminal({ cursorBlink: true, convertEol: false, fontSize: 14 });
@@ -158,7 +188,8 @@ function openTerminal(node, login) {
   fit.fit();
   state.term = term;
   state.fit = fit;
-  const q = new URLSearchParams({ node: node.id, login, cols: term.cols, rows: term.rows });
+  const q = new URLSearchParams(join ? { sid: join, cols: term.cols, rows: term.rows }
+    : { node: node.id, login, cols: term.cols, rows: term.rows });
   const ws = new WebSocket(
     `wss://${location.host}/v1/webapi/sites/${encodeURIComponent(state.cluster)}/connect?${q}`);
   ws.binaryType = "arraybuffer";
@@ -180,10 +211,12 @@ function openTerminal(node, login) {
     $("terminal-status").textContent = msg.message;
     term.write(`\r\n\x1b[1;33m${msg.message}\x1b[0m\r\n`);
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if ($("terminal-status").textContent === "connected") {
-      $("terminal-status").textContent = "connection closed";
-      term.write("\r\n\x1b[1;33mconnection closed\x1b[0m\r\n");
+      // no message from the proxy first: the connection itself dropped
+      const why = event.wasClean ? "connection closed" : "connection to the proxy lost: reconnect from the node list";
+      $("terminal-status").textContent = why;
+      term.write(`\r\n\x1b[1;33m${why}\x1b[0m\r\n`);
     }
     state.ws = null;
   };
@@ -202,6 +235,9 @@ async function start() {
   $("logout").addEventListener("click", onLogout);
   $("node-search").addEventListener("input", renderNodes);
   $("terminal-back").addEventListener("click", () => { closeTerminal(); showNodes(); });
+  for (const b of $("nav").querySelectorAll("button")) {
+    b.addEventListener("click", () => { closeTerminal(); pages[b.dataset.page](); });
+  }
   try {
     const ping = await api("GET", "/v1/webapi/ping");
     state.cluster = ping.cluster_name;
@@ -212,7 +248,8 @@ async function start() {
   }
   try {
     state.session = await api("GET", "/v1/webapi/sessions");
-    await showNodes();
+    const page = location.pathname.replace(/^\/web\/?/, "");
+    await (pages[page] || showNodes)();
   } catch {
     state.session = null;
     show("login-view");
