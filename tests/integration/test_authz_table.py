@@ -92,6 +92,13 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/get"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/delete"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/certs"): frozenset({PROXY, ADMIN}),
+    # the web UI's sessions, recordings and audit log: a proxy asks for a session's user, and
+    # auth answers under that user's own rules (test_web_session_pages.py)
+    ("POST", "/v1/websessions/sessions"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/sessions/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/recordings"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/recordings/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/events"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -105,11 +112,15 @@ WEB_ROUTES = {
     ("GET", "/web/assets/{name}"), ("GET", "/web/vendor/{name}"),
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
+    ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
+    ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
 }
 
 # What each identity kind's refusal says: the 403 must be an authorization refusal, not a
