@@ -29,7 +29,9 @@ export async function showRecordings() {
   } catch (err) {
     items = [];
     if (sessionEnded(err)) return;
-    setError("recordings-error", err.message);
+    setError("recordings-error", err.status === 403
+      ? `You may not list recordings: ${err.message}. Ask an administrator for a role with the session list rule.`
+      : err.message);
   }
   render();
 }
@@ -45,5 +47,6 @@ function render() {
       type: "button", text: "Play", "aria-label": `Play session of ${r.user} on ${r.node} at ${fmtTime(r.start)}`,
       onclick: () => openPlayer(r, showRecordings),
     })))));
-  document.getElementById("recordings-empty").hidden = shown.length > 0;
+  document.getElementById("recordings-empty").hidden =
+    shown.length > 0 || !document.getElementById("recordings-error").hidden;
 }

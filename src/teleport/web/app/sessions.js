@@ -31,11 +31,14 @@ async function refresh() {
     setError("sessions-error", "");
   } catch (err) {
     if (sessionEnded(err)) return;
-    setError("sessions-error", err.message);
+    setError("sessions-error", err.status === 403
+      ? `You may not list sessions: ${err.message}. Ask an administrator for a role with the session list rule.`
+      : err.message);
   }
   const body = document.querySelector("#sessions-table tbody");
   body.replaceChildren(...items.map(row));
-  document.getElementById("sessions-empty").hidden = items.length > 0;
+  document.getElementById("sessions-empty").hidden =
+    items.length > 0 || !document.getElementById("sessions-error").hidden;
   document.getElementById("sessions-updated").textContent = `updated ${fmtTime(Date.now() / 1000).slice(11)}`;
 }
 
