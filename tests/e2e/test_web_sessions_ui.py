@@ -322,3 +322,26 @@ def test_phone_window_and_nodes_that_come_and_go(browser: Any, cluster: Cluster,
     finally:
         node.destroy()
         context.close()
+
+
+def test_terminal_says_when_the_connection_drops(browser: Any, tmp_path: Any) -> None:
+    # a cluster of its own: the test kills its proxy
+    with os_account("tpwebdrop"):
+        c = new_cluster(roles="auth,proxy,node")
+        try:
+            c.start()
+            wait_port(c.ports["node"], 20, c.proc)
+            _invite(c, "sally", "--roles=access", "--logins=tpwebdrop")
+            context, page = _login(browser, c)
+            try:
+                _open_terminal(page)
+                assert c.proc is not None
+                c.proc.kill()  # the proxy dies without a goodbye
+                expect(page.locator("#terminal-status")).to_have_text(
+                    "connection to the proxy lost: reconnect from the node list", timeout=30000)
+                expect(page.locator("#terminal .xterm-rows")).to_contain_text("connection to the proxy lost")
+                page.screenshot(path=str(tmp_path / "dropped.png"))
+            finally:
+                context.close()
+        finally:
+            destroy(c)

@@ -211,10 +211,10 @@ export function openTerminal(node, login, join) {
     $("terminal-status").textContent = msg.message;
     term.write(`\r\n\x1b[1;33m${msg.message}\x1b[0m\r\n`);
   };
-  ws.onclose = (event) => {
+  ws.onclose = () => {
     if ($("terminal-status").textContent === "connected") {
-      // no message from the proxy first: the connection itself dropped
-      const why = event.wasClean ? "connection closed" : "connection to the proxy lost: reconnect from the node list";
+      // the proxy says why before it closes; a close without a word is a dropped connection
+      const why = "connection to the proxy lost: reconnect from the node list";
       $("terminal-status").textContent = why;
       term.write(`\r\n\x1b[1;33m${why}\x1b[0m\r\n`);
     }
