@@ -331,7 +331,8 @@ def test_junk_bodies_never_get_a_5xx(world: World, route: tuple[str, str], kind:
        token=st.text(min_size=1, max_size=40).map(lambda t: yarl.URL.build(path=t).raw_path.lstrip("/")))
 def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: bytes, token: str) -> None:
     method, template = route
-    path = template.replace("{token}", token or "x").replace("{cluster}", token or "x")
+    path = (template.replace("{token}", token or "x").replace("{cluster}", token or "x")
+            .replace("{sid}", token or "x"))
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
