@@ -150,6 +150,8 @@ def test_terminal_resizes_and_its_session_plays_back(browser: Any, cluster: Clus
         _run(page, "echo web-$((6*7))")
         expect(screen).to_contain_text("web-42", timeout=15000)
         page.screenshot(path=str(tmp_path / "terminal.png"))
+        _run(page, "sleep 3; echo slept-$((1+1))")  # an idle gap for the player to skip
+        expect(screen).to_contain_text("slept-2", timeout=15000)
         _run(page, "exit")
         expect(page.locator("#terminal-status")).to_contain_text("session ended (exit status 0)",
                                                                    timeout=15000)
@@ -183,6 +185,12 @@ def test_terminal_resizes_and_its_session_plays_back(browser: Any, cluster: Clus
         expect(player).not_to_contain_text("web-42")
         seek.fill(seek.get_attribute("max") or "0")
         expect(player).to_contain_text("web-42")
+        # the idle gap (sleep 3) plays as a second; unskipped it takes its recorded time
+        skipped = float(seek.get_attribute("max") or "0")
+        page.get_by_label("Skip idle gaps").uncheck()
+        real = float(seek.get_attribute("max") or "0")
+        assert real > skipped + 2, (real, skipped)
+        page.get_by_label("Skip idle gaps").check()
         # play/pause from the keyboard
         page.get_by_role("button", name="Play").focus()
         page.keyboard.press("Enter")
@@ -269,6 +277,16 @@ def test_audit_log_shows_what_roles_allow(browser: Any, cluster: Cluster, tmp_pa
         page.get_by_role("button", name="Show events").click()
         expect(rows.first).to_be_visible(timeout=15000)
         page.screenshot(path=str(tmp_path / "audit.png"))
+        # the keyboard alone moves between pages: Tab along the navigation, Enter opens
+        page.get_by_role("navigation").get_by_role("button", name="Nodes").focus()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("button", name="Active sessions")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
+        assert page.url.endswith("/web/sessions")
+        # the address names the page: a reload comes back to it
+        page.reload()
+        expect(page.get_by_role("heading", name="Active sessions")).to_be_visible(timeout=15000)
     finally:
         context.close()
 
