@@ -8,7 +8,7 @@ import gzip
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from teleport import defaults
@@ -27,6 +27,7 @@ _records = st.dictionaries(
     _values, max_size=8)
 
 
+@example({"limit": "²"})  # a digit to str.isdigit, not to int()
 @given(st.dictionaries(st.sampled_from(["type", "user", "since", "until", "limit", "x"]),
                        st.text(max_size=30), max_size=5))
 def test_event_query(query: dict[str, str]) -> None:

@@ -40,7 +40,7 @@ def parse_event_query(query: dict[str, str]) -> dict[str, object]:
     limit_text = query.get("limit", "")
     limit = defaults.WEB_EVENTS_LIMIT
     if limit_text:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= defaults.WEB_EVENTS_LIMIT:
+        if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= defaults.WEB_EVENTS_LIMIT:
             raise BadParameter(f"limit must be a number from 1 to {defaults.WEB_EVENTS_LIMIT}")
         limit = int(limit_text)
     since = parse_time_param("since", query.get("since", ""))

@@ -50,7 +50,7 @@ def _size(request: web.Request, name: str, default: int, top: int) -> int:
     text = request.query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= top:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= top:
         raise BadParameter(f"{name} must be a number from 1 to {top}")
     return int(text)
 
