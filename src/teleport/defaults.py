@@ -248,6 +248,11 @@ WEB_TERMINAL_MAX_MESSAGE = 64 * 1024
 WEB_TERMINAL_AUTH_TIMEOUT = 10.0
 # The browser terminal: WebSocket pings, so that a vanished page ends its SSH session.
 WEB_TERMINAL_PING_INTERVAL = 30.0
+# The browser terminal re-checks its web session this often and closes when it has ended
+# (logout elsewhere, idle timeout, expiry).
+WEB_TERMINAL_SESSION_CHECK = 5.0
+# At most this many audit events (the newest) in one answer of the web UI's audit log.
+WEB_EVENTS_LIMIT = 500
 
 # tsh bench: requests per second and run length when not given (the original's defaults), how
 # long one request may take before it counts as failed, and how many may be in flight at once

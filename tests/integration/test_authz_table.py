@@ -101,6 +101,13 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/keys/begin"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/keys"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/keys/delete"): frozenset({PROXY, ADMIN}),
+    # the web UI's sessions, recordings and audit log: a proxy asks for a session's user, and
+    # auth answers under that user's own rules (test_web_session_pages.py)
+    ("POST", "/v1/websessions/sessions"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/sessions/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/recordings"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/recordings/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/events"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -121,6 +128,8 @@ WEB_ROUTES = {
     ("GET", "/web/account"), ("GET", "/v1/webapi/account"), ("PUT", "/v1/webapi/account/password"),
     ("POST", "/v1/webapi/account/keys/begin"), ("POST", "/v1/webapi/account/keys"),
     ("DELETE", "/v1/webapi/account/keys"),
+    ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
+    ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
@@ -129,6 +138,8 @@ WEB_SESSION_ROUTES = {
     ("GET", "/v1/webapi/account"), ("PUT", "/v1/webapi/account/password"),
     ("POST", "/v1/webapi/account/keys/begin"), ("POST", "/v1/webapi/account/keys"),
     ("DELETE", "/v1/webapi/account/keys"),
+    ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
+    ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
 }
 
 # What each identity kind's refusal says: the 403 must be an authorization refusal, not a
@@ -340,7 +351,8 @@ def test_junk_bodies_never_get_a_5xx(world: World, route: tuple[str, str], kind:
        token=st.text(min_size=1, max_size=40).map(lambda t: yarl.URL.build(path=t).raw_path.lstrip("/")))
 def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: bytes, token: str) -> None:
     method, template = route
-    path = template.replace("{token}", token or "x").replace("{cluster}", token or "x")
+    path = (template.replace("{token}", token or "x").replace("{cluster}", token or "x")
+            .replace("{sid}", token or "x"))
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE

@@ -111,6 +111,9 @@ class AuthAPI:
         r.add_get("/v1/authservers", self.list_auth_servers)
         if self.audit is not None:
             add_audit_routes(r, self, self.audit)
+            from teleport.auth.api_webaudit import add_webaudit_routes
+
+            add_webaudit_routes(r, self, self.audit)
         from teleport.auth.api_resources import add_resource_routes
 
         add_resource_routes(r, self)

@@ -19,6 +19,8 @@ from teleport.errors import BadParameter
 from teleport.httpapi import error_middleware, json_body
 from teleport.limits import LoginRateLimits, source_of
 from teleport.proxy.webapi.account import AccountRoutes
+from teleport.proxy.webapi.audit import AuditRoutes
+from teleport.proxy.webapi.recordings import RecordingRoutes
 from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
 from teleport.proxy.webapi.signup import SignupRoutes
@@ -43,6 +45,8 @@ class WebProxy:
         self.terminal = TerminalRoutes(auth, self.sessions)
         self.signup = SignupRoutes(auth, self.login_rates)
         self.account = AccountRoutes(auth, cluster_name)
+        self.recordings = RecordingRoutes(auth, self.sessions)
+        self.audit = AuditRoutes(auth, self.sessions)
 
     def set_ssh_proxy(self, ssh_proxy: Any) -> None:
         """The SSH proxy service the browser terminal routes through (once it runs)."""
@@ -62,6 +66,8 @@ class WebProxy:
         self.account.add_routes(r)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
+        self.recordings.add_routes(r)
+        self.audit.add_routes(r)
         StaticRoutes().add_routes(r)
         return app
 

@@ -5,9 +5,17 @@
 import { inviteToken, startSignup } from "./signup.js";
 import { showAccount } from "./account.js";
 import { allowsKeys, allowsOtp, keysSupported, useKey } from "./webauthn.js";
+import { showSessions } from "./sessions.js";
+import { showRecordings, closePlayer } from "./recordings.js";
+import { showAudit } from "./audit.js";
 
 export const state = { cluster: "", session: null, nodes: [], term: null, ws: null, mode: "otp" };
-const $ = (id) => document.getElementById(id);
+export const $ = (id) => document.getElementById(id);
+// the pages of the top navigation; each shows itself (and loads its data)
+const pages = { nodes: showNodes, sessions: showSessions, recordings: showRecordings, audit: showAudit };
+// a page's address: the nodes page is the app's home, /web
+const pagePath = (page) => (page === "nodes" ? "/web" : `/web/${page}`);
+export const sitePath = (rest) => `/v1/webapi/sites/${encodeURIComponent(state.cluster)}/${rest}`;
 
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
@@ -27,15 +35,23 @@ export async function api(method, path, body) {
   return data;
 }
 
-function show(view) {
+export function show(view) {
   for (const v of document.querySelectorAll("main > section")) {
     v.hidden = v.id !== view;
     if (v.hidden && v.dataset.template) v.replaceChildren();  // no stray inputs in hidden views
   }
+  if (view !== "player-view") closePlayer();
   const logged = !!state.session;
   $("whoami").hidden = !logged;
   $("logout").hidden = !logged;
   $("account-link").hidden = !logged;
+  $("nav").hidden = !logged;
+  const page = view.replace(/-view$/, "");
+  for (const a of $("nav").querySelectorAll("button")) {
+    if (a.dataset.page === page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (pages[page] && location.pathname !== pagePath(page)) history.replaceState(null, "", pagePath(page));
   if (logged) $("whoami").textContent = state.session.user;
 }
 
@@ -122,7 +138,7 @@ function showLogin() {
   $("login-user").focus();
 }
 
-function sessionEnded(err) {
+export function sessionEnded(err) {
   if (err && err.status === 401) {
     state.session = null;
     showLogin();
@@ -137,16 +153,29 @@ function sessionEnded(err) {
 
 // nodes ------------------------------------------------------------------------------------
 export async function showNodes() {
-  if (location.pathname !== "/web") history.replaceState(null, "", "/web");
   show("nodes-view");
   setError("nodes-error", "");
   try {
     const data = await api("GET", `/v1/webapi/sites/${encodeURIComponent(state.cluster)}/nodes`);
     state.nodes = data.items || [];
     renderNodes();
+    watchNodes();
   } catch (err) {
     if (!sessionEnded(err)) setError("nodes-error", err.message);
   }
+}
+
+// the list follows nodes as they come and go while it is on screen
+function watchNodes() {
+  if (state.nodesTimer) return;
+  state.nodesTimer = setInterval(async () => {
+    if ($("nodes-view").hidden || !state.session) return;
+    try {
+      const data = await api("GET", sitePath("nodes"));
+      const items = data.items || [];
+      if (JSON.stringify(items) !== JSON.stringify(state.nodes)) { state.nodes = items; renderNodes(); }
+    } catch (err) { sessionEnded(err); }
+  }, 5000);
 }
 
 function matches(node, query) {
@@ -209,10 +238,11 @@ function fitTerminal() {
   if (state.fit) state.fit.fit();
 }
 
-function openTerminal(node, login) {
+// join: the sid of a live session to join (node and login then come from the session)
+export function openTerminal(node, login, join) {
   closeTerminal();
   show("terminal-view");
-  const label = `${login}@${node.hostname || node.id}`;
+  const label = join ? `joined ${login}@${node.hostname || node.id}` : `${login}@${node.hostname || node.id}`;
   $("terminal-title").textContent = label;
   $("terminal-status").textContent = "connecting…";
   const term = new window.Terminal({ cursorBlink: true, convertEol: false, fontSize: 14 });
@@ -222,7 +252,8 @@ function openTerminal(node, login) {
   fit.fit();
   state.term = term;
   state.fit = fit;
-  const q = new URLSearchParams({ node: node.id, login, cols: term.cols, rows: term.rows });
+  const q = new URLSearchParams(join ? { sid: join, cols: term.cols, rows: term.rows }
+    : { node: node.id, login, cols: term.cols, rows: term.rows });
   const ws = new WebSocket(
     `wss://${location.host}/v1/webapi/sites/${encodeURIComponent(state.cluster)}/connect?${q}`);
   ws.binaryType = "arraybuffer";
@@ -246,8 +277,10 @@ function openTerminal(node, login) {
   };
   ws.onclose = () => {
     if ($("terminal-status").textContent === "connected") {
-      $("terminal-status").textContent = "connection closed";
-      term.write("\r\n\x1b[1;33mconnection closed\x1b[0m\r\n");
+      // the proxy says why before it closes; a close without a word is a dropped connection
+      const why = "connection to the proxy lost: reconnect from the node list";
+      $("terminal-status").textContent = why;
+      term.write(`\r\n\x1b[1;33m${why}\x1b[0m\r\n`);
     }
     state.ws = null;
   };
@@ -272,6 +305,9 @@ async function start() {
   });
   $("node-search").addEventListener("input", renderNodes);
   $("terminal-back").addEventListener("click", () => { closeTerminal(); showNodes(); });
+  for (const b of $("nav").querySelectorAll("button")) {
+    b.addEventListener("click", () => { closeTerminal(); pages[b.dataset.page](); });
+  }
   try {
     const ping = await api("GET", "/v1/webapi/ping");
     state.cluster = ping.cluster_name;
@@ -293,8 +329,9 @@ async function start() {
     showLogin();
     return;
   }
-  if (location.pathname === "/web/account") await showAccount(sessionEnded);
-  else await showNodes();
+  const page = location.pathname.replace(/^\/web\/?/, "");
+  if (page === "account") await showAccount(sessionEnded);
+  else await (pages[page] || showNodes)();
 }
 
 start();
