@@ -117,6 +117,9 @@ class AuthAPI:
         from teleport.auth.api_websession import add_websession_routes
 
         add_websession_routes(r, self)
+        from teleport.auth.api_sso import add_sso_routes
+
+        add_sso_routes(r, self)
         return app
 
     def emit(self, event_type: str, **fields: Any) -> None:

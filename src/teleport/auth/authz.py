@@ -32,6 +32,9 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("web_session", "delete"),
             ("web_session", "sign"),
             ("host_cert", "reissue"),
+            # single sign-on: the login pages' connector list, login requests and callbacks
+            ("sso", "read"),
+            ("sso", "login"),
         }
     ),
     "Node": frozenset(

@@ -20,6 +20,7 @@ from teleport.httpapi import error_middleware, json_body, path_param
 from teleport.limits import LoginRateLimits, source_of
 from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
+from teleport.proxy.webapi.sso import SSORoutes
 from teleport.proxy.webapi.static import StaticRoutes
 from teleport.proxy.webapi.terminal import TerminalRoutes
 
@@ -39,6 +40,7 @@ class WebProxy:
         self.login_rates = LoginRateLimits()
         self.sessions = SessionRoutes(auth, cluster_name, self.login_rates)
         self.terminal = TerminalRoutes(auth, self.sessions)
+        self.sso = SSORoutes(auth, self.login_rates)
 
     def set_ssh_proxy(self, ssh_proxy: Any) -> None:
         """The SSH proxy service the browser terminal routes through (once it runs)."""
@@ -58,6 +60,7 @@ class WebProxy:
         r.add_get("/web/invite/{token}", self.invite_page)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
+        self.sso.add_routes(r)
         StaticRoutes().add_routes(r)
         return app
 
@@ -69,7 +72,7 @@ class WebProxy:
     async def ping(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "auth": {"type": "local", "second_factor": await self.second_factor()},
+                "auth": await self.sso.ping_auth(await self.second_factor()),
                 "proxy": {
                     "ssh": {"public_addr": self.ssh_public_addr},
                     "web": {"public_addr": self.web_public_addr},
