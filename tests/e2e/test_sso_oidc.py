@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.sso_support import BackgroundTsh, OIDCProvider, chromium, need_browser, provider_sign_in
+from tests.e2e.sso_support import (
+    BackgroundTsh,
+    OIDCProvider,
+    chromium,
+    need_browser,
+    provider_sign_in,
+)
 from tests.helpers import Cluster, destroy, new_cluster
 
 pytestmark = pytest.mark.integration
@@ -48,6 +54,9 @@ ACCOUNTS = {
     "alice": {"email": "alice@example.com", "groups": ["devs", "readers"], "logins": ["tpsso"]},
     "bob": {"email": "bob@example.com", "groups": ["readers"]},
     "mallory": {"email": "mallory@example.com", "groups": ["readers"], "tamper": True},
+    "carol": {"email": "carol@example.com", "groups": ["ops-db"]},
+    # dave@example.com also exists as a local user in the cluster
+    "dave": {"email": "dave@example.com", "groups": ["devs"]},
 }
 
 
@@ -87,14 +96,17 @@ def _tsh_login(c: Cluster, home: str, *extra: str) -> BackgroundTsh:
                          home=home)
 
 
-def _sign_in_via_tsh(browser: Any, c: Cluster, login: str, *extra: str,
-                     consent: bool = True) -> tuple[int, str, str, str]:
-    """Run tsh login, sign in as `login` in Chromium; (tsh exit, stdout, stderr, final page)."""
+def _sign_in_via_tsh(browser: Any, c: Cluster, login: str, *extra: str, consent: bool = True,
+                     seen: list[str] | None = None) -> tuple[int, str, str, str]:
+    """Run tsh login, sign in as `login` in Chromium; (tsh exit, stdout, stderr, final page).
+    `seen` collects the URLs the browser requested."""
     tsh = _tsh_login(c, _home(c, login), *extra)
     context = browser.new_context(ignore_https_errors=True)
     try:
         url = tsh.url()
         page = context.new_page()
+        if seen is not None:
+            page.on("request", lambda r: seen.append(r.url))
         page.goto(url)
         provider_sign_in(page, sync_api, login, consent=consent)
         page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/callback\?response="), timeout=30000)
@@ -116,7 +128,7 @@ def test_tsh_login_maps_claims_to_roles_logins_and_ttl(browser: Any, world: Any)
     # the cluster's default (authentication.type oidc): no --auth needed
     code, out, err, page_text = _sign_in_via_tsh(browser, c, "alice")
     assert code == 0, err
-    assert "Login successful" in page_text or "logged in" in page_text
+    assert "You are logged in" in page_text
     assert "Logged in as: alice@example.com" in out
     assert "Roles:        sso-dev" in out
     # logins from the claims: the `logins` claim and the e-mail's local part, via role templates
@@ -137,6 +149,37 @@ def test_tsh_login_maps_claims_to_roles_logins_and_ttl(browser: Any, world: Any)
     # the audit log names the connector
     ok = [e for e in _events(c) if e.get("user") == "alice@example.com" and e.get("success")]
     assert ok and ok[-1]["method"] == "oidc" and ok[-1]["connector"] == "example-idp", ok
+
+
+def test_callback_replay_is_refused(browser: Any, world: Any) -> None:
+    """The provider's redirect back works once: replayed, its state is unknown."""
+    c, _ = world
+    seen: list[str] = []
+    code, out, err, _ = _sign_in_via_tsh(browser, c, "carol", seen=seen)
+    assert code == 0, err
+    assert "Roles:        sso-dev" in out  # by the regex mapping ^ops-.*$
+    callback = next(u for u in seen if "/v1/webapi/oidc/callback?" in u)
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(callback)
+        sync_api.expect(page.locator("#sso-message")).to_contain_text("state mismatch")
+    finally:
+        context.close()
+
+
+def test_sso_never_takes_over_a_local_user(browser: Any, world: Any) -> None:
+    c, _ = world
+    path = os.path.join(c.root, "local-user.yaml")
+    with open(path, "w") as f:
+        f.write("kind: user\nversion: v2\nmetadata: {name: dave@example.com}\n"
+                "spec: {roles: [access], traits: {logins: [root]}}\n")
+    c.tctl("create", path)
+    code, out, err, _ = _sign_in_via_tsh(browser, c, "dave")
+    assert code != 0
+    assert "a local user named 'dave@example.com' exists" in err, err
+    user = json.loads(c.tctl("get", "user/dave@example.com", "--format=json").stdout)
+    assert user["spec"]["roles"] == ["access"] and "created_by" not in user["spec"]
 
 
 def test_user_without_a_mapped_claim_is_refused(browser: Any, world: Any) -> None:

@@ -92,6 +92,14 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/get"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/delete"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/certs"): frozenset({PROXY, ADMIN}),
+    # single sign-on: admins manage connectors; a proxy lists them for login pages and runs the
+    # login requests and callbacks for tsh and browsers
+    ("GET", "/v1/connectors"): frozenset({ADMIN}),
+    ("POST", "/v1/connectors"): frozenset({ADMIN}),
+    ("DELETE", "/v1/connectors/{kind}/{name}"): frozenset({ADMIN}),
+    ("GET", "/v1/sso/connectors"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/sso/requests"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/sso/callback"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -105,6 +113,10 @@ WEB_ROUTES = {
     ("GET", "/web/assets/{name}"), ("GET", "/web/vendor/{name}"),
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    # single sign-on: public starts (a login request at auth) and the providers' callbacks
+    ("POST", "/v1/webapi/github/login/console"), ("GET", "/v1/webapi/github/login/web"),
+    ("GET", "/v1/webapi/github/callback"), ("POST", "/v1/webapi/oidc/login/console"),
+    ("GET", "/v1/webapi/oidc/login/web"), ("GET", "/v1/webapi/oidc/callback"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
@@ -123,7 +135,7 @@ DENIALS = {
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,
-          "sid": str(uuid.uuid4()), "ca_type": "user"}
+          "sid": str(uuid.uuid4()), "ca_type": "user", "kind": "oidc", "name": "no-such-connector"}
 
 NOROLE = """kind: role
 version: v3
@@ -281,6 +293,7 @@ _field_names = st.sampled_from([
     "user", "logins", "roles", "ttl", "token", "password", "otp_code", "public_key", "host_id",
     "nodename", "addresses", "role", "events", "sid", "server_id", "labels", "login", "upsert",
     "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr",
+    "connector", "connector_id", "params", "binding", "redirect_url", "response_key",
 ])
 _bodies = st.one_of(
     st.dictionaries(_field_names, _json_values, max_size=6).map(lambda d: json.dumps(d).encode()),

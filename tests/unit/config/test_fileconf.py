@@ -300,8 +300,8 @@ ERRORS = [
         'auth_service.authentication.second_factor: expected one of off, otp, got "u2f"',
     ),
     (
-        "auth_service:\n  authentication: {type: oidc}\n",
-        'auth_service.authentication.type: expected one of local, got "oidc"',
+        "auth_service:\n  authentication: {type: saml}\n",
+        'auth_service.authentication.type: expected one of local, github, oidc, got "saml"',
     ),
     (
         "auth_service:\n  session_recording: proxies\n",
