@@ -34,7 +34,7 @@ spec:
   options: {max_session_ttl: 2h}
   allow:
     logins: ["{{external.logins}}", "{{email.local(external.email)}}"]
-    node_labels: {'*': '*'}
+    node_labels: {team: "{{external.groups}}"}
 """
 CONNECTOR = """kind: oidc
 version: v2
@@ -68,7 +68,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[tuple[Cluster, OIDCProvider]]:
-    c = new_cluster(authentication="type: oidc, connector_name: example-idp")
+    c = new_cluster(authentication="type: oidc, connector_name: example-idp",
+                    roles="auth,proxy,node", ssh_extra="  labels: {team: devs}\n")
     idp = OIDCProvider(
         clients=[{"client_id": "teleport-test", "client_secret": "oidc-client-secret-0123456789",
                   "redirect_uris": [f"https://{c.web_addr}/v1/webapi/oidc/callback"]}],
@@ -118,6 +119,15 @@ def _sign_in_via_tsh(browser: Any, c: Cluster, login: str, *extra: str, consent:
         tsh.close()
 
 
+def _wait_for_node(c: Cluster, env: dict[str, str]) -> bool:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if "testnode" in c.tsh("ls", env=env).stdout:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def _events(c: Cluster) -> list[dict[str, Any]]:
     out = c.tctl("events", "ls", "--type=user.login", "--format=json").stdout
     return list(json.loads(out))
@@ -137,8 +147,11 @@ def test_tsh_login_maps_claims_to_roles_logins_and_ttl(browser: Any, world: Any)
     # TTL capped by the role (2h) although tsh asked for the default 23h
     valid = re.search(r"valid for (\d+)h", out)
     assert valid and int(valid.group(1)) <= 2, out
-    status = c.tsh("status", env={**os.environ, "TELEPORT_HOME": _home(c, "alice")}).stdout
+    home = {**os.environ, "TELEPORT_HOME": _home(c, "alice")}
+    status = c.tsh("status", env=home).stdout
     assert "alice@example.com" in status
+    # {{external.groups}} in the role's node_labels: alice's group devs shows the team=devs node
+    assert _wait_for_node(c, home), "alice does not see the node of her team"
     # an external user with an expiry, its traits from the claims
     user = json.loads(c.tctl("get", "user/alice@example.com", "--format=json").stdout)
     assert user["spec"]["roles"] == ["sso-dev"]
@@ -158,6 +171,8 @@ def test_callback_replay_is_refused(browser: Any, world: Any) -> None:
     code, out, err, _ = _sign_in_via_tsh(browser, c, "carol", seen=seen)
     assert code == 0, err
     assert "Roles:        sso-dev" in out  # by the regex mapping ^ops-.*$
+    # carol's groups are not the node's team: her roles let her see no node
+    assert "testnode" not in c.tsh("ls", env={**os.environ, "TELEPORT_HOME": _home(c, "carol")}).stdout
     callback = next(u for u in seen if "/v1/webapi/oidc/callback?" in u)
     context = browser.new_context(ignore_https_errors=True)
     try:

@@ -107,7 +107,7 @@ class SSORoutes:
             isinstance(k, str) and isinstance(v, str) for k, v in params.items()
         ):
             raise BadParameter("params must map the callback's query names to strings")
-        keep = ("state", "code", "error", "error_description")
+        keep = ("state", "code", "error", "error_description", "iss")
         remote = _text(data, "remote_addr") if identity.system_role == "Proxy" else ""
         answer = await self.api.server.sso_callback(
             check_kind(data.get("kind")), {k: params[k] for k in keep if k in params},

@@ -203,6 +203,9 @@ class SSOMixin(AuthCore):
         if isinstance(conn, OIDCConnector):
             client = self._oidc_client()
             doc = await client.discover(conn)
+            if params.get("iss") and params["iss"] != doc["issuer"]:
+                # RFC 9207: the answer came from another provider than this login's (mix-up)
+                raise AccessDenied("the sign-in answer names another issuer than the connector's")
             tokens = await client.exchange(conn, doc, code, req["verifier"])
             claims = await client.verify_id_token(conn, doc, tokens["id_token"], req["nonce"])
             info = await client.userinfo(doc, str(tokens.get("access_token") or ""), str(claims["sub"]))

@@ -116,7 +116,7 @@ class SSORoutes:
     def _callback(self, kind: str) -> Any:
         async def handler(request: web.Request) -> web.StreamResponse:
             params = {k: v for k, v in request.query.items()
-                      if k in ("state", "code", "error", "error_description")}
+                      if k in ("state", "code", "error", "error_description", "iss")}
             binding = request.cookies.get(defaults.SSO_BINDING_COOKIE, "")
             try:
                 answer = await self.auth.call("POST", "/v1/sso/callback", {
