@@ -38,7 +38,7 @@ from teleport.auth.sso.connectors import (
 )
 from teleport.auth.sso.store import SSOStore
 from teleport.ca import keys as cakeys
-from teleport.errors import AccessDenied, BadParameter, NotFound
+from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
 from teleport.types.names import check_logins, check_user_name
 from teleport.types.resources import Metadata, User
 
@@ -154,11 +154,13 @@ class SSOMixin(AuthCore):
             )
         await self.sso.consume_request(state)
         method, connector = str(req["kind"]), str(req["connector"])
+        seen: dict[str, str] = {}  # who the provider said signed in, once known (for the audit log)
         try:
-            mapped = await self._identity(req, params)
+            mapped = await self._identity(req, params, seen)
             user = await self._upsert_external_user(mapped, req)
-        except AccessDenied as err:
-            self.on_event("user.login", user=params.get("_user") or "", method=method, success=False,
+        except TeleportError as err:
+            # fail closed, and tell tsh why (a deleted connector or an unreachable provider too)
+            self.on_event("user.login", user=seen.get("user", ""), method=method, success=False,
                           error=err.message, connector=connector, addr_remote=remote_addr or None)
             log.info("%s login with connector %s refused: %s", method, connector, err.message)
             if req["console"]:
@@ -189,7 +191,8 @@ class SSOMixin(AuthCore):
             "tls_ca": self.tls_ca_cert.decode(), "cluster_name": self.cluster_name,
         }
 
-    async def _identity(self, req: dict[str, Any], params: dict[str, str]) -> Mapped:
+    async def _identity(self, req: dict[str, Any], params: dict[str, str],
+                        seen: dict[str, str]) -> Mapped:
         """Who the provider says signed in, mapped through the connector (AccessDenied if not)."""
         if params.get("error"):
             detail = params.get("error_description") or ""
@@ -217,7 +220,9 @@ class SSOMixin(AuthCore):
                     "(set the connector's username_claim, or add the scope that carries it)"
                 )
             username = name_values[0]
-            params["_user"] = username
+            seen["user"] = username
+            if conn.username_claim == "email" and traits.get("email_verified") == ["false"]:
+                raise AccessDenied(f"the identity provider has not verified the address {username!r}")
             roles = oidc_roles(conn, traits)
             what = ", ".join(f"{c['claim']}={c['value']}" for c in conn.spec["claims_to_roles"])
         else:
@@ -225,7 +230,7 @@ class SSOMixin(AuthCore):
             gh = github.GithubClient(conn)
             token = await gh.exchange(code, req["verifier"])
             username = await gh.user(token)
-            params["_user"] = username
+            seen["user"] = username
             teams = await gh.teams(token)
             roles, logins = github_mapping(conn, teams)
             traits = {"github_teams": [f"{o}/{t}" for o, t in teams], "logins": logins}
