@@ -286,3 +286,34 @@ def test_tsh_gives_up_after_its_timeout(world: Any, tmp_path: Any) -> None:
         sso.login(client, info, sso.pick_connector(info, "oidc"), None, store, browser="none",
                   timeout=2, out=io.StringIO())
     assert time.time() - started < 30
+
+
+def test_console_requests_are_checked(world: Any) -> None:
+    """The proxy's console route refuses what would send certificates anywhere but tsh's own
+    loopback listener, and the ping lists connectors without their secrets."""
+    from teleport.auth.sso import seal
+    from teleport.ca import keys as cakeys
+    from teleport.client.webclient import WebClient
+    from teleport.errors import BadParameter, NotFound
+
+    c, _ = world
+    client = WebClient(c.web_addr, insecure=True)
+    ping = client.call("GET", "/v1/webapi/ping")
+    assert ping["auth"]["type"] == "oidc" and ping["auth"]["connector_name"] == "example-idp"
+    assert ping["auth"]["connectors"] == [{"kind": "oidc", "name": "example-idp", "display": "Example IdP"}]
+    assert "oidc-client-secret" not in json.dumps(ping)
+    pub = cakeys.public_key_to_openssh(cakeys.generate_private_key("ed25519"))
+    good = {"connector_id": "example-idp", "pub_key": pub, "response_key": seal.new_key(),
+            "redirect_url": "http://127.0.0.1:9/callback"}
+    answer = client.call("POST", "/v1/webapi/oidc/login/console", good)
+    assert answer["redirect_url"].startswith(world[1].issuer + "/auth?")
+    assert "code_challenge_method=S256" in answer["redirect_url"] and "nonce=" in answer["redirect_url"]
+    for change, error, text in (
+        ({"redirect_url": "http://attacker.example.com:80/callback"}, BadParameter, "loopback"),
+        ({"redirect_url": "https://127.0.0.1:9/callback"}, BadParameter, "loopback"),
+        ({"response_key": "short"}, BadParameter, "32 bytes"),
+        ({"pub_key": "ssh-ed25519 junk"}, BadParameter, "public key"),
+        ({"connector_id": "nope"}, NotFound, "no oidc connector named 'nope'"),
+    ):
+        with pytest.raises(error, match=text):
+            client.call("POST", "/v1/webapi/oidc/login/console", {**good, **change})

@@ -38,8 +38,12 @@ def _decode(text: str, what: str) -> bytes:
 
 def check_key(key: Any) -> str:
     """A key as tsh sends it: 32 bytes in URL-safe base64; BadParameter otherwise."""
-    if len(_decode(key, "the response key")) != KEY_BYTES:
-        raise BadParameter("the response key must be 32 bytes in URL-safe base64")
+    message = "the response key must be 32 bytes in URL-safe base64"
+    try:
+        if len(_decode(key, "the response key")) != KEY_BYTES:
+            raise BadParameter(message)
+    except BadParameter:
+        raise BadParameter(message) from None
     return str(key)
 
 
