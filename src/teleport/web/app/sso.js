@@ -23,7 +23,7 @@ async function showConnectors() {
   }
   const heading = document.createElement("p");
   heading.className = "muted";
-  heading.textContent = "or sign in with";
+  heading.textContent = "or";
   box.append(heading);
   for (const c of connectors) {
     const link = document.createElement("a");
