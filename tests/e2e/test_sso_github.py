@@ -121,6 +121,22 @@ def test_cancelled_authorization_is_reported(browser: Any, world: Cluster) -> No
     assert "access_denied" in err, err
 
 
+def test_web_ui_button(browser: Any, world: Cluster) -> None:
+    c = world
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(f"https://{c.web_addr}/web")
+        page.get_by_role("link", name="Sign in with GitHub").click()
+        page.get_by_label("Username").fill("octocat")
+        page.get_by_role("button", name="Authorize").click()
+        sync_api.expect(page.locator("#whoami")).to_have_text("octocat", timeout=20000)
+        # the nodes view opens (this cluster runs no node)
+        sync_api.expect(page.locator("#nodes-empty")).to_be_visible()
+    finally:
+        context.close()
+
+
 def test_connector_resource_in_tctl(world: Cluster) -> None:
     c = world
     listing = c.tctl("get", "connectors").stdout

@@ -71,8 +71,11 @@ class SSORoutes:
         }
 
     def _limit(self, request: web.Request, connector: str) -> None:
-        # every start stores a request at auth: the same budget as password logins
-        self.login_rates.check(source_of(remote_addr(request)), f"sso:{connector}")
+        # every start stores a request at auth: the same per-address budget as password logins
+        # (the second bucket is per address too: one per connector would let anyone throttle
+        # everybody's sign-ins)
+        source = source_of(remote_addr(request))
+        self.login_rates.check(source, f"sso:{connector}:{source}")
 
     def _console(self, kind: str) -> Any:
         async def handler(request: web.Request) -> web.Response:
