@@ -62,7 +62,11 @@ class OIDCProvider:
             ["node", os.path.join(OIDC_DIR, "provider.mjs"), self.config],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=OIDC_DIR,
         )
-        wait_port(self.port, 30, self.proc)
+        try:
+            wait_port(self.port, 30, self.proc)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def issuer(self) -> str:

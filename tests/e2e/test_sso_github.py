@@ -54,12 +54,13 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[Cluster]:
-    gh = GithubStandIn("teleport-gh", SECRET, {
-        "octocat": [("acme", "devs"), ("acme", "qa")],
-        "loner": [("other-org", "devs")],
-    })
     c = new_cluster()
+    gh: GithubStandIn | None = None
     try:
+        gh = GithubStandIn("teleport-gh", SECRET, {
+            "octocat": [("acme", "devs"), ("acme", "qa")],
+            "loner": [("other-org", "devs")],
+        })
         c.start()
         for name, text in (("role.yaml", ROLE), ("gh.yaml", CONNECTOR)):
             path = os.path.join(c.root, name)
@@ -69,7 +70,8 @@ def world() -> Iterator[Cluster]:
         yield c
     finally:
         destroy(c)
-        gh.close()
+        if gh is not None:
+            gh.close()
 
 
 def _login(browser: Any, c: Cluster, who: str, decision: str = "Authorize") -> tuple[int, str, str, str]:

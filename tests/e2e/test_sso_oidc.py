@@ -70,12 +70,13 @@ def browser() -> Iterator[Any]:
 def world() -> Iterator[tuple[Cluster, OIDCProvider]]:
     c = new_cluster(authentication="type: oidc, connector_name: example-idp",
                     roles="auth,proxy,node", ssh_extra="  labels: {team: devs}\n")
-    idp = OIDCProvider(
-        clients=[{"client_id": "teleport-test", "client_secret": "oidc-client-secret-0123456789",
-                  "redirect_uris": [f"https://{c.web_addr}/v1/webapi/oidc/callback"]}],
-        accounts=ACCOUNTS,
-    )
+    idp: OIDCProvider | None = None
     try:
+        idp = OIDCProvider(
+            clients=[{"client_id": "teleport-test", "client_secret": "oidc-client-secret-0123456789",
+                      "redirect_uris": [f"https://{c.web_addr}/v1/webapi/oidc/callback"]}],
+            accounts=ACCOUNTS,
+        )
         c.start()
         for name, text in (("role.yaml", ROLE), ("oidc.yaml", CONNECTOR)):
             path = os.path.join(c.root, name)
@@ -85,7 +86,8 @@ def world() -> Iterator[tuple[Cluster, OIDCProvider]]:
         yield c, idp
     finally:
         destroy(c)
-        idp.close()
+        if idp is not None:
+            idp.close()
 
 
 def _home(c: Cluster, name: str) -> str:

@@ -88,11 +88,13 @@ auth_service:
   #   - "proxy,node:xxxxx"
   #   - "auth:yyyy"
 
-  # How users log in: type local (users created with `tctl users add`);
+  # How users log in: type local (users created with `tctl users add`), github or oidc
+  # (single sign-on with the connector named by connector_name, created with `tctl create`);
   # second_factor otp (TOTP apps such as Google Authenticator) or off.
   authentication:
     type: {auth_type}
     second_factor: {second_factor}
+    # connector_name: corp
 
   # Session recording: node (the node records every interactive session), proxy (the proxy
   # terminates SSH, records and audits the session itself: for OpenSSH nodes; users forward
