@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lp.add_argument("--auth", default="", help="How to log in: 'local' (password), a connector's "
                     "name, or 'github'/'oidc' (default: the cluster's authentication type)")
-    lp.add_argument("--browser", default="", choices=["", "none"],
+    lp.add_argument("--browser", default="default", choices=["default", "none"],
                     help="'none': do not open a browser for single sign-on, only print the URL")
     add("logout", "Delete the certificate and keys.", "Remove the current profile's keys from ~/.tsh and the ssh-agent.")
     add("status", "Show who you are logged in as.", "Show the current profile: user, logins, roles and expiry.")
