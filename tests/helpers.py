@@ -98,6 +98,8 @@ class Cluster:
     cluster_name: str = "test-cluster"
     static_token: str = "static-join-token-0123456789abcdef"
     second_factor: str = "otp"
+    # auth_service.authentication beyond second_factor, e.g. "type: oidc, connector_name: idp"
+    authentication: str = "type: local"
     roles: str = "auth,proxy"
     storage: str = "{type: dir}"
     ssh_extra: str = ""  # more lines for ssh_service (indented two spaces), e.g. labels
@@ -144,7 +146,7 @@ class Cluster:
               cluster_name: {self.cluster_name}
               listen_addr: 127.0.0.1:{p['auth']}
               tokens: ["proxy,node:{self.static_token}"]
-              authentication: {{type: local, second_factor: {self.second_factor}}}
+              authentication: {{{self.authentication}, second_factor: {self.second_factor}}}
             {{auth_extra}}ssh_service:
               enabled: yes
               listen_addr: 127.0.0.1:{p['node']}

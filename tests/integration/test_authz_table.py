@@ -108,6 +108,14 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/recordings"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/recordings/get"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/events"): frozenset({PROXY, ADMIN}),
+    # single sign-on: admins manage connectors; a proxy lists them for login pages and runs the
+    # login requests and callbacks for tsh and browsers
+    ("GET", "/v1/connectors"): frozenset({ADMIN}),
+    ("POST", "/v1/connectors"): frozenset({ADMIN}),
+    ("DELETE", "/v1/connectors/{kind}/{name}"): frozenset({ADMIN}),
+    ("GET", "/v1/sso/connectors"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/sso/requests"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/sso/callback"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -130,6 +138,10 @@ WEB_ROUTES = {
     ("DELETE", "/v1/webapi/account/keys"),
     ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
     ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
+    # single sign-on: public starts (a login request at auth) and the providers' callbacks
+    ("POST", "/v1/webapi/github/login/console"), ("GET", "/v1/webapi/github/login/web"),
+    ("GET", "/v1/webapi/github/callback"), ("POST", "/v1/webapi/oidc/login/console"),
+    ("GET", "/v1/webapi/oidc/login/web"), ("GET", "/v1/webapi/oidc/callback"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
@@ -153,7 +165,7 @@ DENIALS = {
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,
-          "sid": str(uuid.uuid4()), "ca_type": "user"}
+          "sid": str(uuid.uuid4()), "ca_type": "user", "kind": "oidc", "name": "no-such-connector"}
 
 NOROLE = """kind: role
 version: v3
@@ -312,6 +324,7 @@ _field_names = st.sampled_from([
     "nodename", "addresses", "role", "events", "sid", "server_id", "labels", "login", "upsert",
     "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr", "session_id", "webauthn",
     "challenge_id", "credential", "old_password", "new_password", "id", "web_session",
+    "connector", "connector_id", "params", "binding", "redirect_url", "response_key",
 ])
 _bodies = st.one_of(
     st.dictionaries(_field_names, _json_values, max_size=6).map(lambda d: json.dumps(d).encode()),

@@ -123,6 +123,9 @@ class AuthAPI:
         from teleport.auth.api_mfa import add_mfa_routes
 
         add_mfa_routes(r, self)
+        from teleport.auth.api_sso import add_sso_routes
+
+        add_sso_routes(r, self)
         return app
 
     def emit(self, event_type: str, **fields: Any) -> None:

@@ -34,6 +34,9 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             # a web session's own account: keys and password (auth/api_mfa.py)
             ("web_session", "update"),
             ("host_cert", "reissue"),
+            # single sign-on: the login pages' connector list, login requests and callbacks
+            ("sso", "read"),
+            ("sso", "login"),
         }
     ),
     "Node": frozenset(

@@ -15,6 +15,7 @@ from teleport.auth.hosts import (
 from teleport.auth.login import NO_LOGIN_PRINCIPAL, LoginResult, clamp_ttl
 from teleport.auth.mfa import MFAMixin
 from teleport.auth.rotation import RotationMixin
+from teleport.auth.sso.flow import SSOMixin
 from teleport.auth.users import UsersMixin, check_traits, server_labels
 
 __all__ = [
@@ -32,5 +33,5 @@ __all__ = [
 ]
 
 
-class AuthServer(UsersMixin, MFAMixin, RotationMixin):
+class AuthServer(UsersMixin, MFAMixin, RotationMixin, SSOMixin):
     """Holds the cluster's CAs and state; every method is an action the API authorizes first."""

@@ -40,7 +40,7 @@ LOG_OUTPUTS = ("stderr", "stdout", "syslog")
 LOG_SEVERITIES = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 STORAGE_TYPES = ("dir", "etcd", "dynamodb")
 SECOND_FACTORS = (*webauthn_cfg.SECOND_FACTORS, *webauthn_cfg.SECOND_FACTOR_ALIASES)
-AUTH_TYPES = ("local",)
+AUTH_TYPES = defaults.AUTH_TYPES
 SESSION_RECORDING = ("node", "proxy", "off")
 # The label key syntax of the original product.
 LABEL_KEY = re.compile(r"[A-Za-z0-9/._:*-]+")
@@ -559,9 +559,11 @@ def _parse_auth(ctx: _Ctx, raw: Any) -> AuthServiceConfig:
     )
     a.tokens = ctx.get(d, "tokens", p, _tokens(ctx), [])
     authn = ctx.mapping(d.get("authentication"), f"{p}.authentication",
-                        ("type", "second_factor", "webauthn", "u2f"))
+                        ("type", "second_factor", "webauthn", "u2f", "connector_name"))
     ap = f"{p}.authentication"
     a.auth_type = ctx.get(authn, "type", ap, lambda v, q: ctx.choice(v, q, AUTH_TYPES), a.auth_type)
+    # the default connector of `tsh login` and the login page (github and oidc types)
+    a.connector_name = ctx.get(authn, "connector_name", ap, ctx.string, "").strip()
     if "second_factor" in authn and authn["second_factor"] is None:
         ctx.fail(f"{ap}.second_factor", f"expected one of {', '.join(SECOND_FACTORS)}, got nothing (null)")
     # YAML 1.1 reads a bare `on` as true

@@ -66,6 +66,7 @@ class AuthServiceConfig:
     listen_addr: HostPort = HostPort("0.0.0.0", defaults.AUTH_PORT)
     tokens: list[StaticToken] = field(default_factory=list)
     auth_type: str = defaults.AUTH_TYPE
+    connector_name: str = ""  # the default SSO connector (auth_type github or oidc)
     second_factor: str = defaults.SECOND_FACTOR
     # security keys: the relying party id (empty: the proxy's public host) and extra origins
     webauthn_rp_id: str = ""

@@ -88,7 +88,8 @@ auth_service:
   #   - "proxy,node:xxxxx"
   #   - "auth:yyyy"
 
-  # How users log in: type local (users created with `tctl users add`);
+  # How users log in: type local (users created with `tctl users add`), github or oidc
+  # (single sign-on with the connector named by connector_name, created with `tctl create`);
   # second_factor otp (TOTP apps such as Google Authenticator), webauthn (security keys, in
   # the browser; u2f is accepted as its old name), on (either), optional (only for users who
   # enrolled one) or off. Security keys need the proxy reached by a host name, never an IP:
@@ -96,6 +97,7 @@ auth_service:
   authentication:
     type: {auth_type}
     second_factor: {second_factor}
+    # connector_name: corp
     # webauthn:
     #   rp_id: teleport.example.com
 

@@ -24,6 +24,7 @@ from teleport.proxy.webapi.recordings import RecordingRoutes
 from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
 from teleport.proxy.webapi.signup import SignupRoutes
+from teleport.proxy.webapi.sso import SSORoutes
 from teleport.proxy.webapi.static import StaticRoutes
 from teleport.proxy.webapi.terminal import TerminalRoutes
 
@@ -47,6 +48,7 @@ class WebProxy:
         self.account = AccountRoutes(auth, cluster_name)
         self.recordings = RecordingRoutes(auth, self.sessions)
         self.audit = AuditRoutes(auth, self.sessions)
+        self.sso = SSORoutes(auth, self.login_rates)
 
     def set_ssh_proxy(self, ssh_proxy: Any) -> None:
         """The SSH proxy service the browser terminal routes through (once it runs)."""
@@ -68,6 +70,7 @@ class WebProxy:
         self.terminal.add_routes(r)
         self.recordings.add_routes(r)
         self.audit.add_routes(r)
+        self.sso.add_routes(r)
         StaticRoutes().add_routes(r)
         return app
 
@@ -79,7 +82,7 @@ class WebProxy:
     async def ping(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "auth": {"type": "local", "second_factor": await self.second_factor()},
+                "auth": await self.sso.ping_auth(await self.second_factor()),
                 "proxy": {
                     "ssh": {"public_addr": self.ssh_public_addr},
                     "web": {"public_addr": self.web_public_addr},

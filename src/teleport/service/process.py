@@ -118,6 +118,7 @@ class TeleportProcess:
         auth = self.auth
         auth.session_recording = a.session_recording
         auth.webauthn_settings = WebAuthnSettings(a.webauthn_rp_id, list(a.webauthn_origins))
+        auth.auth_type, auth.connector_name = a.auth_type, a.connector_name
         ident = tlsca.Identity(
             username=f"{self.host_id}.{auth.cluster_name}",
             system_role="Auth",

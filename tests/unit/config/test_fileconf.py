@@ -301,8 +301,8 @@ ERRORS = [
         'optional, u2f, got "yubikey"',
     ),
     (
-        "auth_service:\n  authentication: {type: oidc}\n",
-        'auth_service.authentication.type: expected one of local, got "oidc"',
+        "auth_service:\n  authentication: {type: saml}\n",
+        'auth_service.authentication.type: expected one of local, github, oidc, got "saml"',
     ),
     (
         "auth_service:\n  session_recording: proxies\n",
