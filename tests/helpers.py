@@ -98,12 +98,16 @@ class Cluster:
     cluster_name: str = "test-cluster"
     static_token: str = "static-join-token-0123456789abcdef"
     second_factor: str = "otp"
+    # auth_service.authentication beyond second_factor, e.g. "type: oidc, connector_name: idp"
+    authentication: str = "type: local"
     roles: str = "auth,proxy"
     storage: str = "{type: dir}"
     ssh_extra: str = ""  # more lines for ssh_service (indented two spaces), e.g. labels
     auth_extra: str = ""  # more lines for auth_service, e.g. session_recording
     proxy_extra: str = ""  # more lines for proxy_service, e.g. ssh_allowed_hosts
     teleport_extra: str = ""  # more lines for teleport (indented two spaces), e.g. connection_limits
+    # the proxy's public host: "localhost" for browsers' security keys (never an IP address)
+    web_host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     otp: OTPClock = field(default_factory=OTPClock)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -118,7 +122,7 @@ class Cluster:
 
     @property
     def web_addr(self) -> str:
-        return f"127.0.0.1:{self.ports['web']}"
+        return f"{self.web_host}:{self.ports['web']}"
 
     @property
     def auth_addr(self) -> str:
@@ -142,7 +146,7 @@ class Cluster:
               cluster_name: {self.cluster_name}
               listen_addr: 127.0.0.1:{p['auth']}
               tokens: ["proxy,node:{self.static_token}"]
-              authentication: {{type: local, second_factor: {self.second_factor}}}
+              authentication: {{{self.authentication}, second_factor: {self.second_factor}}}
             {{auth_extra}}ssh_service:
               enabled: yes
               listen_addr: 127.0.0.1:{p['node']}
@@ -151,7 +155,7 @@ class Cluster:
               listen_addr: 127.0.0.1:{p['ssh']}
               web_listen_addr: 127.0.0.1:{p['web']}
               tunnel_listen_addr: 127.0.0.1:{p['tunnel']}
-              public_addr: 127.0.0.1:{p['web']}
+              public_addr: {self.web_host}:{p['web']}
             """
         )
         text = text.replace("{teleport_extra}", self.teleport_extra)
@@ -243,7 +247,7 @@ class Cluster:
 
     def login(self, name: str, password: str = "secret-pass-1", *extra: str,
               check: bool = True) -> subprocess.CompletedProcess[str]:
-        code = self.otp.code(name, self.secrets[name]) if self.second_factor == "otp" else ""
+        code = self.otp.code(name, self.secrets[name]) if self.second_factor in ("otp", "on") else ""
         return self.tsh("--insecure", f"--proxy={self.web_addr}", f"--user={name}", *extra, "login",
                         input=f"{password}\n{code}\n", check=check)
 

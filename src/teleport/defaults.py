@@ -83,6 +83,29 @@ SECOND_FACTOR = "otp"
 CA_KEY_TYPE = "ed25519"  # ed25519 | rsa | ecdsa
 RSA_KEY_BITS = 2048
 
+# Single sign-on (auth/sso/). AUTH_TYPES are the values of auth_service.authentication.type.
+AUTH_TYPES = ("local", "github", "oidc")
+# An SSO login request (state, PKCE verifier, nonce, the client's key) lives this long: the user
+# has this much time between `tsh login` / the button and the identity provider's redirect back.
+SSO_REQUEST_TTL = 10 * 60
+# tsh waits this long for the browser to come back to its loopback listener.
+SSO_CALLBACK_TIMEOUT = 180.0
+# Calls from auth to the identity provider (discovery, token, keys, GitHub's API).
+SSO_HTTP_TIMEOUT = 15.0
+# The identity provider's keys and discovery document are fetched again after this.
+OIDC_DISCOVERY_CACHE_SECONDS = 300.0
+OIDC_DEFAULT_SCOPES = ("openid", "email", "profile")
+# Clock skew allowed on an ID token's exp/iat/nbf.
+OIDC_CLOCK_LEEWAY = 60
+# The claim that names the Teleport user, unless a connector sets username_claim.
+OIDC_USERNAME_CLAIM = "email"
+# GitHub's public endpoints (a connector may name GitHub Enterprise's instead).
+GITHUB_ENDPOINT_URL = "https://github.com"
+GITHUB_API_ENDPOINT_URL = "https://api.github.com"
+# The cookie binding a browser login to the browser that started it (SameSite=Lax: the identity
+# provider's redirect back is a top-level cross-site navigation).
+SSO_BINDING_COOKIE = "__Host-teleport-sso"
+
 # CA rotation (`tctl auth rotate`): the grace period of an automatic rotation (phases move at a
 # third, two thirds and all of it), how often auth moves due phases, and how often nodes and proxies
 # poll the CAs to trust new keys and re-issue their host identities. The poll must be well under a
@@ -286,6 +309,10 @@ WEB_SESSION_TOUCH_INTERVAL = 10.0
 # The browser terminal: lifetime of the in-memory certificate the proxy gets for one terminal
 # (clamped to what is left of the web session; only the SSH handshake needs it to be valid).
 WEB_TERMINAL_CERT_TTL = 2 * 60
+# WebAuthn (security keys): how long a challenge lives (each is used once), and the most keys
+# a user may register.
+WEBAUTHN_CHALLENGE_TTL = 120
+WEBAUTHN_MAX_DEVICES = 10
 # Cookie holding the web session id (__Host-: Secure, Path=/, no Domain, set by HTTPS only).
 WEB_SESSION_COOKIE = "__Host-teleport-session"
 # Header carrying the per-session CSRF token on state-changing web API requests.
@@ -298,6 +325,11 @@ WEB_TERMINAL_MAX_MESSAGE = 64 * 1024
 WEB_TERMINAL_AUTH_TIMEOUT = 10.0
 # The browser terminal: WebSocket pings, so that a vanished page ends its SSH session.
 WEB_TERMINAL_PING_INTERVAL = 30.0
+# The browser terminal re-checks its web session this often and closes when it has ended
+# (logout elsewhere, idle timeout, expiry).
+WEB_TERMINAL_SESSION_CHECK = 5.0
+# At most this many audit events (the newest) in one answer of the web UI's audit log.
+WEB_EVENTS_LIMIT = 500
 
 # tsh bench: requests per second and run length when not given (the original's defaults), how
 # long one request may take before it counts as failed, and how many may be in flight at once

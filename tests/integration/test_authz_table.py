@@ -97,6 +97,30 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/get"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/delete"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/certs"): frozenset({PROXY, ADMIN}),
+    # security keys and the account page (auth/api_mfa.py; test_web_account.py checks them)
+    ("POST", "/v1/invites/{token}/webauthn"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/webauthn/login/begin"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/webauthn"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/account"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/password"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/keys/begin"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/keys"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/keys/delete"): frozenset({PROXY, ADMIN}),
+    # the web UI's sessions, recordings and audit log: a proxy asks for a session's user, and
+    # auth answers under that user's own rules (test_web_session_pages.py)
+    ("POST", "/v1/websessions/sessions"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/sessions/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/recordings"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/recordings/get"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/websessions/events"): frozenset({PROXY, ADMIN}),
+    # single sign-on: admins manage connectors; a proxy lists them for login pages and runs the
+    # login requests and callbacks for tsh and browsers
+    ("GET", "/v1/connectors"): frozenset({ADMIN}),
+    ("POST", "/v1/connectors"): frozenset({ADMIN}),
+    ("DELETE", "/v1/connectors/{kind}/{name}"): frozenset({ADMIN}),
+    ("GET", "/v1/sso/connectors"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/sso/requests"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/sso/callback"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -114,11 +138,29 @@ WEB_ROUTES = {
     # inside it, by their client certificate; test_tunnel_via_proxy.py and
     # test_auth_relay_grants_only_what_auth_grants below)
     ("GET", "/v1/webapi/auth/stream"),
+    # signup in the browser and key logins (public: the invite, password or key is the
+    # credential); the account page (cookie, and CSRF token on changes)
+    ("POST", "/v1/webapi/users/invites/{token}/webauthn"), ("POST", "/v1/webapi/signup"),
+    ("POST", "/v1/webapi/webauthn/login/begin"), ("POST", "/v1/webapi/webauthn/login/finish"),
+    ("GET", "/web/account"), ("GET", "/v1/webapi/account"), ("PUT", "/v1/webapi/account/password"),
+    ("POST", "/v1/webapi/account/keys/begin"), ("POST", "/v1/webapi/account/keys"),
+    ("DELETE", "/v1/webapi/account/keys"),
+    ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
+    ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
+    # single sign-on: public starts (a login request at auth) and the providers' callbacks
+    ("POST", "/v1/webapi/github/login/console"), ("GET", "/v1/webapi/github/login/web"),
+    ("GET", "/v1/webapi/github/callback"), ("POST", "/v1/webapi/oidc/login/console"),
+    ("GET", "/v1/webapi/oidc/login/web"), ("GET", "/v1/webapi/oidc/callback"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    ("GET", "/v1/webapi/account"), ("PUT", "/v1/webapi/account/password"),
+    ("POST", "/v1/webapi/account/keys/begin"), ("POST", "/v1/webapi/account/keys"),
+    ("DELETE", "/v1/webapi/account/keys"),
+    ("GET", "/v1/webapi/sites/{cluster}/sessions"), ("GET", "/v1/webapi/sites/{cluster}/recordings"),
+    ("GET", "/v1/webapi/sites/{cluster}/recordings/{sid}"), ("GET", "/v1/webapi/sites/{cluster}/events"),
 }
 
 # What each identity kind's refusal says: the 403 must be an authorization refusal, not a
@@ -132,7 +174,8 @@ DENIALS = {
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,
-          "sid": str(uuid.uuid4()), "ca_type": "user", "host_id": str(uuid.uuid4())}
+          "sid": str(uuid.uuid4()), "ca_type": "user", "host_id": str(uuid.uuid4()),
+          "kind": "oidc", "name": "no-such-connector"}
 
 NOROLE = """kind: role
 version: v3
@@ -318,7 +361,9 @@ _json_values = st.recursive(
 _field_names = st.sampled_from([
     "user", "logins", "roles", "ttl", "token", "password", "otp_code", "public_key", "host_id",
     "nodename", "addresses", "role", "events", "sid", "server_id", "labels", "login", "upsert",
-    "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr",
+    "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr", "session_id", "webauthn",
+    "challenge_id", "credential", "old_password", "new_password", "id", "web_session",
+    "connector", "connector_id", "params", "binding", "redirect_url", "response_key",
 ])
 _bodies = st.one_of(
     st.dictionaries(_field_names, _json_values, max_size=6).map(lambda d: json.dumps(d).encode()),
@@ -358,7 +403,8 @@ def test_junk_bodies_never_get_a_5xx(world: World, route: tuple[str, str], kind:
        token=st.text(min_size=1, max_size=40).map(lambda t: yarl.URL.build(path=t).raw_path.lstrip("/")))
 def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: bytes, token: str) -> None:
     method, template = route
-    path = template.replace("{token}", token or "x").replace("{cluster}", token or "x")
+    path = (template.replace("{token}", token or "x").replace("{cluster}", token or "x")
+            .replace("{sid}", token or "x"))
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE

@@ -114,6 +114,9 @@ class AuthAPI:
         r.add_get("/v1/authservers", self.list_auth_servers)
         if self.audit is not None:
             add_audit_routes(r, self, self.audit)
+            from teleport.auth.api_webaudit import add_webaudit_routes
+
+            add_webaudit_routes(r, self, self.audit)
         from teleport.auth.api_resources import add_resource_routes
 
         add_resource_routes(r, self)
@@ -123,6 +126,12 @@ class AuthAPI:
         from teleport.auth.api_cache import add_cache_routes
 
         self.cache_routes = add_cache_routes(r, self)
+        from teleport.auth.api_mfa import add_mfa_routes
+
+        add_mfa_routes(r, self)
+        from teleport.auth.api_sso import add_sso_routes
+
+        add_sso_routes(r, self)
         return app
 
     def stop_long_polls(self) -> None:
@@ -225,9 +234,15 @@ class AuthAPI:
         await self._authorize(request, "invite", "use")
         data = await json_body(request)
         user = await self.server.complete_invite(
-            path_param(request, "token"), _str(data, "password"), _str(data, "otp_code", False)
+            path_param(request, "token"), _str(data, "password"), _str(data, "otp_code", False),
+            data.get("webauthn"),
         )
         out: dict[str, Any] = {"user": user.name}
+        if data.get("web_session") is True:
+            # the browser's signup ends logged in to the web UI
+            from teleport.auth.api_mfa import start_web_session
+
+            out["web_session"] = await start_web_session(self, user.name, peer_addr(request))
         if data.get("public_key"):
             # Signup ends logged in (as the reference's): the code was just used, so a separate
             # login would have to wait for the authenticator's next one.

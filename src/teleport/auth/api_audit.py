@@ -188,6 +188,6 @@ def _float(value: str | None) -> float | None:
 def _limit(value: str | None) -> int:
     if value in (None, ""):
         return 0
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise BadParameter(f"limit must be a whole number of events, got {value!r}")
     return int(value)

@@ -69,7 +69,9 @@ class WebSessionRoutes:
     async def get(self, request: web.Request) -> web.Response:
         await self.api._authorize(request, "web_session", "read")
         data = await json_body(request)
-        ws = await self._svc().get(_field(data, "session_id"))
+        # touch=false: a check that is not the user's doing (an open terminal's poll) must not
+        # keep the session from idling out
+        ws = await self._svc().get(_field(data, "session_id"), touch=data.get("touch") is not False)
         return web.json_response(await self._view(ws))
 
     async def _view(self, ws: WebSession) -> dict[str, Any]:

@@ -33,8 +33,13 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("web_session", "read"),
             ("web_session", "delete"),
             ("web_session", "sign"),
+            # a web session's own account: keys and password (auth/api_mfa.py)
+            ("web_session", "update"),
             ("host_cert", "reissue"),
             ("cache", "read"),
+            # single sign-on: the login pages' connector list, login requests and callbacks
+            ("sso", "read"),
+            ("sso", "login"),
         }
     ),
     "Node": frozenset(

@@ -11,6 +11,7 @@ from typing import Any
 from teleport import defaults
 from teleport.auth import secrets
 from teleport.auth.core import AuthCore, _now
+from teleport.auth.webauthn import allows_otp, allows_webauthn
 from teleport.ca import keys as cakeys
 from teleport.ca import sshcert, tlsca
 from teleport.durations import parse_duration
@@ -97,9 +98,11 @@ class LoginMixin(AuthCore):
                       addr_remote=source or None)
 
     async def check_credentials(
-        self, name: str, password: str, otp_code: str, remote_addr: str = ""
+        self, name: str, password: str, otp_code: str, remote_addr: str = "",
+        password_only: bool = False,
     ) -> User:
         """Password then one-time code, for a login from ``remote_addr`` (the client's address).
+        ``password_only``: the first half of a security key login (auth/mfa.py checks the key).
 
         Unknown users, wrong passwords or codes and locked (user, address) pairs all get the same
         AccessDenied message after the same work (one argon2 check, the same backend reads and
@@ -129,11 +132,11 @@ class LoginMixin(AuthCore):
         ok = await self.hasher.verify(encoded, password)
         if not reason and not ok:
             reason = "wrong password"
-        if not reason and self.second_factor == "otp":
+        if not reason:
             try:
-                await self._check_totp(name, otp_code)
+                await self.check_second_factor(name, otp_code, password_only)
             except AccessDenied as exc:
-                reason = f"one-time code refused: {exc.message}"
+                reason = f"second factor refused: {exc.message}"
         if reason:
             if not locked:
                 await self._end_attempt(name, source, False, failures_before)
@@ -142,6 +145,35 @@ class LoginMixin(AuthCore):
         await self._end_attempt(name, source, True, failures_before)
         assert user is not None
         return user
+
+    async def check_second_factor(self, name: str, otp_code: str, password_only: bool) -> None:
+        """The one-time code the cluster's second_factor asks of this user (a security key is
+        checked by the second half of a key login, never here). AccessDenied says why."""
+        mode = self.second_factor
+        if mode == "off":
+            return
+        if password_only:
+            if not allows_webauthn(mode):
+                raise AccessDenied("this cluster does not use security keys")
+            return
+        if mode == "otp":
+            if not await self._has_secret(name, "totp"):
+                raise AccessDenied("this user has no one-time code enrolled (signed up under another second_factor)")
+            await self._check_totp(name, otp_code)
+            return
+        if not allows_otp(mode):
+            raise AccessDenied("this cluster's second factor is a security key: log in in the browser")
+        if await self._has_secret(name, "totp"):
+            await self._check_totp(name, otp_code)
+        elif mode == "on" or await self._has_secret(name, "webauthn"):
+            raise AccessDenied("this user has no one-time code, only security keys: log in in the browser")
+
+    async def _has_secret(self, name: str, what: str) -> bool:
+        try:
+            await self.store.get_user_secret(name, what)
+        except NotFound:
+            return False
+        return True
 
     async def _check_totp(self, name: str, code: str) -> None:
         for _ in range(5):

@@ -1,7 +1,7 @@
 """The auth service's logic: CA custody, users and invites, login, join tokens, host identities.
 
 One class joins the parts, each in its own module: auth/core.py (CAs, identities, a user's roles),
-auth/users.py, auth/login.py, auth/hosts.py and auth/rotation.py. auth/api.py exposes it over mutual TLS.
+auth/users.py, auth/login.py, auth/mfa.py (security keys), auth/hosts.py and auth/rotation.py. auth/api.py exposes it over mutual TLS.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from teleport.auth.hosts import (
     host_identity_from_dict,
     host_identity_to_dict,
 )
-from teleport.auth.login import NO_LOGIN_PRINCIPAL, LoginMixin, LoginResult, clamp_ttl
+from teleport.auth.login import NO_LOGIN_PRINCIPAL, LoginResult, clamp_ttl
+from teleport.auth.mfa import MFAMixin
 from teleport.auth.rotation import RotationMixin
+from teleport.auth.sso.flow import SSOMixin
 from teleport.auth.users import UsersMixin, check_traits, server_labels
 
 __all__ = [
@@ -31,5 +33,5 @@ __all__ = [
 ]
 
 
-class AuthServer(UsersMixin, LoginMixin, RotationMixin):
+class AuthServer(UsersMixin, MFAMixin, RotationMixin, SSOMixin):
     """Holds the cluster's CAs and state; every method is an action the API authorizes first."""

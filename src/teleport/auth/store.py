@@ -107,8 +107,9 @@ class ClusterStore:
         except AlreadyExists:
             raise AlreadyExists(f"user {user.name!r} already exists") from None
 
-    async def upsert_user(self, user: User) -> None:
-        await self.backend.put(Item(f"{_user(user.name)}/params", user.to_json()))
+    async def upsert_user(self, user: User, expires: float | None = None) -> None:
+        """Create or replace a user; with `expires` (an external user) it vanishes then."""
+        await self.backend.put(Item(f"{_user(user.name)}/params", user.to_json(), expires))
 
     async def delete_user(self, name: str) -> None:
         await self.get_user(name)

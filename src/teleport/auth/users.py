@@ -10,6 +10,7 @@ from typing import Any
 from teleport import defaults
 from teleport.auth import secrets
 from teleport.auth.core import AuthCore, _now
+from teleport.auth.webauthn import allows_otp, allows_webauthn
 from teleport.durations import parse_duration
 from teleport.errors import (
     AccessDenied,
@@ -186,8 +187,9 @@ class UsersMixin(AuthCore):
     async def get_invite(self, token: str) -> dict[str, Any]:
         """What the signup client needs: the user name and the one-time-code secret."""
         _, invite = await self._find_invite(token)
-        out = {"user": invite["user"], "second_factor": self.second_factor}
-        if self.second_factor == "otp":
+        out = {"user": invite["user"], "second_factor": self.second_factor,
+               "logins": invite["logins"], "roles": invite["roles"]}
+        if allows_otp(self.second_factor):
             out["otp_secret"] = invite["otp_secret"]
             issuer = invite.get("issuer") or self.cluster_name
             out["otp_uri"] = secrets.totp_uri(invite["otp_secret"], invite["user"], issuer)
@@ -202,13 +204,25 @@ class UsersMixin(AuthCore):
                 "ask your administrator for a new one"
             ) from None
 
-    async def complete_invite(self, token: str, password: str, otp_code: str) -> User:
-        """Set the password and enrol the one-time code; the invite then stops working."""
+    async def complete_invite(
+        self, token: str, password: str, otp_code: str, key: Any = None
+    ) -> User:
+        """Set the password and enrol the one-time code and/or a security key (``key``: the
+        answer to begin_invite_key's challenge), as second_factor asks; the invite then stops
+        working."""
         item, invite = await self._find_invite(token)
         secrets.check_password_strength(password)
-        counter = 0
-        if self.second_factor == "otp":
+        counter = None
+        mode = self.second_factor
+        if mode == "otp" or (otp_code and allows_otp(mode)):
             counter = secrets.verify_totp(invite["otp_secret"], otp_code, 0).counter
+        device = None
+        if key is not None and allows_webauthn(mode):
+            device = await self.verify_new_device(invite["user"], key)  # type: ignore[attr-defined]
+        if mode == "webauthn" and device is None:
+            raise BadParameter("this cluster requires a security key: register one to sign up")
+        if mode == "on" and device is None and counter is None:
+            raise BadParameter("enter the one-time code or register a security key to sign up")
         pwd_hash = await self.hasher.hash(password)  # before consuming: it may be refused (busy)
         await self.store.consume_invite(item)
         user = User(
@@ -221,10 +235,19 @@ class UsersMixin(AuthCore):
         )
         await self.store.create_user(user)
         await self.store.put_user_secret(user.name, "pwd", {"hash": pwd_hash})
-        await self.store.put_user_secret(
-            user.name, "totp", {"secret": invite["otp_secret"], "last": counter}
-        )
+        if counter is not None:
+            await self.store.put_user_secret(
+                user.name, "totp", {"secret": invite["otp_secret"], "last": counter}
+            )
+        if device is not None:
+            await self.store_device(user.name, device)  # type: ignore[attr-defined]
         return user
+
+    async def begin_invite_key(self, token: str) -> dict[str, Any]:
+        """A key registration challenge for an invite's future user."""
+        _, invite = await self._find_invite(token)
+        return await self.begin_registration(  # type: ignore[attr-defined]
+            invite["user"], invite_digest=secrets.token_digest(token))
 
     async def delete_user(self, name: str) -> str:
         """Delete a user, and revoke the pending invites for that name (an invited user does not

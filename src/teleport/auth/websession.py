@@ -73,10 +73,15 @@ class WebSessions:
     ) -> tuple[str, WebSession]:
         """Log in (the same checks, limits and lockout as `tsh login`) and start a session."""
         checked = await self.server.check_credentials(user, password, otp_code, remote_addr)
+        return await self.start(checked.name)
+
+    async def start(self, user: str) -> tuple[str, WebSession]:
+        """A new session for a user whose credentials the caller has just checked (a login, a
+        security key login, a completed signup)."""
         now = time.time()
         session_id = secrets.token_urlsafe(32)
         ws = WebSession(
-            user=checked.name, csrf_token=secrets.token_urlsafe(32), created=now,
+            user=user, csrf_token=secrets.token_urlsafe(32), created=now,
             expires=now + defaults.WEB_SESSION_TTL,
             idle_timeout=float(defaults.WEB_SESSION_IDLE_TIMEOUT), last_active=now,
         )

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = sub.add_parser(
         "create",
         help="Create resources from a YAML or JSON file.",
-        description="Create the resources (kinds: role, user) in FILE ('-' for stdin); documents "
+        description="Create the resources (kinds: role, user, github, oidc) in FILE ('-' for stdin); documents "
         "are separated by '---'. With -f, existing resources are replaced.",
     )
     create.add_argument("file", help="Resource file (YAML or JSON), or - for stdin")
@@ -95,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser(
         "get",
         help="Print resources.",
-        description="Print resources: roles, role/NAME, users, user/NAME, nodes, node/NAME, tokens. "
+        description="Print resources: roles, role/NAME, users, user/NAME, nodes, node/NAME, tokens, "
+        "connectors, github/NAME, oidc/NAME (client secrets are never shown). "
         "'--format=yaml' output can be edited and fed back to 'tctl create -f'.",
     )
-    get.add_argument("resource", help="roles | role/NAME | users | user/NAME | nodes | node/NAME | tokens")
+    get.add_argument("resource", help="roles | role/NAME | users | user/NAME | nodes | node/NAME | tokens | connectors | github/NAME | oidc/NAME")
     get.add_argument("--format", choices=["text", "yaml", "json"], default="text", help="Output format (default text)")
     get.set_defaults(subcommand="")
     rm = sub.add_parser(
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Delete a resource.",
         description="Delete a resource: role/NAME (refused while users hold it), user/NAME, token/TOKEN.",
     )
-    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN")
+    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN | github/NAME | oidc/NAME")
     rm.set_defaults(subcommand="")
 
     events = sub.add_parser("events", help="Search the audit log.", description="Search the audit log.")
@@ -173,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # resource files and output (pure helpers) -------------------------------------------------
-CREATE_KINDS = ("role", "user")
-GET_KINDS = ("role", "user", "node", "token")
-RM_KINDS = ("role", "user", "token")
+CREATE_KINDS = ("role", "user", "github", "oidc")
+GET_KINDS = ("role", "user", "node", "token", "connector", "github", "oidc")
+RM_KINDS = ("role", "user", "token", "github", "oidc")
+CONNECTOR_KINDS = ("github", "oidc")
 
 
 def parse_documents(text: str, where: str) -> list[dict[str, Any]]:
@@ -291,6 +293,11 @@ def render(kind: str, items: list[dict[str, Any]], fmt: str, single: bool = Fals
             for u in items
         ]
         return table(["User", "Roles", "Allowed to login as"], rows) + "\n"
+    if kind in ("connector", *CONNECTOR_KINDS):
+        rows = [[i["kind"], i["metadata"]["name"], i["spec"].get("display") or "",
+                 i["spec"].get("issuer_url") or i["spec"].get("endpoint_url") or "github.com"]
+                for i in items]
+        return table(["Kind", "Name", "Display", "Provider"], rows) + "\n"
     if kind == "node":
         rows = []
         for n in items:
@@ -455,6 +462,10 @@ async def create(c: Any, a: argparse.Namespace) -> None:
     for doc in docs:
         kind = doc["kind"]
         name = doc["metadata"]["name"]
+        if kind in CONNECTOR_KINDS:
+            res = await c.call("POST", "/v1/connectors", {"connector": doc, "upsert": a.force})
+            print(f"{kind} connector {name!r} has been {'created' if res['created'] else 'updated'}")
+            continue
         path = "/v1/roles" if kind == "role" else "/v1/users"
         res = await c.call("POST", path, {kind: doc, "upsert": a.force})
         print(f"{kind} {name!r} has been {'created' if res['created'] else 'updated'}")
@@ -468,6 +479,13 @@ async def get(c: Any, a: argparse.Namespace) -> None:
     elif kind == "user":
         items = [await c.call("GET", api_path("/v1/users/{user}", user=name))] if name else await c.list_users()
         items.sort(key=lambda u: u["metadata"]["name"])
+    elif kind in ("connector", *CONNECTOR_KINDS):
+        items = [i for i in await c.call("GET", "/v1/connectors")
+                 if kind == "connector" or i["kind"] == kind]
+        if name:
+            items = [i for i in items if i["metadata"]["name"] == name]
+            if not items:
+                raise NotFound(f"{kind} {name!r} not found ('tctl get connectors' lists them)")
     elif kind == "node":
         items = await c.list_nodes()
         if name:
@@ -492,6 +510,12 @@ async def rm(c: Any, a: argparse.Namespace) -> None:
         await c.call("DELETE", api_path("/v1/roles/{role}", role=name))
     elif kind == "user":
         await c.delete_user(name)
+    elif kind in CONNECTOR_KINDS:
+        from urllib.parse import quote
+
+        from teleport.auth.sso.connectors import check_connector_name
+
+        await c.call("DELETE", f"/v1/connectors/{kind}/{quote(check_connector_name(name), safe='')}")
     else:
         await c.delete_token(name)
     print(f"{kind} {name!r} has been deleted")

@@ -14,7 +14,7 @@ from typing import Any
 
 from teleport import defaults
 from teleport.cli.common import fmt_remaining, run_cli
-from teleport.errors import BadParameter, ConnectionProblem, NotAuthenticated
+from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotAuthenticated
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -44,12 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p, suppress=True)
         return p
 
-    add(
+    lp = add(
         "login",
         "Log in to a cluster and receive a certificate.",
-        "Ask for your password and one-time code, and store a short-lived certificate in ~/.tsh "
-        "(and in your ssh-agent when one runs).",
+        "Ask for your password and one-time code (or sign in with the cluster's GitHub or OIDC "
+        "connector in a browser), and store a short-lived certificate in ~/.tsh (and in your "
+        "ssh-agent when one runs).",
     )
+    lp.add_argument("--auth", default="", help="How to log in: 'local' (password), a connector's "
+                    "name, or 'github'/'oidc' (default: the cluster's authentication type)")
+    lp.add_argument("--browser", default="default", choices=["default", "none"],
+                    help="'none': do not open a browser for single sign-on, only print the URL")
     add("logout", "Delete the certificate and keys.", "Remove the current profile's keys from ~/.tsh and the ssh-agent.")
     add("status", "Show who you are logged in as.", "Show the current profile: user, logins, roles and expiry.")
     sp = add(
@@ -251,13 +256,28 @@ def _login(args: argparse.Namespace) -> Any:
     from teleport.client.prompt import ask_secret
 
     store, profile, client = _client_for(args)
-    user = args.user or (profile.user if profile and not args.proxy else None) or getpass.getuser()
     info = session.ping(client)
+    ttl = args.ttl * 60 if args.ttl else None
+    auth = getattr(args, "auth", "") or ""
+    if auth != "local" and (auth or info.get("auth", {}).get("type", "local") != "local"):
+        from teleport.client import sso
+
+        connector = sso.pick_connector(info, auth)
+        return sso.login(client, info, connector, ttl, store, browser=getattr(args, "browser", ""))
+    mode = info.get("auth", {}).get("second_factor", "otp")
+    if mode == "webauthn":
+        web = info.get("proxy", {}).get("web", {}).get("public_addr") or client.addr
+        raise AccessDenied(
+            "this cluster's second factor is a security key (webauthn), which tsh cannot use: "
+            f"log in in the browser at https://{web}/web"
+        )
+    user = args.user or (profile.user if profile and not args.proxy else None) or getpass.getuser()
     password = ask_secret(f"Enter password for Teleport user {user}: ")
     otp = ""
-    if info.get("auth", {}).get("second_factor", "otp") == "otp":
+    if mode in ("otp", "on"):
         otp = ask_secret("Enter your OTP token: ")
-    ttl = args.ttl * 60 if args.ttl else None
+    elif mode == "optional":
+        otp = ask_secret("Enter your OTP token (empty if you have none): ")
     return session.login(client, user, password, otp, ttl, store, pinged=info)
 
 
@@ -289,12 +309,17 @@ def cmd_signup(args: argparse.Namespace) -> int:
     proxy, token = session.parse_invite_url(args.url)
     client = WebClient(proxy, insecure=args.insecure)
     info = session.signup_info(client, token)
+    if info.get("second_factor") == "webauthn":
+        raise AccessDenied(
+            "this cluster's second factor is a security key (webauthn), which tsh cannot "
+            f"register: open the invite URL in a browser to sign up: {args.url}"
+        )
     user = info["user"]
     print(f"Welcome, {user}! Choose a password for your Teleport account.")
     # checked (length, match) right away and asked again, before the QR code and the code
     password = ask_new_password()
     code = ""
-    if info.get("second_factor") == "otp":
+    if info.get("otp_secret"):
         print()
         print("Scan this QR code with an authenticator app (Google Authenticator, FreeOTP, ...),")
         print("or enter the secret by hand:")

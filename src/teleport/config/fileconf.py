@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import yaml
 
 from teleport import defaults
+from teleport.auth import webauthn as webauthn_cfg
 from teleport.config.addr import HostPort, parse_host_port, valid_host
 from teleport.config.model import (
     AuthServiceConfig,
@@ -38,8 +39,8 @@ SECTIONS = ("teleport", "auth_service", "ssh_service", "proxy_service")
 LOG_OUTPUTS = ("stderr", "stdout", "syslog")
 LOG_SEVERITIES = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 STORAGE_TYPES = ("dir", "etcd", "dynamodb")
-SECOND_FACTORS = ("off", "otp")
-AUTH_TYPES = ("local",)
+SECOND_FACTORS = (*webauthn_cfg.SECOND_FACTORS, *webauthn_cfg.SECOND_FACTOR_ALIASES)
+AUTH_TYPES = defaults.AUTH_TYPES
 SESSION_RECORDING = ("node", "proxy", "off")
 # The label key syntax of the original product.
 LABEL_KEY = re.compile(r"[A-Za-z0-9/._:*-]+")
@@ -558,14 +559,21 @@ def _parse_auth(ctx: _Ctx, raw: Any) -> AuthServiceConfig:
         a.listen_addr,
     )
     a.tokens = ctx.get(d, "tokens", p, _tokens(ctx), [])
-    authn = ctx.mapping(d.get("authentication"), f"{p}.authentication", ("type", "second_factor"))
+    authn = ctx.mapping(d.get("authentication"), f"{p}.authentication",
+                        ("type", "second_factor", "webauthn", "u2f", "connector_name"))
     ap = f"{p}.authentication"
     a.auth_type = ctx.get(authn, "type", ap, lambda v, q: ctx.choice(v, q, AUTH_TYPES), a.auth_type)
+    # the default connector of `tsh login` and the login page (github and oidc types)
+    a.connector_name = ctx.get(authn, "connector_name", ap, ctx.string, "").strip()
     if "second_factor" in authn and authn["second_factor"] is None:
-        ctx.fail(f"{ap}.second_factor", "expected one of off, otp, got nothing (null)")
+        ctx.fail(f"{ap}.second_factor", f"expected one of {', '.join(SECOND_FACTORS)}, got nothing (null)")
+    # YAML 1.1 reads a bare `on` as true
     a.second_factor = ctx.get(
-        authn, "second_factor", ap, lambda v, q: ctx.choice(v, q, SECOND_FACTORS), a.second_factor
+        authn, "second_factor", ap,
+        lambda v, q: "on" if v is True else ctx.choice(v, q, SECOND_FACTORS), a.second_factor,
     )
+    a.second_factor = webauthn_cfg.SECOND_FACTOR_ALIASES.get(a.second_factor, a.second_factor)
+    _webauthn_section(ctx, authn, ap, a)
     a.session_recording = ctx.get(
         d,
         "session_recording",
@@ -875,3 +883,25 @@ def load_config_file(path: str) -> FileConfig:
 def default_config() -> FileConfig:
     """The configuration used when there is no file: every service enabled, default ports."""
     return FileConfig()
+
+
+def _webauthn_section(ctx: _Ctx, authn: dict[str, Any], ap: str, a: AuthServiceConfig) -> None:
+    """authentication.webauthn {rp_id} or the reference's u2f {app_id, facets}: the relying
+    party (RP id a host name, never an IP) and extra origins for the browser's answers."""
+    wcfg = ctx.mapping(authn.get("webauthn"), f"{ap}.webauthn", ("rp_id",))
+    ucfg = ctx.mapping(authn.get("u2f"), f"{ap}.u2f", ("app_id", "facets"))
+    try:
+        if "rp_id" in wcfg:
+            a.webauthn_rp_id = webauthn_cfg.check_rp_id(
+                ctx.string(wcfg["rp_id"], f"{ap}.webauthn.rp_id"), f"{ap}.webauthn.rp_id")
+        elif "app_id" in ucfg:
+            app_id = ctx.string(ucfg["app_id"], f"{ap}.u2f.app_id")
+            a.webauthn_rp_id = webauthn_cfg.check_rp_id(
+                webauthn_cfg.rp_from_u2f(app_id), f"{ap}.u2f.app_id")
+            a.webauthn_origins.append(app_id.rstrip("/"))
+    except BadParameter as exc:
+        ctx.fail(ap, exc.message)
+    facets = ucfg.get("facets") or []
+    if not isinstance(facets, list) or not all(isinstance(f, str) and f.startswith("https://") for f in facets):
+        ctx.fail(f"{ap}.u2f.facets", "expected a list of https:// URLs (the proxies' web addresses)")
+    a.webauthn_origins += [f.rstrip("/") for f in facets]

@@ -66,7 +66,11 @@ class AuthServiceConfig:
     listen_addr: HostPort = HostPort("0.0.0.0", defaults.AUTH_PORT)
     tokens: list[StaticToken] = field(default_factory=list)
     auth_type: str = defaults.AUTH_TYPE
+    connector_name: str = ""  # the default SSO connector (auth_type github or oidc)
     second_factor: str = defaults.SECOND_FACTOR
+    # security keys: the relying party id (empty: the proxy's public host) and extra origins
+    webauthn_rp_id: str = ""
+    webauthn_origins: list[str] = field(default_factory=list)
     session_recording: str = "node"
     max_recording_size: int = defaults.MAX_RECORDING_SIZE  # bytes (compressed) per upload
     # where events and recordings go (config/storageuri.py): "dir", dynamodb://TABLE, s3://...

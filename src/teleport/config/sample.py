@@ -88,11 +88,18 @@ auth_service:
   #   - "proxy,node:xxxxx"
   #   - "auth:yyyy"
 
-  # How users log in: type local (users created with `tctl users add`);
-  # second_factor otp (TOTP apps such as Google Authenticator) or off.
+  # How users log in: type local (users created with `tctl users add`), github or oidc
+  # (single sign-on with the connector named by connector_name, created with `tctl create`);
+  # second_factor otp (TOTP apps such as Google Authenticator), webauthn (security keys, in
+  # the browser; u2f is accepted as its old name), on (either), optional (only for users who
+  # enrolled one) or off. Security keys need the proxy reached by a host name, never an IP:
+  # the relying party is proxy_service.public_addr's host unless webauthn.rp_id names it.
   authentication:
     type: {auth_type}
     second_factor: {second_factor}
+    # connector_name: corp
+    # webauthn:
+    #   rp_id: teleport.example.com
 
   # Session recording: node (the node records every interactive session), proxy (the proxy
   # terminates SSH, records and audits the session itself: for OpenSSH nodes; users forward

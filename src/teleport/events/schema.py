@@ -32,6 +32,10 @@ EXEC = "exec"
 PORT_FORWARD = "port"
 SCP = "scp"
 AUTH_ATTEMPT = "auth"
+# the account page (auth logs them itself)
+USER_PASSWORD_CHANGE = "user.password_change"
+MFA_ADD = "mfa.add"
+MFA_DELETE = "mfa.delete"
 
 # event type -> (success code, failure code); None where the reference has no failure variant.
 EVENT_CODES: dict[str, tuple[str, str | None]] = {
@@ -49,6 +53,9 @@ EVENT_CODES: dict[str, tuple[str, str | None]] = {
     SCP: ("T3004I", None),
     # Only failed SSH authentication is logged, so its one code is a warning.
     AUTH_ATTEMPT: ("T3007W", "T3007W"),
+    USER_PASSWORD_CHANGE: ("T1005I", None),
+    MFA_ADD: ("T1006I", None),
+    MFA_DELETE: ("T1007I", None),
 }
 EVENT_TYPES: frozenset[str] = frozenset(EVENT_CODES)
 
@@ -89,6 +96,9 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     PORT_FORWARD: ("user", "addr"),
     SCP: ("user", "path", "action"),
     AUTH_ATTEMPT: ("user", "success", "error"),
+    USER_PASSWORD_CHANGE: ("user",),
+    MFA_ADD: ("user",),
+    MFA_DELETE: ("user",),
 }
 
 # Expected JSON types of the fields we know; anything else is passed through if JSON-able.

@@ -140,7 +140,7 @@ def _split_port(text: str) -> tuple[str, int | None]:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise BadParameter(f"port {text!r} is not a TCP port (1-65535)")
     return int(text)
 

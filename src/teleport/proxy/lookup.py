@@ -105,10 +105,10 @@ def format_proxy_subsystem(req: ProxyRequest) -> str:
 def _split_addr(addr: str) -> tuple[str, int | None]:
     if addr.startswith("["):
         host, _, tail = addr[1:].partition("]")
-        return host, int(tail[1:]) if tail.startswith(":") and tail[1:].isdigit() else None
+        return host, int(tail[1:]) if tail.startswith(":") and tail[1:].isascii() and tail[1:].isdigit() else None
     if addr.count(":") == 1:
         host, port = addr.split(":")
-        return host, int(port) if port.isdigit() else None
+        return host, int(port) if port.isascii() and port.isdigit() else None
     return addr, None
 
 

@@ -16,10 +16,15 @@ from aiohttp import web
 from teleport import __version__
 from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter, ConnectionProblem
-from teleport.httpapi import error_middleware, json_body, path_param
+from teleport.httpapi import error_middleware, json_body
 from teleport.limits import LoginRateLimits, source_of
+from teleport.proxy.webapi.account import AccountRoutes
+from teleport.proxy.webapi.audit import AuditRoutes
+from teleport.proxy.webapi.recordings import RecordingRoutes
 from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
+from teleport.proxy.webapi.signup import SignupRoutes
+from teleport.proxy.webapi.sso import SSORoutes
 from teleport.proxy.webapi.static import StaticRoutes
 from teleport.proxy.webapi.terminal import TerminalRoutes
 from teleport.reversetunnel.authrelay import AuthRelay
@@ -48,6 +53,11 @@ class WebProxy:
         self.login_rates = LoginRateLimits()
         self.sessions = SessionRoutes(auth, cluster_name, self.login_rates)
         self.terminal = TerminalRoutes(auth, self.sessions)
+        self.signup = SignupRoutes(auth, self.login_rates)
+        self.account = AccountRoutes(auth, cluster_name)
+        self.recordings = RecordingRoutes(auth, self.sessions)
+        self.audit = AuditRoutes(auth, self.sessions)
+        self.sso = SSORoutes(auth, self.login_rates)
 
     def set_ssh_proxy(self, ssh_proxy: Any) -> None:
         """The SSH proxy service the browser terminal routes through (once it runs)."""
@@ -62,13 +72,16 @@ class WebProxy:
         r.add_get("/webapi/ping", self.ping)
         r.add_get("/v1/webapi/ping", self.ping)
         r.add_post("/v1/webapi/ssh/certs", self.ssh_certs)
-        r.add_get("/v1/webapi/users/invites/{token}", self.get_invite)
         r.add_post("/v1/webapi/users", self.complete_invite)
-        r.add_get("/web/invite/{token}", self.invite_page)
+        self.signup.add_routes(r)  # the invite page and API, key logins
+        self.account.add_routes(r)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
         # nodes behind a firewall: their own TLS to auth, relayed (reversetunnel/authrelay.py)
         AuthRelay(lambda: list(self.auth.addrs)).add_routes(r)
+        self.recordings.add_routes(r)
+        self.audit.add_routes(r)
+        self.sso.add_routes(r)
         StaticRoutes().add_routes(r)
         return app
 
@@ -80,7 +93,7 @@ class WebProxy:
     async def ping(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "auth": {"type": "local", "second_factor": await self.second_factor()},
+                "auth": await self.sso.ping_auth(await self.second_factor()),
                 "proxy": {
                     "ssh": {"public_addr": self.ssh_public_addr},
                     "web": {"public_addr": self.web_public_addr},
@@ -132,9 +145,6 @@ class WebProxy:
             "cluster_name": result["cluster_name"],
         }
 
-    async def get_invite(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.auth.get_invite(path_param(request, "token")))
-
     async def complete_invite(self, request: web.Request) -> web.Response:
         data = await json_body(request)
         token = data.get("invite_token")
@@ -156,15 +166,6 @@ class WebProxy:
             f"<h1>Cluster {html.escape(self.cluster_name)}</h1>"
             f"<p>Log in from a terminal: <code>tsh --proxy={html.escape(self.web_public_addr)} login</code></p>"
             '<p>or in the browser: <a href="/web">the web UI</a></p>'
-        )
-        return web.Response(text=body, content_type="text/html")
-
-    async def invite_page(self, request: web.Request) -> web.Response:
-        url = f"https://{self.web_public_addr}/web/invite/{path_param(request, 'token')}"
-        body = (
-            "<!doctype html><title>Complete your invite</title><h1>Welcome</h1>"
-            "<p>Complete your account from a terminal:</p>"
-            f"<pre>tsh signup {html.escape(url)}</pre>"
         )
         return web.Response(text=body, content_type="text/html")
 

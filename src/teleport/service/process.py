@@ -23,6 +23,7 @@ from teleport.auth.client import AuthClient, client_ssl_context
 from teleport.auth.server import AuthServer, HostIdentity, StaticToken
 from teleport.auth.statecheck import check_cluster_state, storage_location
 from teleport.auth.store import ClusterStore
+from teleport.auth.webauthn import WebAuthnSettings
 from teleport.backend import open_backend
 from teleport.backend.base import Backend
 from teleport.ca import tlsca
@@ -130,6 +131,8 @@ class TeleportProcess:
         )
         auth = self.auth
         auth.session_recording = a.session_recording
+        auth.webauthn_settings = WebAuthnSettings(a.webauthn_rp_id, list(a.webauthn_origins))
+        auth.auth_type, auth.connector_name = a.auth_type, a.connector_name
         ident = tlsca.Identity(
             username=f"{self.host_id}.{auth.cluster_name}",
             system_role="Auth",

@@ -296,12 +296,13 @@ ERRORS = [
         'auth_service.tokens: expected a list of "roles:token" strings',
     ),
     (
-        "auth_service:\n  authentication: {second_factor: u2f}\n",
-        'auth_service.authentication.second_factor: expected one of off, otp, got "u2f"',
+        "auth_service:\n  authentication: {second_factor: yubikey}\n",
+        'auth_service.authentication.second_factor: expected one of off, otp, webauthn, on, '
+        'optional, u2f, got "yubikey"',
     ),
     (
-        "auth_service:\n  authentication: {type: oidc}\n",
-        'auth_service.authentication.type: expected one of local, got "oidc"',
+        "auth_service:\n  authentication: {type: saml}\n",
+        'auth_service.authentication.type: expected one of local, github, oidc, got "saml"',
     ),
     (
         "auth_service:\n  session_recording: proxies\n",
@@ -472,3 +473,37 @@ def test_max_recording_size(value: str, want: int) -> None:
 def test_max_recording_size_errors(value: str) -> None:
     with pytest.raises(ConfigError, match=r"t\.yaml: auth_service\.max_recording_size: expected a size"):
         parse_config_text(f"auth_service:\n  max_recording_size: {value}\n", "t.yaml")
+
+
+@pytest.mark.parametrize(
+    ("authn", "factor", "rp_id", "origins"),
+    [
+        ("{second_factor: on}", "on", "", []),
+        ("{second_factor: optional}", "optional", "", []),
+        ("{second_factor: webauthn, webauthn: {rp_id: Proxy.Example.com}}", "webauthn",
+         "proxy.example.com", []),
+        # the reference's U2F settings map to the WebAuthn relying party
+        ("{second_factor: u2f, u2f: {app_id: 'https://localhost:3080', facets: "
+         "['https://localhost', 'https://localhost:3080']}}", "webauthn", "localhost",
+         ["https://localhost:3080", "https://localhost", "https://localhost:3080"]),
+    ],
+)
+def test_second_factor_webauthn(authn: str, factor: str, rp_id: str, origins: list[str]) -> None:
+    cfg = parse_config_text(f"auth_service:\n  authentication: {authn}\n")
+    a = cfg.auth_service
+    assert (a.second_factor, a.webauthn_rp_id, a.webauthn_origins) == (factor, rp_id, origins)
+
+
+@pytest.mark.parametrize(
+    ("authn", "message"),
+    [
+        ("{webauthn: {rp_id: 10.0.0.1}}", "browsers refuse an IP address"),
+        ("{u2f: {app_id: 'https://192.168.1.5:3080'}}", "browsers refuse an IP address"),
+        ("{u2f: {app_id: 'http://proxy:3080'}}", "must be an https URL"),
+        ("{u2f: {app_id: 'https://p', facets: [ftp://x]}}", "expected a list of https://"),
+        ("{webauthn: {rp: x}}", "rp"),
+    ],
+)
+def test_webauthn_settings_errors(authn: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config_text(f"auth_service:\n  authentication: {authn}\n")

@@ -44,7 +44,7 @@ class StaticRoutes:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/web", self.page)
-        router.add_get("/web/{page:(login|nodes|terminal)}", self.page)
+        router.add_get("/web/{page:(login|nodes|terminal|sessions|recordings|audit)}", self.page)
         router.add_get("/web/assets/{name}", self.asset)
         router.add_get("/web/vendor/{name}", self.vendor)
 

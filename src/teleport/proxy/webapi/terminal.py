@@ -1,6 +1,7 @@
 """The browser terminal: a WebSocket that the proxy turns into an SSH session on a node.
 
     GET /v1/webapi/sites/<cluster>/connect?node=<name or id>&login=<login>&cols=<n>&rows=<n>
+    GET /v1/webapi/sites/<cluster>/connect?sid=<live session>&cols=<n>&rows=<n>   (join, webapi/join.py)
 
 The cookie's web session is checked before the upgrade; the page's first message must carry the
 session's CSRF token ({"type": "auth", "csrf_token": ...}) before anything is dialled (a WebSocket
@@ -12,7 +13,9 @@ audit events and recording). The key is never written anywhere and dies with the
 
 Messages: binary frames both ways are terminal bytes; text frames from the page are JSON
 ({"type": "resize", "cols", "rows"} or {"type": "input", "data"}); text frames from the proxy
-are JSON {"type": "error" | "closed", "message"}.
+are JSON {"type": "error" | "closed", "message"}. The proxy re-checks the web session every
+WEB_TERMINAL_SESSION_CHECK seconds and ends the terminal when it has ended (logout elsewhere,
+idle timeout, expiry).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import json
 import logging
 import socket
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -31,9 +35,10 @@ from teleport import defaults, sshalgs
 from teleport.auth.client import AuthClient
 from teleport.errors import AccessDenied, BadParameter, ConnectionProblem, NotFound, TeleportError
 from teleport.proxy import lookup
+from teleport.proxy.webapi.join import SESSION_ENV, join_target
 from teleport.proxy.webapi.security import SECURITY_HEADERS, WebContext, check_csrf, web_session
 from teleport.proxy.webapi.sessions import SessionRoutes, remote_addr
-from teleport.types.names import check_login
+from teleport.types.names import check_login, check_sid
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import DialTarget, ProxySSHService
@@ -45,7 +50,7 @@ def _size(request: web.Request, name: str, default: int, top: int) -> int:
     text = request.query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= top:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= top:
         raise BadParameter(f"{name} must be a number from 1 to {top}")
     return int(text)
 
@@ -64,14 +69,18 @@ class TerminalRoutes:
     async def connect(self, request: web.Request) -> web.StreamResponse:
         ctx = await web_session(request, self.auth, csrf=False)  # the token comes in-band
         self.sessions.check_cluster(request)
+        join = request.query.get("sid", "")
         node = request.query.get("node", "")
-        login = check_login(request.query.get("login", ""))
+        login = "" if join else check_login(request.query.get("login", ""))
         cols = _size(request, "cols", 80, defaults.WEB_TERMINAL_MAX_COLS)
         rows = _size(request, "rows", 24, defaults.WEB_TERMINAL_MAX_ROWS)
         # the SSH proxy's own parser: the same syntax checks as `proxy:host@cluster`
-        req = lookup.parse_proxy_subsystem(f"proxy:{node}@{self.sessions.cluster_name}")
-        if not req.host:
-            raise BadParameter("missing node: give ?node=<name or id>")
+        if join:
+            check_sid(join)
+        else:
+            req = lookup.parse_proxy_subsystem(f"proxy:{node}@{self.sessions.cluster_name}")
+            if not req.host:
+                raise BadParameter("missing node: give ?node=<name or id> (or ?sid= to join)")
         ws = web.WebSocketResponse(
             max_msg_size=defaults.WEB_TERMINAL_MAX_MESSAGE, heartbeat=defaults.WEB_TERMINAL_PING_INTERVAL,
         )
@@ -80,7 +89,7 @@ class TerminalRoutes:
             raise BadParameter("this route is a WebSocket: connect with a WebSocket client")
         await ws.prepare(request)
         try:
-            await self._serve(request, ws, ctx, req, login, cols, rows)
+            await self._serve(request, ws, ctx, node, login, join, cols, rows)
         except TeleportError as err:
             await _say(ws, "error", err.message)
         except (asyncssh.Error, OSError) as exc:
@@ -91,7 +100,7 @@ class TerminalRoutes:
 
     async def _serve(
         self, request: web.Request, ws: web.WebSocketResponse, ctx: WebContext,
-        req: lookup.ProxyRequest, login: str, cols: int, rows: int,
+        node: str, login: str, join: str, cols: int, rows: int,
     ) -> None:
         try:
             first = await asyncio.wait_for(ws.receive(), defaults.WEB_TERMINAL_AUTH_TIMEOUT)
@@ -104,6 +113,12 @@ class TerminalRoutes:
                 if isinstance(msg, dict) and msg.get("type") == "auth":
                     token = str(msg.get("csrf_token") or "")
         check_csrf(token, str(ctx.session.get("csrf_token", "")))
+        env: dict[str, str] = {}
+        if join:
+            # the session's own node and login, as tsh join takes them
+            joined = await join_target(self.auth, ctx, join)
+            node, login, env = joined.node, joined.login, {SESSION_ENV: joined.sid}
+        req = lookup.parse_proxy_subsystem(f"proxy:{node}@{self.sessions.cluster_name}")
         svc = self.ssh_proxy
         if svc is None:
             raise ConnectionProblem("the proxy's SSH service is still starting: try again")
@@ -119,7 +134,7 @@ class TerminalRoutes:
             )
         conn = await self._open_ssh(request, svc, ctx, target, login)
         try:
-            await _relay(ws, conn, cols, rows, target)
+            await _relay(ws, conn, cols, rows, env, lambda: self._session_watch(ctx))
         finally:
             conn.close()
             with contextlib.suppress(Exception):
@@ -183,6 +198,20 @@ class TerminalRoutes:
         raise NotFound(f"cannot connect to node {target.shown}: {error or 'no address'}")
 
 
+    async def _session_watch(self, ctx: WebContext) -> str:
+        """Return (with the reason) once the web session behind this terminal has ended."""
+        while True:
+            await asyncio.sleep(defaults.WEB_TERMINAL_SESSION_CHECK)
+            try:
+                await self.auth.call("POST", "/v1/websessions/get",
+                                     {"session_id": ctx.session_id, "touch": False})
+            except AccessDenied as err:
+                return f"{err.message} (the terminal is closed)"
+            except TeleportError as err:
+                # auth unreachable for a moment: keep the terminal, check again later
+                log.info("cannot check web session of %s: %s", ctx.user, err.message)
+
+
 async def _say(ws: web.WebSocketResponse, kind: str, message: str) -> None:
     if not ws.closed:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -191,11 +220,11 @@ async def _say(ws: web.WebSocketResponse, kind: str, message: str) -> None:
 
 async def _relay(
     ws: web.WebSocketResponse, conn: asyncssh.SSHClientConnection, cols: int, rows: int,
-    target: DialTarget,
+    env: dict[str, str], watch: Callable[[], Coroutine[Any, Any, str]],
 ) -> None:
-    """Bytes both ways until the shell exits or the page goes away."""
+    """Bytes both ways until the shell exits, the page goes away or the web session ends."""
     proc: asyncssh.SSHClientProcess[bytes] = await conn.create_process(
-        term_type="xterm-256color", term_size=(cols, rows), encoding=None,
+        term_type="xterm-256color", term_size=(cols, rows), encoding=None, env=env,
     )
 
     async def output() -> None:
@@ -207,16 +236,19 @@ async def _relay(
 
     pump = asyncio.ensure_future(output())
     reader = asyncio.ensure_future(_from_page(ws, proc))
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({pump, reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if pump.done():
             await proc.wait_closed()
             status = proc.exit_status
             await _say(ws, "closed", f"session ended (exit status {status if status is not None else '?'})")
+        elif watcher.done() and not watcher.cancelled() and watcher.exception() is None:
+            await _say(ws, "closed", watcher.result())
     finally:
-        for t in (pump, reader):
+        for t in (pump, reader, watcher):
             t.cancel()
-        await asyncio.gather(pump, reader, return_exceptions=True)
+        await asyncio.gather(pump, reader, watcher, return_exceptions=True)
         proc.close()
 
 
