@@ -17,10 +17,17 @@ kept in memory.
 
 Thread safety: every public method holds one lock and never awaits, so it may be called from the
 event loop or from executor threads.
+
+Several auth servers may share the log directory (the reference's HA setup puts data_dir/log on a
+network file system): every append holds an exclusive ``flock`` on its day file while it reads
+what the others appended since it last looked (their uids join the index), checks the tail, and
+writes. De-duplication by uid is then exact across processes, and no writer ever lands on another's
+fragment.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -53,57 +60,66 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def repair_torn_tail(path: str) -> int:
+def repair_torn_tail(path: str, locked_fd: int | None = None) -> int:
     """Cut a day file back to its last complete line; return how many bytes were cut.
 
     The fragment is appended to ``<path>.torn`` (kept for an investigator, never read back as
     events); when even that cannot be written (the disk is full) it is dropped, and the warning
     says so. A fragment is never an event anyone was told is stored: its append did not return.
+    With ``locked_fd`` (read-write, its flock held by the caller) that descriptor is used; without
+    it the file is opened and flocked here.
     """
+    if locked_fd is not None:
+        return _repair_fd(path, locked_fd)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except (FileNotFoundError, IsADirectoryError):
         return 0
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 0
-        # Find the last newline, reading backwards in blocks (a fragment is at most one line).
-        end = size
-        good = 0
-        block = 64 * 1024
-        while end > 0:
-            start = max(0, end - block)
-            chunk = os.pread(fd, end - start, start)
-            i = chunk.rfind(b"\n")
-            if i >= 0:
-                good = start + i + 1
-                break
-            end = start
-        if good == size:
-            return 0
-        fragment = os.pread(fd, size - good, good)
-        kept = ""
-        try:
-            tfd = os.open(path + TORN_SUFFIX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                          FILE_MODE)
-            try:
-                _write_all(tfd, fragment + b"\n")
-                os.fsync(tfd)
-            finally:
-                os.close(tfd)
-            kept = f"; moved to {path + TORN_SUFFIX}"
-        except OSError as exc:
-            kept = f"; could not keep it in {path + TORN_SUFFIX} ({exc.strerror or exc}), dropped"
-        os.ftruncate(fd, good)
-        os.fsync(fd)
-        log.warning(
-            "audit log %s ended with an incomplete line of %d bytes (a crash or a full disk during "
-            "a write); cut back to the last complete line%s", path, size - good, kept,
-        )
-        return size - good
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another auth server may be appending to it
+        return _repair_fd(path, fd)
     finally:
         os.close(fd)
+
+
+def _repair_fd(path: str, fd: int) -> int:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    # Find the last newline, reading backwards in blocks (a fragment is at most one line).
+    end = size
+    good = 0
+    block = 64 * 1024
+    while end > 0:
+        start = max(0, end - block)
+        chunk = os.pread(fd, end - start, start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            good = start + i + 1
+            break
+        end = start
+    if good == size:
+        return 0
+    fragment = os.pread(fd, size - good, good)
+    kept = ""
+    try:
+        tfd = os.open(path + TORN_SUFFIX, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                      FILE_MODE)
+        try:
+            _write_all(tfd, fragment + b"\n")
+            os.fsync(tfd)
+        finally:
+            os.close(tfd)
+        kept = f"; moved to {path + TORN_SUFFIX}"
+    except OSError as exc:
+        kept = f"; could not keep it in {path + TORN_SUFFIX} ({exc.strerror or exc}), dropped"
+    os.ftruncate(fd, good)
+    os.fsync(fd)
+    log.warning(
+        "audit log %s ended with an incomplete line of %d bytes (a crash or a full disk during "
+        "a write); cut back to the last complete line%s", path, size - good, kept,
+    )
+    return size - good
 
 
 DIR_MODE = 0o750
@@ -138,6 +154,29 @@ def _read_lines(path: str) -> Iterator[dict[str, Any]]:
                 yield ev
 
 
+def _scan_uids(fd: int, start: int) -> tuple[set[str], int]:
+    """The uids of the complete lines from byte ``start`` on, and the offset just past them."""
+    uids: set[str] = set()
+    offset = start
+    pending = b""
+    while True:
+        chunk = os.pread(fd, 1 << 20, offset + len(pending))
+        if not chunk:
+            break
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        for raw in data[:cut].splitlines():
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(ev, dict) and isinstance(ev.get("uid"), str):
+                uids.add(ev["uid"])
+        offset += cut
+        pending = data[cut:]
+    return uids, offset
+
+
 class FileAuditLog(AuditLog):
     """Append-only JSON-lines audit log with de-duplication by event uid and time-window search."""
 
@@ -148,8 +187,10 @@ class FileAuditLog(AuditLog):
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._fd_name: str | None = None
-        # day file name -> uids stored in it; most recently used last.
+        # day file name -> uids stored in it; most recently used last; and how far into the
+        # file they were read (what another auth server appended after that is read on append)
         self._uids: OrderedDict[str, set[str]] = OrderedDict()
+        self._offsets: dict[str, int] = {}
         now = time.time()
         with self._lock:
             # Only the last line of a file can be torn (appends are the only writes).
@@ -184,20 +225,44 @@ class FileAuditLog(AuditLog):
         stored = [False] * len(checked)
         with self._lock:
             for name, items in by_day.items():
-                uids = self._index(name)
-                fresh: dict[str, tuple[int, bytes]] = {}
-                for i, ev in items:
-                    if ev["uid"] not in uids and ev["uid"] not in fresh:
-                        line = (json.dumps(ev, separators=(",", ":")) + "\n").encode("utf-8")
-                        fresh[ev["uid"]] = (i, line)
-                if not fresh:
-                    continue
-                self._write_locked(name, b"".join(line for _, line in fresh.values()))
-                # Marked only now that the lines are on disk: a failed write above marks nothing.
-                for uid, (i, _) in fresh.items():
-                    uids.add(uid)
-                    stored[i] = True
+                fd = self._open(name)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # other auth servers sharing the directory
+                try:
+                    uids = self._catch_up(name, fd)
+                    fresh: dict[str, tuple[int, bytes]] = {}
+                    for i, ev in items:
+                        if ev["uid"] not in uids and ev["uid"] not in fresh:
+                            line = (json.dumps(ev, separators=(",", ":")) + "\n").encode("utf-8")
+                            fresh[ev["uid"]] = (i, line)
+                    if not fresh:
+                        continue
+                    self._write_locked(name, b"".join(line for _, line in fresh.values()))
+                    self._offsets[name] = os.fstat(fd).st_size
+                    # Marked only now that the lines are on disk: a failed write marks nothing.
+                    for uid, (i, _) in fresh.items():
+                        uids.add(uid)
+                        stored[i] = True
+                finally:
+                    if self._fd == fd:  # a failed write closed it, which released the lock
+                        fcntl.flock(fd, fcntl.LOCK_UN)
         return stored
+
+    def _catch_up(self, name: str, fd: int) -> set[str]:
+        """Under the day file's flock: cut a fragment another writer's crash left, and add the
+        uids appended by others since this process last read the file."""
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            repair_torn_tail(os.path.join(self.log_dir, name), locked_fd=fd)
+            size = os.fstat(fd).st_size
+        uids = self._index(name)
+        offset = self._offsets.get(name, 0)
+        if size < offset:  # the file was replaced or cut: read it again
+            uids.clear()
+            offset = 0
+        if size > offset:
+            more, self._offsets[name] = _scan_uids(fd, offset)
+            uids |= more
+        return uids
 
     def _write_locked(self, name: str, data: bytes) -> None:
         fd = self._open(name)
@@ -252,10 +317,9 @@ class FileAuditLog(AuditLog):
         # Rotation (or a late event for another day): the previous file is closed.
         self._close_locked()
         path = os.path.join(self.log_dir, name)
-        # A torn tail (crash, or a failed write we could not cut back) is repaired before we
-        # append, so that our first line never lands on a fragment.
-        repair_torn_tail(path)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        # Read-write: a torn tail (a crash, or a failed write we could not cut back) is checked
+        # and cut under the flock before every append (_catch_up).
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             st = os.fstat(fd)
             if st.st_mode & 0o777 != FILE_MODE:
@@ -270,10 +334,20 @@ class FileAuditLog(AuditLog):
         uids = self._uids.get(name)
         if uids is None:
             path = os.path.join(self.log_dir, name)
-            uids = {ev["uid"] for ev in _read_lines(path) if isinstance(ev.get("uid"), str)}
+            try:
+                rfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                uids, offset = set(), 0
+            else:
+                try:
+                    uids, offset = _scan_uids(rfd, 0)
+                finally:
+                    os.close(rfd)
             self._uids[name] = uids
+            self._offsets[name] = offset
             while len(self._uids) > self.max_indexed_days:
-                self._uids.popitem(last=False)
+                old, _ = self._uids.popitem(last=False)
+                self._offsets.pop(old, None)
         else:
             self._uids.move_to_end(name)
         return uids
