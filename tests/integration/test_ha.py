@@ -7,7 +7,8 @@ it, two proxies and a node that lists only the first auth server.
 3. While logins, `tsh ls` and `tsh ssh` run in a loop: kill auth server 1, then the etcd leader,
    then proxy 1. No operation fails after the documented retry: one retry of an operation, and
    for a dead proxy the client's switch to the other proxy (tsh has one proxy per profile).
-   Every command that ran is in the audit logs of the auth servers exactly once.
+   Every command that ran is in the audit log the auth servers share (data_dir/log on one file
+   system, as the reference's HA setup has it) exactly once, and tctl events ls on either shows it.
 """
 
 from __future__ import annotations
@@ -140,11 +141,16 @@ def ha() -> Iterator[HA]:
     try:
         members = start_etcd_cluster(directory, 3)
         peers = ", ".join(f'"{m.url}"' for m in members)
+        # the reference's HA setup: one file system shared by the auth servers at data_dir/log
+        shared_log = directory / "shared-log"
+        shared_log.mkdir(mode=0o750)
         for _ in range(2):
             a = new_cluster(roles="auth", cluster_name="ha-cluster", static_token=TOKEN,
                             second_factor="off",
                             storage=f"{{type: etcd, peers: [{peers}], prefix: /tp-ha}}")
             auths.append(a)
+            os.makedirs(a.data_dir, mode=0o700, exist_ok=True)
+            os.symlink(shared_log, os.path.join(a.data_dir, "log"))
             a.start()
         addrs = [a.auth_addr for a in auths]
         proxies = [Service(f"proxy{i}", "proxy", addrs) for i in (1, 2)]
@@ -281,18 +287,20 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
 
     def found() -> dict[str, int]:
         counts: dict[str, int] = {}
-        for a in ha.auths:
-            for path in glob.glob(os.path.join(a.data_dir, "log", "*.log")):
-                with open(path, errors="replace") as f:
-                    for line in f:
-                        try:
-                            ev = json.loads(line)
-                        except ValueError:
-                            continue
-                        cmd = str(ev.get("command", "")) if ev.get("event") == "exec" else ""
-                        if cmd.startswith("echo ha-"):
-                            word = cmd.split()[-1]
-                            counts[word] = counts.get(word, 0) + 1
+        # both auth servers' data_dir/log are the one shared directory: read each file once
+        paths = {os.path.realpath(p) for a in ha.auths
+                 for p in glob.glob(os.path.join(a.data_dir, "log", "*.log"))}
+        for path in sorted(paths):
+            with open(path, errors="replace") as f:
+                for line in f:
+                    try:
+                        ev = json.loads(line)
+                    except ValueError:
+                        continue
+                    cmd = str(ev.get("command", "")) if ev.get("event") == "exec" else ""
+                    if cmd.startswith("echo ha-"):
+                        word = cmd.split()[-1]
+                        counts[word] = counts.get(word, 0) + 1
         return counts
 
     _wait(lambda: all(w in found() for w in expected), 90, "every command's exec event")
@@ -301,3 +309,11 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
           f"found ({len(counts)} distinct commands logged)")
     assert {w: counts.get(w, 0) for w in expected} == {w: 1 for w in expected}
     assert all(n == 1 for n in counts.values()), counts
+    # tctl events ls on any live auth server (auth 1 was killed) shows every command, each once
+    live = [a for a in ha.auths if a.proc is not None and a.proc.poll() is None]
+    assert live
+    for a in live:
+        listed = a.tctl("events", "ls", "--format=json").stdout
+        words = [str(e.get("command", "")).split()[-1] for e in json.loads(listed)
+                 if e.get("event") == "exec" and str(e.get("command", "")).startswith("echo ha-")]
+        assert sorted(words) == sorted(expected), (a.auth_addr, words)
