@@ -203,6 +203,15 @@ TUNNEL_DIAL_TIMEOUT = 15.0
 # The agent's whole connect + handshake to the proxy.
 TUNNEL_CONNECT_TIMEOUT = 20.0
 
+# Trusted clusters (trustedcluster/, auth/trust.py)
+# The leaf's CA exchange with the root's proxy (connect, TLS, answer).
+TRUSTED_CLUSTER_EXCHANGE_TIMEOUT = 20.0
+# A leaf's proxy re-reads its trusted clusters this often (new ones get a tunnel, removed or
+# disabled ones lose it); the root's proxy re-reads the trusted CAs as often.
+TRUSTED_CLUSTER_POLL = 3.0
+# The first line a root's proxy writes on a channel to a leaf (its request) is at most this long.
+CLUSTER_REQUEST_MAX = 16384
+
 # High availability (service/authservers.py, auth/client.py, backend/etcd.py)
 # Auth servers register themselves (kind "auth_server") this often, for SERVER_TTL; nodes and
 # proxies re-read the list this often and keep it in data_dir/AUTH_SERVERS_FILE (0600), which

@@ -32,6 +32,10 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("web_session", "delete"),
             ("web_session", "sign"),
             ("host_cert", "reissue"),
+            # trusted clusters: a leaf's proxy keeps a tunnel to each root; a root's proxy
+            # passes a leaf's CA exchange (token-authorized) to auth
+            ("trusted_cluster", "list"),
+            ("trusted_cluster", "validate"),
         }
     ),
     "Node": frozenset(

@@ -14,6 +14,7 @@ from teleport.auth.hosts import (
 )
 from teleport.auth.login import NO_LOGIN_PRINCIPAL, LoginMixin, LoginResult, clamp_ttl
 from teleport.auth.rotation import RotationMixin
+from teleport.auth.trust import TrustMixin
 from teleport.auth.users import UsersMixin, check_traits, server_labels
 
 __all__ = [
@@ -31,5 +32,5 @@ __all__ = [
 ]
 
 
-class AuthServer(UsersMixin, LoginMixin, RotationMixin):
+class AuthServer(UsersMixin, LoginMixin, RotationMixin, TrustMixin):
     """Holds the cluster's CAs and state; every method is an action the API authorizes first."""

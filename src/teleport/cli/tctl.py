@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from teleport import defaults
+from teleport.cli import tctl_trust
 from teleport.cli.common import fmt_time, run_cli, table
 from teleport.errors import BadParameter, NotFound
 from teleport.types.names import api_path
@@ -80,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="Manage join and invite tokens.", description="List or delete tokens.")
     ts = tokens.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     ts.add_parser("ls", help="List tokens.", description="List join tokens (static ones never expire) and invites.")
+    tadd = ts.add_parser("add", help="Create a join token.", description="Create a join token: "
+                         "--type=trusted_cluster for a leaf cluster's trusted_cluster resource, or "
+                         "node/proxy/auth for a host (as 'tctl nodes add').")
+    tadd.add_argument("--type", required=True, help="trusted_cluster, or host roles node,proxy,auth")
+    tadd.add_argument("--ttl", default="30m", help="Token lifetime (default 30m; can only be shortened)")
     tdel = ts.add_parser("del", help="Delete a token.", description="Revoke a dynamic join token or an invite.")
     tdel.add_argument("token", help="The token to delete")
 
@@ -95,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser(
         "get",
         help="Print resources.",
-        description="Print resources: roles, role/NAME, users, user/NAME, nodes, node/NAME, tokens. "
+        description="Print resources: roles, role/NAME, users, user/NAME, nodes, node/NAME, tokens, "
+        "trusted_clusters, trusted_cluster/NAME. "
         "'--format=yaml' output can be edited and fed back to 'tctl create -f'.",
     )
     get.add_argument("resource", help="roles | role/NAME | users | user/NAME | nodes | node/NAME | tokens")
@@ -106,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Delete a resource.",
         description="Delete a resource: role/NAME (refused while users hold it), user/NAME, token/TOKEN.",
     )
-    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN")
+    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN | trusted_cluster/NAME")
     rm.set_defaults(subcommand="")
 
     events = sub.add_parser("events", help="Search the audit log.", description="Search the audit log.")
@@ -173,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # resource files and output (pure helpers) -------------------------------------------------
-CREATE_KINDS = ("role", "user")
-GET_KINDS = ("role", "user", "node", "token")
-RM_KINDS = ("role", "user", "token")
+CREATE_KINDS = ("role", "user", "trusted_cluster")
+GET_KINDS = ("role", "user", "node", "token", "trusted_cluster")
+RM_KINDS = ("role", "user", "token", "trusted_cluster")
 
 
 def parse_documents(text: str, where: str) -> list[dict[str, Any]]:
@@ -291,6 +298,8 @@ def render(kind: str, items: list[dict[str, Any]], fmt: str, single: bool = Fals
             for u in items
         ]
         return table(["User", "Roles", "Allowed to login as"], rows) + "\n"
+    if kind == "trusted_cluster":
+        return tctl_trust.render_table(items)
     if kind == "node":
         rows = []
         for n in items:
@@ -455,9 +464,12 @@ async def create(c: Any, a: argparse.Namespace) -> None:
     for doc in docs:
         kind = doc["kind"]
         name = doc["metadata"]["name"]
-        path = "/v1/roles" if kind == "role" else "/v1/users"
-        res = await c.call("POST", path, {kind: doc, "upsert": a.force})
-        print(f"{kind} {name!r} has been {'created' if res['created'] else 'updated'}")
+        if kind == "trusted_cluster":
+            created = await tctl_trust.create(c, doc, a.force)
+        else:
+            path = "/v1/roles" if kind == "role" else "/v1/users"
+            created = (await c.call("POST", path, {kind: doc, "upsert": a.force}))["created"]
+        print(f"{kind} {name!r} has been {'created' if created else 'updated'}")
 
 
 async def get(c: Any, a: argparse.Namespace) -> None:
@@ -468,6 +480,8 @@ async def get(c: Any, a: argparse.Namespace) -> None:
     elif kind == "user":
         items = [await c.call("GET", api_path("/v1/users/{user}", user=name))] if name else await c.list_users()
         items.sort(key=lambda u: u["metadata"]["name"])
+    elif kind == "trusted_cluster":
+        items = await tctl_trust.get_items(c, name)
     elif kind == "node":
         items = await c.list_nodes()
         if name:
@@ -492,6 +506,8 @@ async def rm(c: Any, a: argparse.Namespace) -> None:
         await c.call("DELETE", api_path("/v1/roles/{role}", role=name))
     elif kind == "user":
         await c.delete_user(name)
+    elif kind == "trusted_cluster":
+        await tctl_trust.remove(c, name)
     else:
         await c.delete_token(name)
     print(f"{kind} {name!r} has been deleted")
@@ -602,6 +618,7 @@ async def auth_ls(c: Any, a: argparse.Namespace) -> None:
             rows.append([ca["spec"]["type"], fingerprint_sha256(key)])
     print(f"CA keys for the local cluster {cluster}:\n")
     print(table(["CA Type", "Fingerprint"], rows))
+    print(await tctl_trust.auth_ls_trusted(c))
 
 
 async def auth_sign(c: Any, a: argparse.Namespace) -> None:
@@ -684,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         ("nodes", "add"): nodes_add,
         ("nodes", "ls"): nodes_ls,
         ("tokens", "ls"): tokens_ls,
+        ("tokens", "add"): tctl_trust.tokens_add,
         ("tokens", "del"): tokens_del,
         ("auth", "export"): auth_export,
         ("auth", "ls"): auth_ls,
@@ -697,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
         async def inner() -> None:
             cfg, client = connect(args.config)
             async with client:
-                if handler is nodes_add:
+                if handler in (nodes_add, tctl_trust.tokens_add):
                     await handler(client, args, cfg)
                 else:
                     await handler(client, args)

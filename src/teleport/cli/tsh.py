@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--format", choices=["text", "json", "yaml"], default="text", help="Output format")
     ls.add_argument("--cluster", default="", help="The cluster whose nodes to list (default: your login's cluster)")
 
-    add("clusters", "List the clusters.", "The cluster you are logged in to (and, later, its trusted clusters), with their status.")
+    add("clusters", "List the clusters.", "The cluster you are logged in to and its trusted (leaf) clusters, with their status (online while their tunnel is up).")
 
     rec = add("recordings", "List recorded sessions.", "Recorded sessions, from the audit log.")
     rec_sub = rec.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
@@ -333,7 +333,7 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     import asyncio
 
-    from teleport.client import ssh
+    from teleport.client import ssh, trusted
     from teleport.proxy.lookup import filter_by_labels, label_selector
 
     login, host = _split_target(args.destination, args.login)
@@ -341,11 +341,13 @@ async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     command = " ".join(args.remote_command) if args.remote_command else None
     proxy = await ssh.connect_proxy(creds, login)
     try:
+        creds = await trusted.creds_for(proxy, creds, args.cluster)
         selector = label_selector(host)
         if selector is not None:
             if command is None:
                 raise BadParameter("a label target runs a command on many nodes: give the command")
-            nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
+            nodes = filter_by_labels(
+                await trusted.list_nodes(proxy, args.cluster, creds.profile.cluster), selector)
             if not nodes:
                 raise BadParameter(f"no nodes match the labels {host!r} (see 'tsh ls')")
             return max(await asyncio.gather(*(
@@ -418,10 +420,11 @@ def cmd_scp(args: argparse.Namespace) -> int:
 
 async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: str,
                login: str) -> int:
-    from teleport.client import scp, ssh
+    from teleport.client import scp, ssh, trusted
 
     proxy = await ssh.connect_proxy(creds, login)
     try:
+        creds = await trusted.creds_for(proxy, creds, args.cluster)
         try:
             conn = await ssh.connect_node(proxy, creds, host, args.port, login, args.cluster)
         except ConnectionProblem as exc:
@@ -447,7 +450,7 @@ async def _ls(args: argparse.Namespace) -> int:
     import json
 
     from teleport.cli.common import table
-    from teleport.client import ssh
+    from teleport.client import ssh, trusted
     from teleport.proxy.lookup import filter_by_labels, label_selector, node_labels
 
     selector: dict[str, str] = {}
@@ -460,7 +463,8 @@ async def _ls(args: argparse.Namespace) -> int:
     _check_cluster(args, creds)
     proxy = await ssh.connect_proxy(creds)
     try:
-        nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
+        await trusted.creds_for(proxy, creds, args.cluster)  # an unknown cluster is an error
+        nodes = filter_by_labels(await trusted.list_nodes(proxy, args.cluster, creds.profile.cluster), selector)
     finally:
         proxy.close()
     nodes.sort(key=lambda n: (n.get("spec", {}).get("hostname", ""), n["metadata"]["name"]))
@@ -487,8 +491,13 @@ async def _ls(args: argparse.Namespace) -> int:
 def _check_cluster(args: argparse.Namespace, creds: Any) -> None:
     """--cluster must name a cluster this proxy knows: never silently the local one."""
     from teleport.client.clusters import check_cluster
+    from teleport.types.names import check_cluster as check_name
 
-    check_cluster(getattr(args, "cluster", "") or "", creds.profile.cluster)
+    wanted = getattr(args, "cluster", "") or ""
+    if wanted and wanted != creds.profile.cluster:
+        check_name(wanted)  # a leaf: the proxy says whether it knows it (client/trusted.py)
+        return
+    check_cluster(wanted, creds.profile.cluster)
 
 
 def cmd_clusters(args: argparse.Namespace) -> int:
@@ -497,7 +506,22 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     from teleport.client.clusters import known_clusters
 
     creds = ssh.load_credentials(proxy=args.proxy)
-    rows = [[c["name"], c["status"]] for c in known_clusters(creds.profile.cluster)]
+
+    async def fetch() -> list[dict[str, Any]]:
+        from teleport.client import trusted
+
+        proxy = await ssh.connect_proxy(creds)
+        try:
+            clusters = await trusted.fetch_clusters(proxy)
+        finally:
+            proxy.close()
+        leaves = [c for c in clusters if c["name"] != creds.profile.cluster]
+        trusted.remember_leaf_cas(creds.known_hosts_path, leaves)  # for tsh config / OpenSSH
+        return leaves
+
+    import asyncio
+
+    rows = [[c["name"], c["status"]] for c in known_clusters(creds.profile.cluster, asyncio.run(fetch()))]
     print(table(["Cluster Name", "Status"], rows))
     return 0
 
@@ -508,10 +532,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     creds = ssh.load_credentials(proxy=args.proxy)
     host, port = ssh._split_hostport(creds.ssh_proxy_addr, 3023)
-    sys.stdout.write(ssh_config_block(
-        cluster=creds.profile.cluster, proxy_host=host, proxy_port=port,
-        key_path=creds.key_path, cert_path=creds.cert_path, known_hosts=creds.known_hosts_path,
-    ))
+    from teleport.client.trusted import leaves_in_known_hosts
+
+    # the leaves 'tsh clusters' has seen get a block each: NODE.LEAF through the same proxy
+    for cluster in [creds.profile.cluster, *leaves_in_known_hosts(creds.known_hosts_path, creds.profile.cluster)]:
+        sys.stdout.write(ssh_config_block(
+            cluster=cluster, proxy_host=host, proxy_port=port,
+            key_path=creds.key_path, cert_path=creds.cert_path, known_hosts=creds.known_hosts_path,
+        ))
     return 0
 
 

@@ -16,6 +16,9 @@ NODES_SUBSYSTEM = "teleport-nodes"
 # answers the session recording mode ("node", "proxy" or "off"): tsh forwards its key to the
 # proxy only when the proxy needs it (recording proxy mode)
 MODE_SUBSYSTEM = "teleport-session-recording"
+# answers this cluster and its trusted (leaf) clusters with their status; `teleport-nodes@LEAF`
+# answers a leaf's nodes
+CLUSTERS_SUBSYSTEM = "teleport-clusters"
 
 
 @dataclass(frozen=True)
