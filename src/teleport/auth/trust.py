@@ -148,7 +148,6 @@ class TrustMixin(AuthCore):
         if user:
             await self._put_trusted_ca(leaf, "user", user, source="dynamic", relation="leaf")
         log.info("cluster %s is now a trusted (leaf) cluster", leaf)
-        self.on_event("trusted_cluster.create", name=leaf, user="system")
         return {
             "cluster_name": self.cluster_name,
             "user": await self.checking_keys("user"),
