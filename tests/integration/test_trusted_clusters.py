@@ -187,13 +187,15 @@ def test_role_map_unmapped_and_deny(pair: tuple[Cluster, Cluster]) -> None:
             break
         time.sleep(0.5)
     assert res is not None and res.returncode != 0  # type: ignore[attr-defined]
-    assert "testnode" not in root.tsh("ls", f"--cluster={LEAF}").stdout
+    assert "gets no role here" in res.stderr, res.stderr  # type: ignore[attr-defined]
+    ls = root.tsh("ls", f"--cluster={LEAF}", check=False)
+    assert ls.returncode != 0 and "none of its roles (access) is mapped by role_map" in ls.stderr, ls.stderr
     # mapped again, then a deny rule of the leaf wins
     create_tc(leaf, trusted_yaml(root, token, pin, remote="access"), "-f")
     wait_for(lambda: leaf_ssh(root, LEAF, "true").returncode == 0, 20, "mapped access never worked", root, leaf)  # type: ignore[attr-defined]
-    leaf.tctl("create", "-f", "-", input=LEAF_ROLE.replace("      allow:", f"      deny:\n        logins: [{OS_USER}]\n      allow:"))
+    leaf.tctl("create", "-f", "-", input=LEAF_ROLE.replace("  allow:", f"  deny:\n    logins: [{OS_USER}]\n  allow:"))
     res = leaf_ssh(root, LEAF, "true")
-    assert res.returncode != 0, res  # type: ignore[attr-defined]
+    assert res.returncode != 0 and "allows a login on it" in res.stderr, res  # type: ignore[attr-defined]
     leaf.tctl("create", "-f", "-", input=LEAF_ROLE)
     assert leaf_ssh(root, LEAF, "true").returncode == 0  # type: ignore[attr-defined]
 
