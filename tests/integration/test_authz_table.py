@@ -92,6 +92,14 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/websessions/get"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/delete"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/websessions/certs"): frozenset({PROXY, ADMIN}),
+    # trusted clusters: nodes and proxies read the other clusters' CAs (a leaf's nodes trust the
+    # root's user CA; a root's proxy accepts its leaves' tunnels); a leaf's proxy lists its
+    # trusted clusters (its tunnels); a root's proxy passes a leaf's token exchange on
+    ("GET", "/v1/trustedcas"): frozenset({NODE, PROXY, ADMIN}),
+    ("GET", "/v1/trustedclusters"): frozenset({PROXY, ADMIN}),
+    ("POST", "/v1/trustedclusters"): frozenset({ADMIN}),
+    ("DELETE", "/v1/trustedclusters/{cluster}"): frozenset({ADMIN}),
+    ("POST", "/v1/trustedclusters/validate"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).
@@ -99,6 +107,8 @@ WEB_ROUTES = {
     ("GET", "/"), ("GET", "/webapi/ping"), ("GET", "/v1/webapi/ping"),
     ("POST", "/v1/webapi/ssh/certs"), ("GET", "/v1/webapi/users/invites/{token}"),
     ("POST", "/v1/webapi/users"), ("GET", "/web/invite/{token}"),
+    # a leaf cluster's CA exchange: authorized by its trusted_cluster token alone
+    ("POST", "/v1/webapi/trustedclusters/validate"),
     # the web UI: the login and the app's files are public; the rest need a live web session
     # (cookie) and, for DELETE and the terminal, its CSRF token (test_web_sessions.py checks)
     ("POST", "/v1/webapi/sessions"), ("GET", "/web"), ("GET", "/web/{page}"),
@@ -123,7 +133,7 @@ DENIALS = {
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,
-          "sid": str(uuid.uuid4()), "ca_type": "user"}
+          "sid": str(uuid.uuid4()), "ca_type": "user", "cluster": "no-such-cluster"}
 
 NOROLE = """kind: role
 version: v3
@@ -280,7 +290,8 @@ _json_values = st.recursive(
 _field_names = st.sampled_from([
     "user", "logins", "roles", "ttl", "token", "password", "otp_code", "public_key", "host_id",
     "nodename", "addresses", "role", "events", "sid", "server_id", "labels", "login", "upsert",
-    "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr",
+    "kind", "metadata", "spec", "traits", "proxy_addr", "remote_addr", "cert", "cluster_name",
+    "cas", "trusted_cluster",
 ])
 _bodies = st.one_of(
     st.dictionaries(_field_names, _json_values, max_size=6).map(lambda d: json.dumps(d).encode()),
