@@ -227,6 +227,18 @@ def test_disable_remove_and_recreate(pair: tuple[Cluster, Cluster]) -> None:
     wait_for(lambda: leaf_ssh(root, LEAF, "true").returncode == 0, 20, "access never came back", root, leaf)  # type: ignore[attr-defined]
 
 
+def test_offline_leaf_fails_clearly_and_reconnects(pair: tuple[Cluster, Cluster]) -> None:
+    root, leaf = pair
+    wait_for(lambda: status_of(root, LEAF) == "online", 40, "the leaf is not online", root, leaf)
+    leaf.stop()
+    wait_for(lambda: status_of(root, LEAF) == "offline", 40, "the stopped leaf stayed online", root)
+    res = leaf_ssh(root, LEAF, "true")
+    assert res.returncode != 0 and f"cluster '{LEAF}' is offline" in res.stderr, res.stderr  # type: ignore[attr-defined]
+    leaf.start()
+    wait_for(lambda: status_of(root, LEAF) == "online", 60, "the restarted leaf never reconnected", root, leaf)
+    wait_for(lambda: leaf_ssh(root, LEAF, "true").returncode == 0, 30, "no access after the restart", root, leaf)  # type: ignore[attr-defined]
+
+
 def test_static_form_and_restart(pair: tuple[Cluster, Cluster]) -> None:
     root, _ = pair
     static = new_cluster(cluster_name=STATIC, roles="auth,proxy,node")

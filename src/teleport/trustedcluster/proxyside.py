@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def accepts_tunnel(rec: dict[str, Any]) -> bool:
+    """Is this trusted cluster one of our leaves (its proxy may hold a tunnel here, `tsh clusters`
+    lists it)? A dynamic leaf is; in the static form every cluster we do not dial ourselves is
+    (both sides may allow logins to each other: the tunnel says who is the leaf)."""
+    if rec.get("source") == "static":
+        return not rec.get("tunnel_addr")
+    return rec.get("relation") == "leaf"
+
+
 class TrustCache:
     """The trusted CAs from auth, re-read at most every TRUSTED_CLUSTER_POLL seconds."""
 
@@ -55,7 +64,7 @@ class TrustCache:
     def _host_cas(records: list[dict[str, Any]]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for rec in records:
-            if rec.get("type") == "host" and rec.get("relation") == "leaf" and rec.get("enabled", True):
+            if rec.get("type") == "host" and rec.get("enabled", True) and accepts_tunnel(rec):
                 out[str(rec["cluster_name"])] = list(rec.get("checking_keys") or [])
         return out
 

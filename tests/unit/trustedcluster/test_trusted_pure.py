@@ -169,3 +169,13 @@ def test_exchange_pin_is_the_tls_ca_pin_form() -> None:
     _, cert_pem = tlsca.self_signed_https_cert(["localhost"], ["127.0.0.1"])
     der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
     assert cert_pin(der) == tlsca.ca_pin(cert_pem)
+
+
+def test_which_trusted_clusters_are_our_leaves() -> None:
+    from teleport.trustedcluster.proxyside import accepts_tunnel
+
+    assert accepts_tunnel({"source": "dynamic", "relation": "leaf"})
+    assert not accepts_tunnel({"source": "dynamic", "relation": "root", "tunnel_addr": "m:3024"})
+    # static: the side that dials (tunnel_addr) is the leaf, whatever logins either side allows
+    assert accepts_tunnel({"source": "static", "relation": "root", "allow_logins": ["x"]})
+    assert not accepts_tunnel({"source": "static", "relation": "root", "tunnel_addr": "m:3024"})
