@@ -211,6 +211,8 @@ TRUSTED_CLUSTER_EXCHANGE_TIMEOUT = 20.0
 TRUSTED_CLUSTER_POLL = 3.0
 # The first line a root's proxy writes on a channel to a leaf (its request) is at most this long.
 CLUSTER_REQUEST_MAX = 16384
+# A leaf's node list (JSON) as the root's proxy reads it is at most this long.
+CLUSTER_NODES_MAX = 64 << 20
 
 # High availability (service/authservers.py, auth/client.py, backend/etcd.py)
 # Auth servers register themselves (kind "auth_server") this often, for SERVER_TTL; nodes and

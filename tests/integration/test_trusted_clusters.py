@@ -56,7 +56,7 @@ def leaf_ssh(root: Cluster, cluster: str, *cmd: str) -> object:
 def pair() -> Iterator[tuple[Cluster, Cluster]]:
     with os_account(OS_USER):
         root = new_cluster(cluster_name=ROOT, roles="auth,proxy,node")
-        leaf = new_cluster(cluster_name=LEAF, roles="auth,proxy,node")
+        leaf = new_cluster(cluster_name=LEAF, roles="auth,proxy,node", ssh_extra="  labels: {env: leafy}\n")
         try:
             root.start()
             leaf.start()
@@ -155,6 +155,9 @@ def test_dynamic_trust_role_map_and_access(pair: tuple[Cluster, Cluster]) -> Non
     assert leaf_node not in root.tsh("ls").stdout
     res = leaf_ssh(root, LEAF, "echo", "leaf-$((40+2))")
     assert res.returncode == 0 and res.stdout.strip() == "leaf-42", res.stderr  # type: ignore[attr-defined]
+    # a label target runs on the leaf's matching nodes
+    res = root.tsh("ssh", f"--cluster={LEAF}", f"{OS_USER}@env=leafy", "echo", "labelled", check=False)
+    assert res.returncode == 0 and res.stdout.strip() == "[testnode] labelled", res.stderr
     # scp both ways
     src = os.path.join(root.root, "payload.txt")
     with open(src, "w") as f:
@@ -172,6 +175,22 @@ def test_dynamic_trust_role_map_and_access(pair: tuple[Cluster, Cluster]) -> Non
     # an unknown cluster is an error, never the local one
     res = root.tsh("ls", "--cluster=nope", check=False)
     assert res.returncode != 0 and "cluster 'nope' is not known" in res.stderr, res.stderr
+
+
+def test_leaf_node_behind_the_leafs_own_tunnel(pair: tuple[Cluster, Cluster]) -> None:
+    from tests.integration.test_tunnel import TunnelNode
+
+    root, leaf = pair
+    node = TunnelNode(leaf, "fwleaf")
+    try:
+        node.start()
+        wait_for(lambda: "fwleaf" in leaf.tctl("nodes", "ls").stdout, 30, "the tunnelled node never joined", leaf)
+        wait_for(lambda: root.tsh("ssh", f"--cluster={LEAF}", f"{OS_USER}@fwleaf", "true", check=False).returncode == 0,
+                 30, "the leaf's tunnelled node is never reachable", root, leaf)
+        res = root.tsh("ssh", f"--cluster={LEAF}", f"{OS_USER}@fwleaf", "echo", "two-tunnels", check=False)
+        assert res.returncode == 0 and res.stdout.strip() == "two-tunnels", res.stderr
+    finally:
+        node.destroy()
 
 
 def test_role_map_unmapped_and_deny(pair: tuple[Cluster, Cluster]) -> None:

@@ -92,8 +92,13 @@ async def list_nodes(svc: TunnelServer, cluster: str, cert: str, client: tuple[s
     chunks: list[bytes] = []
     try:
         async with asyncio.timeout(defaults.TUNNEL_DIAL_TIMEOUT):
+            size = 0
             while chunk := await loop.sock_recv(sock, 1 << 16):  # the list, then EOF
                 chunks.append(chunk)
+                size += len(chunk)
+                if size > defaults.CLUSTER_NODES_MAX:
+                    raise AccessDenied(f"cluster {cluster!r} sent a node list over "
+                                       f"{defaults.CLUSTER_NODES_MAX >> 20} MiB: refused")
     finally:
         sock.close()
     data = json.loads(b"".join(chunks) or b"[]")
