@@ -100,6 +100,8 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/trustedclusters"): frozenset({ADMIN}),
     ("DELETE", "/v1/trustedclusters/{cluster}"): frozenset({ADMIN}),
     ("POST", "/v1/trustedclusters/validate"): frozenset({PROXY, ADMIN}),
+    # a root user's recording on a leaf, asked by the leaf's proxy (auth checks the mapped roles)
+    ("POST", "/v1/trustedclusters/recording"): frozenset({PROXY, ADMIN}),
 }
 
 # The web API on the proxy's HTTPS port is public (it authenticates by password and code).

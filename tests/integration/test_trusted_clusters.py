@@ -112,6 +112,7 @@ LEAF_ROLE = textwrap.dedent(f"""\
       allow:
         logins: [{OS_USER}]
         node_labels: {{'*': '*'}}
+        rules: [{{resources: [session], verbs: [read]}}]
     """)
 
 
@@ -152,6 +153,7 @@ def test_dynamic_trust_role_map_and_access(pair: tuple[Cluster, Cluster]) -> Non
     # the root user lists and reaches the leaf's node, through the root proxy and the tunnel
     leaf_node = node_id(leaf)
     assert leaf_node in root.tsh("ls", f"--cluster={LEAF}").stdout
+    assert leaf_node in root.tsh(f"--cluster={LEAF}", "ls").stdout  # the manual's spelling
     assert leaf_node not in root.tsh("ls").stdout
     res = leaf_ssh(root, LEAF, "echo", "leaf-$((40+2))")
     assert res.returncode == 0 and res.stdout.strip() == "leaf-42", res.stderr  # type: ignore[attr-defined]
@@ -175,6 +177,26 @@ def test_dynamic_trust_role_map_and_access(pair: tuple[Cluster, Cluster]) -> Non
     # an unknown cluster is an error, never the local one
     res = root.tsh("ls", "--cluster=nope", check=False)
     assert res.returncode != 0 and "cluster 'nope' is not known" in res.stderr, res.stderr
+
+
+def test_leaf_recording_plays_from_the_root(pair: tuple[Cluster, Cluster]) -> None:
+    root, leaf = pair
+    res = root.tsh("ssh", "-t", f"--cluster={LEAF}", f"{OS_USER}@testnode",
+                   "echo SID=$TELEPORT_SESSION; echo rec-$((6*7))", check=False)
+    assert res.returncode == 0 and "rec-42" in res.stdout, res.stderr
+    sid = res.stdout.split("SID=")[1].split()[0].strip()
+
+    def uploaded() -> bool:
+        out = leaf.tctl("events", "ls", "--type=session.upload", "--format=json").stdout
+        return any(e.get("sid") == sid for e in json.loads(out))
+
+    wait_for(uploaded, 30, "the leaf never stored the recording", leaf)
+    cast = root.tsh("play", f"--cluster={LEAF}", "--format=cast", sid).stdout
+    assert "rec-42" in cast and json.loads(cast.splitlines()[0])["version"] == 2
+    # the root never had it, and a session the leaf does not know is refused
+    assert root.tsh("play", "--format=cast", sid, check=False).returncode != 0
+    res = root.tsh("play", f"--cluster={LEAF}", "--format=cast", "00000000-0000-4000-8000-000000000000", check=False)
+    assert res.returncode != 0 and "tsh recordings ls" in res.stderr, res.stderr
 
 
 def test_leaf_node_behind_the_leafs_own_tunnel(pair: tuple[Cluster, Cluster]) -> None:

@@ -28,6 +28,7 @@ def add_trust_routes(router: web.UrlDispatcher, api: AuthAPI) -> None:
     router.add_post("/v1/trustedclusters", routes.put_cluster)
     router.add_delete("/v1/trustedclusters/{cluster}", routes.delete_cluster)
     router.add_post("/v1/trustedclusters/validate", routes.validate)
+    router.add_post("/v1/trustedclusters/recording", routes.recording)
 
 
 class TrustRoutes:
@@ -74,3 +75,24 @@ class TrustRoutes:
         if not isinstance(leaf, str):
             raise BadParameter("missing or invalid field 'cluster_name'")
         return web.json_response(await self.server.validate_trusted_cluster(token, leaf, data.get("cas") or {}))
+
+    async def recording(self, request: web.Request) -> web.Response:
+        """A session recording for a root cluster's user (`tsh --cluster=LEAF play`), asked by
+        our proxy on its behalf: the user's certificate, its roles mapped here, must allow
+        reading sessions."""
+        import asyncio
+
+        from teleport.types.names import check_sid
+
+        await self.api._authorize(request, "trusted_cluster", "recording")
+        data = await json_body(request)
+        cert, sid = data.get("cert"), data.get("sid")
+        if not isinstance(cert, str) or not cert or not isinstance(sid, str):
+            raise BadParameter("expected {cert, sid}")
+        check_sid(sid)
+        _, _, roleset = await self.server.remote_roleset(cert)
+        roleset.check_rule("session", "read")
+        if self.api.audit is None:
+            raise BadParameter("this auth service keeps no recordings")
+        body = await asyncio.to_thread(self.api.audit.read_recording, sid)
+        return web.Response(body=body, content_type="application/gzip")

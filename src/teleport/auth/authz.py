@@ -36,6 +36,8 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             # passes a leaf's CA exchange (token-authorized) to auth
             ("trusted_cluster", "list"),
             ("trusted_cluster", "validate"),
+            # a root user's recording on this (leaf) cluster: auth checks the user's mapped roles
+            ("trusted_cluster", "recording"),
         }
     ),
     "Node": frozenset(

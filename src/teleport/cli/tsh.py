@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "then reach its nodes.",
     )
     _common(parser, suppress=False)
+    parser.add_argument("--cluster", dest="global_cluster", default="",
+                        help="The cluster for ssh, scp and ls (a trusted leaf; 'tsh clusters' lists them)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_: str, desc: str) -> argparse.ArgumentParser:
@@ -130,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Replay a recorded session in this terminal with its recorded timing (pauses longer "
                "than 2 s are shortened), or print it as an asciicast v2 file.")
     play.add_argument("sid", metavar="SID", help="Session ID (see 'tsh recordings ls')")
+    play.add_argument("--cluster", default="", help="The (leaf) cluster the session was recorded in")
     play.add_argument("--speed", default="1", help="Playback speed: 2 = twice as fast (default 1)")
     play.add_argument("--format", choices=["text", "cast"], default="text",
                       help="text: replay in the terminal; cast: write asciicast v2 to stdout "
@@ -627,6 +630,15 @@ async def _fetch_recording(args: argparse.Namespace) -> bytes:
     from teleport.errors import NotFound
 
     creds = ssh.load_credentials(proxy=args.proxy)
+    if args.cluster and args.cluster != creds.profile.cluster:
+        from teleport.client import trusted
+
+        proxy = await ssh.connect_proxy(creds)
+        try:
+            await trusted.creds_for(proxy, creds, args.cluster)  # an unknown cluster is an error
+            return await trusted.fetch_recording(proxy, args.cluster, args.sid)
+        finally:
+            proxy.close()
     async with auth_client_via_proxy(creds) as auth:
         try:
             return await auth.get_recording(args.sid)
@@ -716,6 +728,11 @@ def main(argv: list[str] | None = None, error_code: int = 1) -> int:
     if args.ttl is not None and not 1 <= args.ttl <= 1800:
         sys.stderr.write("ERROR: --ttl is in minutes, between 1 and 1800 (30 hours)\n")
         return 1
+    if args.global_cluster:  # `tsh --cluster=LEAF ls` as `tsh ls --cluster=LEAF`
+        if not hasattr(args, "cluster"):
+            sys.stderr.write(f"ERROR: tsh {args.command} does not take --cluster (ssh, scp and ls do)\n")
+            return 1
+        args.cluster = args.cluster or args.global_cluster
     return run_cli(lambda: commands[args.command](args), error_code=error_code)
 
 

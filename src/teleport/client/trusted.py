@@ -14,7 +14,7 @@ from teleport.client.clusters import check_cluster
 from teleport.client.ssh import Credentials
 from teleport.errors import ConnectionProblem
 from teleport.files import write_public
-from teleport.proxy.lookup import CLUSTERS_SUBSYSTEM, NODES_SUBSYSTEM
+from teleport.proxy.lookup import CLUSTERS_SUBSYSTEM, NODES_SUBSYSTEM, RECORDING_SUBSYSTEM
 
 
 async def _run_json(proxy: asyncssh.SSHClientConnection, subsystem: str, what: str) -> Any:
@@ -90,3 +90,18 @@ def leaves_in_known_hosts(known_hosts: str, local: str) -> list[str]:
     except FileNotFoundError:
         pass
     return out
+
+
+async def fetch_recording(proxy: asyncssh.SSHClientConnection, cluster: str, sid: str) -> bytes:
+    """A session recording of leaf `cluster` (the leaf checks that this user may read it)."""
+    from teleport.types.names import check_sid
+
+    result = await proxy.run(subsystem=f"{RECORDING_SUBSYSTEM}@{cluster}:{check_sid(sid)}", encoding=None)
+    if result.exit_status != 0:
+        raw = result.stderr or b""
+        err = (raw.decode(errors="replace") if isinstance(raw, bytes) else raw).strip()
+        from teleport.errors import NotFound
+
+        raise NotFound(f"{err.removeprefix('ERROR: ') or 'no such recording'}; see 'tsh recordings ls' on the leaf")
+    out = result.stdout
+    return bytes(out) if isinstance(out, bytes | bytearray) else b""

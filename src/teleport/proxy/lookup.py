@@ -19,6 +19,8 @@ MODE_SUBSYSTEM = "teleport-session-recording"
 # answers this cluster and its trusted (leaf) clusters with their status; `teleport-nodes@LEAF`
 # answers a leaf's nodes
 CLUSTERS_SUBSYSTEM = "teleport-clusters"
+# `teleport-recording@LEAF:SID`: a leaf's session recording (gzip), as the leaf lets this user read it
+RECORDING_SUBSYSTEM = "teleport-recording"
 
 
 @dataclass(frozen=True)

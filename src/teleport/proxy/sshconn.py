@@ -248,7 +248,8 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def subsystem_requested(self, subsystem: str) -> bool:
         self.subsystem = subsystem
-        return subsystem.startswith((lookup.PROXY_SUBSYSTEM_PREFIX, lookup.NODES_SUBSYSTEM + "@")) or subsystem in (
+        return subsystem.startswith((lookup.PROXY_SUBSYSTEM_PREFIX, lookup.NODES_SUBSYSTEM + "@",
+                                     lookup.RECORDING_SUBSYSTEM + "@")) or subsystem in (
             lookup.NODES_SUBSYSTEM, lookup.MODE_SUBSYSTEM, lookup.CLUSTERS_SUBSYSTEM
         )
 
@@ -267,7 +268,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
                 self.chan.write((await self.svc.recording_mode()).encode() + b"\n")
                 self.chan.exit(0)
             elif self.subsystem == lookup.CLUSTERS_SUBSYSTEM or self.subsystem.startswith(
-                    lookup.NODES_SUBSYSTEM + "@"):
+                    (lookup.NODES_SUBSYSTEM + "@", lookup.RECORDING_SUBSYSTEM + "@")):
                 from teleport.trustedcluster.subsystems import serve_cluster_subsystem
 
                 await serve_cluster_subsystem(self.svc, self.owner, self.chan, self.subsystem)

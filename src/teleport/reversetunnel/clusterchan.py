@@ -2,8 +2,9 @@
 proxy answers one line ("OK" or "ERR <why>") and then, for a dial, the channel is the byte stream
 to the leaf node's SSH server (the user's SSH runs end to end with the node).
 
-Requests: {"op": "dial", "host", "port", "client", "cert"} and {"op": "nodes", "cert"} (the leaf
-answers the node list as one JSON line). `cert` is the root user's certificate the root's proxy
+Requests: {"op": "dial", "host", "port", "client", "cert"}, {"op": "nodes", "cert"} (the leaf
+answers the node list as JSON, then EOF) and {"op": "recording", "sid", "cert"} (the recording's
+bytes, then EOF). `cert` is the root user's certificate the root's proxy
 authenticated: the leaf checks it against the root's user CA itself and maps its roles.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from teleport import defaults
 from teleport.errors import BadParameter, NotFound
 
-OPS = ("dial", "nodes")
+OPS = ("dial", "nodes", "recording")
 
 
 def encode_request(req: dict[str, Any]) -> bytes:
@@ -35,6 +36,8 @@ def parse_request(line: bytes) -> dict[str, Any]:
         raise BadParameter(f"cluster tunnel request: op must be one of {', '.join(OPS)}")
     if not isinstance(req.get("cert"), str) or not req["cert"]:
         raise BadParameter("cluster tunnel request: the user's certificate is missing")
+    if req["op"] == "recording" and (not isinstance(req.get("sid"), str) or not req["sid"]):
+        raise BadParameter("cluster tunnel request: recording needs the session id")
     if req["op"] == "dial":
         port = req.get("port")
         if not isinstance(req.get("host"), str) or not req["host"] or isinstance(port, bool) \

@@ -83,23 +83,29 @@ async def open_channel(svc: TunnelServer, cluster: str, req: dict[str, Any], cli
     raise NotFound(f"cannot reach cluster {cluster!r} through its reverse tunnel: {error}")
 
 
+async def read_all(svc: TunnelServer, cluster: str, req: dict[str, Any], client: tuple[str, int],
+                   limit: int) -> bytes:
+    """Send `req` to `cluster` and read its whole answer (at most `limit` bytes)."""
+    sock = await open_channel(svc, cluster, req, client)
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(defaults.TUNNEL_DIAL_TIMEOUT * 4):
+            size = 0
+            while chunk := await loop.sock_recv(sock, 1 << 16):  # the answer, then EOF
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise AccessDenied(f"cluster {cluster!r} answered over {limit >> 20} MiB: refused")
+    finally:
+        sock.close()
+    return b"".join(chunks)
+
+
 async def list_nodes(svc: TunnelServer, cluster: str, cert: str, client: tuple[str, int]) -> list[dict[str, Any]]:
     """The leaf's nodes the user (its certificate) may see, as the leaf decides."""
     import json
 
-    sock = await open_channel(svc, cluster, {"op": "nodes", "cert": cert}, client)
-    loop = asyncio.get_running_loop()
-    chunks: list[bytes] = []
-    try:
-        async with asyncio.timeout(defaults.TUNNEL_DIAL_TIMEOUT):
-            size = 0
-            while chunk := await loop.sock_recv(sock, 1 << 16):  # the list, then EOF
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > defaults.CLUSTER_NODES_MAX:
-                    raise AccessDenied(f"cluster {cluster!r} sent a node list over "
-                                       f"{defaults.CLUSTER_NODES_MAX >> 20} MiB: refused")
-    finally:
-        sock.close()
-    data = json.loads(b"".join(chunks) or b"[]")
+    raw = await read_all(svc, cluster, {"op": "nodes", "cert": cert}, client, defaults.CLUSTER_NODES_MAX)
+    data = json.loads(raw or b"[]")
     return data if isinstance(data, list) else []

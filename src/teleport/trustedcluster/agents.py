@@ -113,6 +113,11 @@ class LeafTunnels:
             try:
                 req = clusterchan.parse_request(await asyncio.wait_for(
                     clusterchan.read_line(sock), defaults.TUNNEL_DIAL_TIMEOUT))
+                if req["op"] == "recording":
+                    data = await self.auth.call("POST", "/v1/trustedclusters/recording",
+                                                {"cert": req["cert"], "sid": req["sid"]}, raw=True)
+                    await loop.sock_sendall(sock, b"OK\n" + bytes(data))
+                    return
                 visible = await self.auth.call("POST", "/v1/access/nodes", {"cert": req["cert"]})
                 if req["op"] == "nodes":
                     await loop.sock_sendall(sock, b"OK\n" + json.dumps(visible).encode())
