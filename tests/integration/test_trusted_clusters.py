@@ -155,6 +155,9 @@ def test_dynamic_trust_role_map_and_access(pair: tuple[Cluster, Cluster]) -> Non
     assert leaf_node in root.tsh("ls", f"--cluster={LEAF}").stdout
     assert leaf_node in root.tsh(f"--cluster={LEAF}", "ls").stdout  # the manual's spelling
     assert leaf_node not in root.tsh("ls").stdout
+    # the leaf's node trusts the root's user CA once it re-read the trusted CAs
+    wait_for(lambda: leaf_ssh(root, LEAF, "true").returncode == 0, 30, "the leaf node never let alice in",  # type: ignore[attr-defined]
+             root, leaf)
     res = leaf_ssh(root, LEAF, "echo", "leaf-$((40+2))")
     assert res.returncode == 0 and res.stdout.strip() == "leaf-42", res.stderr  # type: ignore[attr-defined]
     # a label target runs on the leaf's matching nodes

@@ -206,6 +206,8 @@ def test_root_users_reach_a_firewalled_leaf_through_its_tunnel(world: tuple[Clus
              60, "the leaf never came online", root, leaf)
     wait_for(lambda: "testnode" in root.tsh("ls", f"--cluster={LEAF}", check=False).stdout, 40,
              "the leaf's node is never listed", root, leaf)
+    wait_for(lambda: root.tsh("ssh", f"--cluster={LEAF}", f"{OS_USER}@testnode", "true", check=False).returncode == 0,
+             30, "the leaf's node never let the root's user in", root, leaf)
     res = root.tsh("ssh", f"--cluster={LEAF}", f"{OS_USER}@testnode", "echo", "ns-$((40+2))", check=False)
     assert res.returncode == 0 and res.stdout.strip() == "ns-42", res.stderr
     # OpenSSH, through the tsh config block (NODE.LEAF)

@@ -131,9 +131,11 @@ class NodeService:
         ]
 
     async def _trusted_loop(self) -> None:
+        import random
+
         while True:
             await self.refresh_trusted()
-            await asyncio.sleep(defaults.TRUSTED_CLUSTER_POLL)
+            await asyncio.sleep(defaults.TRUSTED_CA_REFRESH * (1 + random.random() / 5))
 
     async def _check_access(self, user: str, login: str) -> dict[str, Any]:
         return await self.auth.check_access(user, login, self.identity.host_id, self.node_labels())
