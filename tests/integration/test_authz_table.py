@@ -346,5 +346,5 @@ def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: b
 
     status, answer = asyncio.run(go())
     assert status < 500, (method, path, body, answer)
-    if route in WEB_SESSION_ROUTES:
+    if route in WEB_SESSION_ROUTES and "/" not in token:  # a '/' makes it another route (404)
         assert status == 401, (method, path, status, answer)
