@@ -346,5 +346,14 @@ def test_web_api_never_gives_a_5xx(world: World, route: tuple[str, str], body: b
 
     status, answer = asyncio.run(go())
     assert status < 500, (method, path, body, answer)
-    if route in WEB_SESSION_ROUTES and "/" not in token:  # a '/' makes it another route (404)
+    if route in WEB_SESSION_ROUTES and _keeps_route(token):
         assert status == 401, (method, path, status, answer)
+
+
+def _keeps_route(token: str) -> bool:
+    """Does this value, as a path parameter, still name the same route? aiohttp matches a
+    parameter with [^{}/]+, and '.'/'..' are normalized away: those make another route (404)."""
+    from urllib.parse import unquote
+
+    value = unquote(token)
+    return bool(value) and value not in (".", "..") and not any(c in value for c in "/{}")
