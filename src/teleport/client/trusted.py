@@ -47,7 +47,10 @@ def remember_leaf_cas(known_hosts: str, leaves: list[dict[str, Any]]) -> None:
     for c in leaves:
         name = str(c["name"])
         for key in c.get("host_ca_keys") or []:
-            keep.append(f"{known_hosts_line(str(key), name, ['*.' + name, '*'])} clustername={name}")
+            # only that leaf's names: a leaf's CA never vouches for the root's hosts (or another
+            # leaf's) to OpenSSH; "[...]:*" covers nodes on a port other than 22
+            patterns = [f"*.{name}", f"[*.{name}]:*"]
+            keep.append(f"{known_hosts_line(str(key), name, patterns)} clustername={name}")
     write_public(known_hosts, "\n".join(keep) + "\n")
 
 

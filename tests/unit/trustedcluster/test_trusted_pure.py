@@ -179,3 +179,18 @@ def test_which_trusted_clusters_are_our_leaves() -> None:
     # static: the side that dials (tunnel_addr) is the leaf, whatever logins either side allows
     assert accepts_tunnel({"source": "static", "relation": "root", "allow_logins": ["x"]})
     assert not accepts_tunnel({"source": "static", "relation": "root", "tunnel_addr": "m:3024"})
+
+
+def test_leaf_host_cas_in_known_hosts_name_only_the_leaf(tmp_path: Any) -> None:
+    from teleport.client.trusted import leaves_in_known_hosts, remember_leaf_cas
+
+    path = str(tmp_path / "known_hosts")
+    with open(path, "w") as f:
+        f.write("@cert-authority proxy,root,*.root,* ssh-ed25519 AAAA type=host clustername=root\n")
+    key = _ca_line()
+    remember_leaf_cas(path, [{"name": "leaf", "host_ca_keys": [key]}])
+    remember_leaf_cas(path, [{"name": "leaf", "host_ca_keys": [key]}])  # replaced, not repeated
+    lines = open(path).read().splitlines()
+    assert lines[0].endswith("clustername=root") and len(lines) == 2
+    assert lines[1].startswith("@cert-authority *.leaf,[*.leaf]:* ") and lines[1].endswith("clustername=leaf")
+    assert leaves_in_known_hosts(path, "root") == ["leaf"]
