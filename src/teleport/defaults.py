@@ -202,6 +202,37 @@ TUNNEL_KEEPALIVE_COUNT_MAX = 3
 TUNNEL_DIAL_TIMEOUT = 15.0
 # The agent's whole connect + handshake to the proxy.
 TUNNEL_CONNECT_TIMEOUT = 20.0
+# Tunnel channels: a large window and packets, as each byte through a tunnel is encrypted once
+# more in the proxy and in the agent (fewer, larger packets cost Python much less per byte).
+TUNNEL_WINDOW = 8 * 1024 * 1024
+TUNNEL_MAX_PACKET = 256 * 1024
+
+# Nodes that join through the proxy (auth_servers = the proxy's web address, 3080): every call
+# to auth is the node's own mutual TLS, relayed end to end by the proxy over a WebSocket
+# (reversetunnel/authrelay.py); bounded in total and per source address (generous per source:
+# a site of nodes behind one NAT shares one address; each node holds one or two streams at rest,
+# and auth's own handshake and idle timeouts close the streams nobody uses).
+AUTH_RELAY_MAX_STREAMS = 2048
+AUTH_RELAY_MAX_PER_SOURCE = 256
+AUTH_RELAY_DIAL_TIMEOUT = 10.0
+AUTH_RELAY_MAX_MESSAGE = 1024 * 1024
+AUTH_RELAY_PING_INTERVAL = 30.0
+# A node's connections to auth through one proxy (each is a relayed stream).
+AUTH_RELAY_CLIENT_LIMIT = 8
+# How long a node waits for the proxy's answer when it asks whether an address is a proxy.
+PROXY_PROBE_TIMEOUT = 10.0
+# data_dir file: the proxies a node joined through, and their tunnel addresses (0600).
+VIA_PROXY_FILE = "proxies.json"
+# A proxy announces its tunnels to auth this soon after one comes or goes (changes coalesced).
+TUNNEL_ANNOUNCE_DELAY = 0.2
+# A tunnel agent asks auth for the cluster's proxies this often: it keeps a tunnel to each, opens
+# one to a new proxy and closes the one to a proxy no longer announced (TELEPORT_TUNNEL_DISCOVERY_
+# INTERVAL overrides it, for tests).
+TUNNEL_DISCOVERY_INTERVAL = float(os.environ.get("TELEPORT_TUNNEL_DISCOVERY_INTERVAL", "") or 10.0)
+# A stopping proxy waits this long for auth to forget its heartbeat.
+PROXY_GOODBYE_TIMEOUT = 3.0
+# A web port shared with the tunnel listener: connections still being told apart, at most.
+PORT_MUX_MAX_PENDING = 1024
 
 # Trusted clusters (trustedcluster/, auth/trust.py)
 # The leaf's CA exchange with the root's proxy (connect, TLS, answer).
@@ -259,3 +290,16 @@ WEB_TERMINAL_MAX_MESSAGE = 64 * 1024
 WEB_TERMINAL_AUTH_TIMEOUT = 10.0
 # The browser terminal: WebSocket pings, so that a vanished page ends its SSH session.
 WEB_TERMINAL_PING_INTERVAL = 30.0
+
+# tsh bench: requests per second and run length when not given (the original's defaults), how
+# long one request may take before it counts as failed, and how many may be in flight at once
+# (beyond that a request is counted as failed at once rather than delaying the schedule).
+BENCH_RATE = 10.0
+BENCH_DURATION = "1s"
+BENCH_REQUEST_TIMEOUT = 30.0
+BENCH_MAX_IN_FLIGHT = 1024
+
+# tsh scp runs the outer SSH layer (to the proxy) in a relay process, as OpenSSH's scp -J runs
+# ssh -W, for downloads and for uploads of at least this many bytes: two cores then share the two
+# layers of encryption. Smaller uploads stay in one process (no second start-up).
+SCP_RELAY_MIN_BYTES = 16 * 1024 * 1024

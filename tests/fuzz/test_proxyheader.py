@@ -67,6 +67,9 @@ def test_arbitrary_json(fields: Any) -> None:
 @example({**VALID_FIELDS, "sig": ""})
 @example({**VALID_FIELDS, "sig": base64.b64encode(b"\0" * 64).decode()})
 @example({**VALID_FIELDS, "proxy_cert": "x" * 20000})
+@example({**VALID_FIELDS, "recording_proxy": True})  # "the proxy records": must be signed
+@example({**VALID_FIELDS, "recording_proxy": False})
+@example({**VALID_FIELDS, "recording_proxy": "yes"})
 def test_forged_or_mutated_fields(fields: dict[str, Any]) -> None:
     """A header whose signed fields changed, or whose signature is missing or forged, is refused;
     only changes outside the signed fields (an extra key) may still pass, unchanged."""
@@ -75,6 +78,8 @@ def test_forged_or_mutated_fields(fields: dict[str, Any]) -> None:
         assert {k: out[k] for k in ("client_addr", "node_addr", "time", "proxy_cert")} == {
             k: VALID_FIELDS[k] for k in ("client_addr", "node_addr", "time", "proxy_cert")}
         assert fields["sig"] == VALID_FIELDS["sig"]
+        # nobody but the proxy can tell a node to keep quiet about a connection
+        assert out["recording_proxy"] is False
 
 
 @given(st.binary(min_size=1, max_size=96))

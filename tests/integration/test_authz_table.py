@@ -63,8 +63,11 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/v1/tokens/{token}"): frozenset({ADMIN}),
     ("GET", "/v1/nodes"): frozenset({PROXY, ADMIN}),
     ("POST", "/v1/nodes"): frozenset({NODE, ADMIN}),
-    ("GET", "/v1/proxies"): frozenset({ADMIN}),
+    # reverse tunnel agents (nodes) and proxies learn the proxies of the cluster
+    ("GET", "/v1/proxies"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/proxies"): frozenset({PROXY, ADMIN}),
+    # a proxy that stops removes its own heartbeat (another's: refused, not by role)
+    ("DELETE", "/v1/proxies/{host_id}"): frozenset({PROXY, ADMIN}),
     # HA: nodes and proxies learn the cluster's auth servers (service/authservers.py)
     ("GET", "/v1/authservers"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
@@ -117,6 +120,10 @@ WEB_ROUTES = {
     ("GET", "/web/assets/{name}"), ("GET", "/web/vendor/{name}"),
     ("GET", "/v1/webapi/sessions"), ("DELETE", "/v1/webapi/sessions"),
     ("GET", "/v1/webapi/sites/{cluster}/nodes"), ("GET", "/v1/webapi/sites/{cluster}/connect"),
+    # nodes behind a firewall: a WebSocket relay of their own TLS to auth (auth authorizes
+    # inside it, by their client certificate; test_tunnel_via_proxy.py and
+    # test_auth_relay_grants_only_what_auth_grants below)
+    ("GET", "/v1/webapi/auth/stream"),
 }
 # web routes that answer 401 without a web session cookie
 WEB_SESSION_ROUTES = {
@@ -135,7 +142,8 @@ DENIALS = {
 }
 
 SAMPLE = {"user": "nobody-x", "role": "no-such-role", "token": "0" * 32,
-          "sid": str(uuid.uuid4()), "ca_type": "user", "cluster": "no-such-cluster"}
+          "sid": str(uuid.uuid4()), "ca_type": "user", "host_id": str(uuid.uuid4()),
+          "cluster": "no-such-cluster"}
 
 NOROLE = """kind: role
 version: v3
@@ -242,13 +250,32 @@ def world() -> Iterator[World]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def _call(w: World, kind: str, method: str, path: str, body: bytes) -> tuple[int, Any]:
+async def _call(w: World, kind: str, method: str, path: str, body: bytes,
+                relay: bool = False) -> tuple[int, Any]:
+    """One call to auth as `kind`; with `relay`, through the proxy's auth relay on its web port
+    (the TLS to auth is the same, end to end)."""
     ctx = ssl.create_default_context(cadata=w.ca())
     cert = w.certs[kind]
     if cert is not None:
         ctx.load_cert_chain(*cert)
-    url = yarl.URL(f"https://{w.cluster.auth_addr}{path}", encoded=True)
+    addr = w.cluster.web_addr if relay else w.cluster.auth_addr
+    url = yarl.URL(f"https://{addr}{path}", encoded=True)
     headers = {"Content-Type": "application/json"}
+    if relay:
+        from teleport.reversetunnel.viaproxy import RelayDialer, relay_connector
+
+        dialer = RelayDialer()
+        try:
+            async with aiohttp.ClientSession(connector=relay_connector(dialer.dial, ctx)) as s:
+                async with s.request(method, url, data=body, ssl=ctx, headers=headers,
+                                     server_hostname=AUTH_SERVER_NAME) as r:
+                    text = await r.read()
+        finally:
+            await dialer.close()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
     async with aiohttp.ClientSession() as s:
         async with s.request(method, url, data=body, ssl=ctx, headers=headers,
                              server_hostname=AUTH_SERVER_NAME) as r:
@@ -267,9 +294,19 @@ def _fill(route: str) -> str:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_identity_gets_exactly_what_its_role_allows(world: World, kind: str) -> None:
+    _walk_table(world, kind, relay=False)
+
+
+@pytest.mark.parametrize("kind", (NONE, USER, NODE))
+def test_the_proxy_auth_relay_grants_exactly_what_auth_grants(world: World, kind: str) -> None:
+    """/v1/webapi/auth/stream adds no right: auth sees the caller's own certificate (or none)."""
+    _walk_table(world, kind, relay=True)
+
+
+def _walk_table(world: World, kind: str, relay: bool) -> None:
     wrong = []
     for (method, route), allowed in sorted(AUTH_TABLE.items()):
-        status, body = asyncio.run(_call(world, kind, method, _fill(route), b"{}"))
+        status, body = asyncio.run(_call(world, kind, method, _fill(route), b"{}", relay))
         message = body.get("message", "") if isinstance(body, dict) else str(body)
         denied = status == 403 and DENIALS.get(kind, "\0") in message
         if status >= 500:

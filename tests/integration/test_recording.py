@@ -114,7 +114,7 @@ class Shell:
 def admin_client(c: Cluster) -> Any:
     """An AuthClient with the cluster's admin identity (what tctl uses)."""
     from teleport.auth.client import AuthClient, client_ssl_context
-    from teleport.service.process import admin_identity_paths
+    from teleport.service.adminid import admin_identity_paths
 
     paths = admin_identity_paths(c.data_dir)
     with open(paths["ca"], "rb") as f:

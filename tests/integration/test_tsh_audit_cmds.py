@@ -332,8 +332,9 @@ def test_sessions_ls_and_join(node_cluster: tuple[Cluster, Users]) -> None:
         res = users.tsh("audie", "join", sid, check=False)
         assert res.returncode != 0 and "does not allow that login" in res.stderr, res.stderr
         joiner = PtyProc([*cli("tsh"), "join", sid], users.env("ada"))
-        # the joiner types, both see it
-        time.sleep(1.0)
+        # the joiner types once it joined (its terminal is raw by then: typed earlier, the
+        # line would be flushed with the cooked input), both see it
+        joiner.expect(b"joined session", 30)
         joiner.send(b"echo joined-$((6*7))\r")
         joiner.expect(b"joined-42")
         host.expect(b"joined-42")

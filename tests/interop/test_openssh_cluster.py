@@ -13,13 +13,24 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from teleport.ca import keys, sshcert
-from tests.helpers import Cluster, cluster_user_ca_key, destroy, new_cluster, os_account, wait_port
+from tests.helpers import (
+    SRC,
+    Cluster,
+    cli,
+    cluster_user_ca_key,
+    destroy,
+    env_with,
+    new_cluster,
+    os_account,
+    wait_port,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -200,3 +211,44 @@ def test_refusals_at_proxy_and_node(cl: Cluster, kh: str, os_user: str, tmp_path
     # and the node refuses it on its own when dialled directly
     at_node = run("ssh", *opts, "-p", str(cl.ports["node"]), f"{os_user}@localhost", "true")
     assert at_node.returncode == 255 and "Permission denied" in at_node.stderr, at_node.stderr
+
+
+def _tsh_proxy_command(cl: Cluster) -> str:
+    env = f"TELEPORT_HOME={cl.home} PYTHONPATH={SRC}"
+    return f"env {env} {sys.executable} -m teleport.cli.tsh proxy ssh %r@%h:%p"
+
+
+def test_ssh_through_tsh_proxy_ssh(cl: Cluster, kh: str, os_user: str) -> None:
+    """`tsh proxy ssh` as OpenSSH's ProxyCommand, like `ssh -W` through a jump host."""
+    k = key(cl)
+    res = run("ssh", *base_opts(kh, k, k + "-cert.pub"), "-o",
+              f"ProxyCommand={_tsh_proxy_command(cl)}", "-p", str(cl.ports["node"]),
+              f"{os_user}@testnode", "echo relayed $(whoami); exit 5")
+    assert res.returncode == 5, res.stderr
+    assert res.stdout.strip() == f"relayed {os_user}"
+    # an unknown node: the proxy's reason reaches the user, and ssh fails
+    res = run("ssh", *base_opts(kh, k, k + "-cert.pub"), "-o",
+              f"ProxyCommand={_tsh_proxy_command(cl)}", "-p", str(cl.ports["node"]),
+              f"{os_user}@no-such-node", "true")
+    assert res.returncode == 255 and "no-such-node" in res.stderr, res.stderr
+
+
+def test_tsh_scp_through_a_relay_process_and_without(cl: Cluster, os_user: str, tmp_path: str) -> None:
+    """tsh scp's relay process (outer layer in a second process) copies the same bytes as the
+    in-process path, both ways."""
+    src = os.path.join(str(tmp_path), "blob.bin")
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    with open(src, "wb") as f:
+        f.write(data)
+    os.chmod(str(tmp_path), 0o755)
+    os.chmod(src, 0o644)
+    home = os.path.expanduser(f"~{os_user}")
+    for relay in ("1", "0"):
+        env = env_with(TELEPORT_HOME=cl.home, TSH_SCP_RELAY=relay)
+        remote = f"{os_user}@testnode:{home}/relay-{relay}.bin"
+        back = os.path.join(str(tmp_path), f"back-{relay}.bin")
+        for args in (["-q", src, remote], ["-q", remote, back]):
+            res = run(*cli("tsh"), "scp", "-P", str(cl.ports["node"]), *args, env=env)
+            assert res.returncode == 0, (relay, args, res.stderr)
+        with open(back, "rb") as f:
+            assert f.read() == data

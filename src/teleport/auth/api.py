@@ -108,6 +108,7 @@ class AuthAPI:
         r.add_get("/v1/proxies", self.list_proxies)
         r.add_post("/v1/access/check", self.check_access)
         r.add_post("/v1/proxies", self.proxy_heartbeat)
+        r.add_delete("/v1/proxies/{host_id}", self.delete_proxy)
         r.add_get("/v1/authservers", self.list_auth_servers)
         if self.audit is not None:
             add_audit_routes(r, self, self.audit)
@@ -353,8 +354,8 @@ class AuthAPI:
     # nodes -----------------------------------------------------------------------------
     async def list_nodes(self, request: web.Request) -> web.Response:
         await self._authorize(request, "node", "list")
-        nodes = await self.server.store.list_nodes()
-        return web.json_response([n.to_dict() for n in nodes])
+        # ?offline=1: also tunnelled nodes whose tunnel is gone (the proxy, to say "offline")
+        return web.json_response(await self.server.node_dicts(bool(request.query.get("offline"))))
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         identity = await self._authorize(request, "node", "heartbeat")
@@ -399,9 +400,23 @@ class AuthAPI:
         raise NotFound(f"node {host_id!r} is not registered (offline?)")
 
     async def list_proxies(self, request: web.Request) -> web.Response:
-        await self._authorize(request, "proxy", "list")
-        proxies = await self.server.store.list_nodes(kind="proxies")
-        return web.json_response([p.to_dict() for p in proxies])
+        """The live proxies; agents read where to open tunnels (a node does not learn which
+        tunnels each proxy holds)."""
+        identity = await self._authorize(request, "proxy", "list")
+        out = [p.to_dict() for p in await self.server.store.list_nodes(kind="proxies")]
+        if identity.system_role == "Node":
+            for p in out:
+                p.get("spec", {}).pop("tunnels", None)
+        return web.json_response(out)
+
+    async def delete_proxy(self, request: web.Request) -> web.Response:
+        """A proxy that stops removes its heartbeat at once: agents drop their tunnel to it."""
+        identity = await self._authorize(request, "proxy", "heartbeat")
+        name = path_param(request, "host_id")
+        if identity.system_role == "Proxy" and name != identity.host_id:
+            raise AccessDenied("a proxy may only remove its own heartbeat")
+        await self.server.store.delete_node(name, kind="proxies")
+        return web.json_response({"ok": True})
 
     async def proxy_heartbeat(self, request: web.Request) -> web.Response:
         identity = await self._authorize(request, "proxy", "heartbeat")

@@ -116,5 +116,5 @@ class ResourceRoutes:
             raise BadParameter("missing or invalid field 'user'")
         if identity.system_role == "User" and user != identity.username:
             raise AccessDenied("access denied: a user may only list the nodes it can reach itself")
-        nodes = await self.server.visible_nodes(user)
+        nodes = await self.server.visible_nodes(user, offline=data.get("offline") is True)
         return web.json_response([n.to_dict() for n in nodes])

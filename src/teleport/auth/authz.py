@@ -21,6 +21,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("user", "authenticate"),
             ("node", "list"),
             ("proxy", "heartbeat"),
+            ("proxy", "list"),  # proxies announce each other (reverse tunnel agents)
             ("auth_server", "list"),
             ("event", "create"),
             ("access", "check"),
@@ -45,6 +46,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("cert_authority", "read"),
             ("node", "heartbeat"),
             ("auth_server", "list"),
+            ("proxy", "list"),  # a tunnel agent keeps a tunnel to every proxy
             ("event", "create"),
             ("session", "create"),
             ("access", "check"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -41,7 +42,8 @@ class AuthClient:
     """
 
     def __init__(self, addrs: list[str], ssl_context: ssl.SSLContext, timeout: float = 30,
-                 retry_rounds: int = defaults.AUTH_RETRY_ROUNDS) -> None:
+                 retry_rounds: int = defaults.AUTH_RETRY_ROUNDS,
+                 connector: Callable[[ssl.SSLContext], aiohttp.BaseConnector] | None = None) -> None:
         if not addrs:
             raise ConnectionProblem("no auth server address configured (teleport.auth_servers)")
         self.addrs = list(dict.fromkeys(addrs))
@@ -52,6 +54,9 @@ class AuthClient:
         self._preferred = self.addrs[0]
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
         self._session: aiohttp.ClientSession | None = None
+        # how connections are made (default: TCP to each address; a node behind a firewall:
+        # through the proxy's relay, reversetunnel/viaproxy.py)
+        self._connector = connector or (lambda ctx: aiohttp.TCPConnector(ssl=ctx, limit=100))
 
     def set_addrs(self, addrs: list[str]) -> None:
         """Replace the auth servers to call (empty lists are ignored: never forget them all)."""
@@ -70,7 +75,7 @@ class AuthClient:
     async def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.ssl, limit=100), timeout=self._timeout
+                connector=self._connector(self.ssl), timeout=self._timeout
             )
         return self._session
 

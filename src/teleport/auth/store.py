@@ -258,6 +258,13 @@ class ClusterStore:
             )
         )
 
+    async def delete_node(self, name: str, kind: str = "nodes", namespace: str = "default") -> None:
+        """Forget a heartbeat at once (a proxy that stops); absent is fine."""
+        try:
+            await self.backend.delete(f"/{kind}/{namespace}/{check_host_id(name)}")
+        except NotFound:
+            pass
+
     async def list_nodes(self, namespace: str = "default", kind: str = "nodes") -> list[Server]:
         cls = ProxyServer if kind == "proxies" else Server
         return [

@@ -17,6 +17,7 @@ from teleport.errors import (
     BadParameter,
     NotFound,
 )
+from teleport.reversetunnel import route
 from teleport.types.names import check_logins, check_new_user_name, check_role_name
 from teleport.types.resources import Metadata, Server, User
 from teleport.types.role import Role
@@ -110,14 +111,29 @@ class UsersMixin(AuthCore):
         await self.store.upsert_user(new)
         return current is None
 
-    async def visible_nodes(self, username: str) -> list[Server]:
-        """The registered nodes the user's current roles allow some login on."""
+    async def online_nodes(self, offline: bool = False) -> list[Server]:
+        """The registered nodes, without tunnelled ones whose tunnel no proxy holds (unless
+        `offline`): those are offline as soon as their proxy says the tunnel ended."""
+        nodes = await self.store.list_nodes()
+        if offline:
+            return nodes
+        proxies = [p.to_dict() for p in await self.store.list_nodes(kind="proxies")]
+        keep = {n["metadata"]["name"] for n in route.online_only([n.to_dict() for n in nodes], proxies)}
+        return [n for n in nodes if n.name in keep]
+
+    async def node_dicts(self, offline: bool = False) -> list[dict[str, Any]]:
+        """online_nodes as resources."""
+        return [n.to_dict() for n in await self.online_nodes(offline)]
+
+    async def visible_nodes(self, username: str, offline: bool = False) -> list[Server]:
+        """The registered nodes the user's current roles allow some login on (online ones only
+        unless `offline`)."""
         try:
             user = await self.store.get_user(username)
         except NotFound:
             raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
         roleset = await self.roleset_for(user)
-        return [n for n in await self.store.list_nodes() if roleset.can_see_node(server_labels(n))]
+        return [n for n in await self.online_nodes(offline) if roleset.can_see_node(server_labels(n))]
 
     # users and invites -------------------------------------------------------------------
     async def create_invite(

@@ -18,6 +18,8 @@ from typing import Any
 from teleport import defaults
 from teleport.errors import ConfigError, ConnectionProblem
 
+log = logging.getLogger(__name__)
+
 # botocore logs signed request headers at DEBUG; teleport -d must not put them in its log.
 for _name in ("botocore", "boto3", "s3transfer", "urllib3"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -102,3 +104,49 @@ def connection_problem(what: str, exc: BaseException) -> ConnectionProblem:
                   "InvalidAccessKeyId", "SignatureDoesNotMatch"):
         hint = " (check the credentials and the IAM policy)"
     return ConnectionProblem(f"{what} failed: {reason}{hint}")
+
+
+def ensure_table(client: Any, table: str, key_schema: list[dict[str, str]],
+                 attributes: list[dict[str, str]], what: str, key_hint: str,
+                 indexes: list[dict[str, Any]] | None = None, ttl_attribute: str = "TTL") -> None:
+    """Create the table (on-demand billing, TTL on ttl_attribute) unless it exists; refuse a
+    table of another key schema, which is some other application's data."""
+    try:
+        desc = client.describe_table(TableName=table)["Table"]
+    except Exception as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise connection_problem(f"reading {what}", exc) from None
+        desc = None
+    if desc is None:
+        kw: dict[str, Any] = {
+            "TableName": table,
+            "KeySchema": key_schema,
+            "AttributeDefinitions": attributes,
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if indexes:
+            kw["GlobalSecondaryIndexes"] = indexes
+        try:
+            client.create_table(**kw)
+        except Exception as exc:
+            if error_code(exc) != "ResourceInUseException":  # another auth server was faster
+                raise connection_problem(f"creating {what}", exc) from None
+        try:
+            client.get_waiter("table_exists").wait(
+                TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+            )
+            client.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ValidationException":  # TTL already enabled by another server
+                raise connection_problem(f"setting up {what}", exc) from None
+        log.info("created %s", what)
+        return
+    schema = sorted((k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", []))
+    if schema != sorted((k["AttributeName"], k["KeyType"]) for k in key_schema):
+        raise ConfigError(
+            f"{key_hint}: {what} exists but is not a teleport table (its key schema is "
+            f"{schema}); name another table"
+        )

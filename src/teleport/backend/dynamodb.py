@@ -45,13 +45,12 @@ from typing import Any, TypeVar
 
 from teleport import defaults
 from teleport.backend._watch import QueueWatcher, matches
-from teleport.backend.aws import AWSSettings, connection_problem, error_code
+from teleport.backend.aws import AWSSettings, connection_problem, ensure_table, error_code
 from teleport.backend.base import Backend, Event, EventType, Item, Watcher
 from teleport.errors import (
     AlreadyExists,
     BadParameter,
     CompareFailed,
-    ConfigError,
     ConnectionProblem,
     NotFound,
 )
@@ -599,49 +598,3 @@ class _DynamoWatcher(QueueWatcher):
                  on_close: Callable[[QueueWatcher], None]) -> None:
         super().__init__(prefixes, on_close=on_close)
         self.start = start
-
-
-def ensure_table(client: Any, table: str, key_schema: list[dict[str, str]],
-                 attributes: list[dict[str, str]], what: str, key_hint: str,
-                 indexes: list[dict[str, Any]] | None = None, ttl_attribute: str = "TTL") -> None:
-    """Create the table (on-demand billing, TTL on ttl_attribute) unless it exists; refuse a
-    table of another key schema, which is some other application's data."""
-    try:
-        desc = client.describe_table(TableName=table)["Table"]
-    except Exception as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise connection_problem(f"reading {what}", exc) from None
-        desc = None
-    if desc is None:
-        kw: dict[str, Any] = {
-            "TableName": table,
-            "KeySchema": key_schema,
-            "AttributeDefinitions": attributes,
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if indexes:
-            kw["GlobalSecondaryIndexes"] = indexes
-        try:
-            client.create_table(**kw)
-        except Exception as exc:
-            if error_code(exc) != "ResourceInUseException":  # another auth server was faster
-                raise connection_problem(f"creating {what}", exc) from None
-        try:
-            client.get_waiter("table_exists").wait(
-                TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-            )
-            client.update_time_to_live(
-                TableName=table,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
-            )
-        except Exception as exc:
-            if error_code(exc) != "ValidationException":  # TTL already enabled by another server
-                raise connection_problem(f"setting up {what}", exc) from None
-        log.info("created %s", what)
-        return
-    schema = sorted((k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", []))
-    if schema != sorted((k["AttributeName"], k["KeyType"]) for k in key_schema):
-        raise ConfigError(
-            f"{key_hint}: {what} exists but is not a teleport table (its key schema is "
-            f"{schema}); name another table"
-        )

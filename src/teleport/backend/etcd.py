@@ -14,23 +14,27 @@ heartbeats costs one lease grant rather than one per write.
 from __future__ import annotations
 
 import asyncio
-import base64
-import codecs
-import contextlib
 import json
 import logging
 import math
 import ssl
-import struct
 import time
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
 
 from teleport import defaults
-from teleport.backend._watch import QueueWatcher, prefix_end
-from teleport.backend.base import Backend, Event, EventType, Item, Watcher
+from teleport.backend._watch import prefix_end
+from teleport.backend.base import Backend, Item, Watcher
+from teleport.backend.etcdwatch import EtcdWatcher
+from teleport.backend.etcdwire import (
+    EtcdError,
+    b64,
+    decode_value,
+    encode_value,
+    is_transient,
+    unb64,
+)
 from teleport.defaults import ETCD_PREFIX
 from teleport.errors import (
     AlreadyExists,
@@ -39,7 +43,6 @@ from teleport.errors import (
     ConfigError,
     ConnectionProblem,
     NotFound,
-    TeleportError,
 )
 from teleport.retry import backoff_delay
 
@@ -47,34 +50,6 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 10.0  # seconds for one unary call
 CONNECT_TIMEOUT = 5.0
-WATCH_RETRY_DELAY = 0.5
-
-# Envelope: magic byte, big-endian float64 expiry (0 = none), then the raw value.
-_MAGIC = b"\x01"
-_HEADER = struct.Struct(">d")
-_HEADER_LEN = 1 + _HEADER.size
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(data: str | None) -> bytes:
-    return base64.b64decode(data) if data else b""
-
-
-def encode_value(item: Item) -> bytes:
-    """Wrap the item's value with its expiry for storage in etcd."""
-    return _MAGIC + _HEADER.pack(item.expires or 0.0) + bytes(item.value)
-
-
-def decode_value(raw: bytes) -> tuple[bytes, float | None]:
-    """Unwrap a stored value; values written by other tools are taken as-is, never expiring."""
-    if len(raw) >= _HEADER_LEN and raw[:1] == _MAGIC:
-        (expires,) = _HEADER.unpack_from(raw, 1)
-        return raw[_HEADER_LEN:], (expires or None)
-    return raw, None
-
 
 class EtcdBackend(Backend):
     """Backend on an etcd cluster; peers are tried in order when one cannot be reached."""
@@ -101,7 +76,7 @@ class EtcdBackend(Backend):
         self._current = 0  # index of the peer that answered last
         self._revision = 0  # highest store revision seen in any response
         self._leases: dict[int, int] = {}  # expiry second -> lease id
-        self._watchers: set[_EtcdWatcher] = set()
+        self._watchers: set[EtcdWatcher] = set()
         self._closed = False
         self.retry_attempts = defaults.ETCD_RETRY_ATTEMPTS
         self.retries = 0  # transient failures retried so far (reported by tests and benches)
@@ -148,7 +123,7 @@ class EtcdBackend(Backend):
     async def connect(self) -> None:
         """Check that a peer answers (raises ConnectionProblem with the reason if none does)."""
         await self._call(
-            "/v3/kv/range", {"key": _b64(self.prefix.encode() or b"/"), "count_only": True}
+            "/v3/kv/range", {"key": b64(self.prefix.encode() or b"/"), "count_only": True}
         )
 
     # -- transport ---------------------------------------------------------------------------
@@ -208,7 +183,7 @@ class EtcdBackend(Backend):
         for attempt in range(attempts):
             try:
                 return await self._call_once(path, body)
-            except _EtcdError as exc:
+            except EtcdError as exc:
                 if not is_transient(exc.etcd_message) or attempt == attempts - 1:
                     if is_transient(exc.etcd_message):
                         raise ConnectionProblem(
@@ -257,7 +232,7 @@ class EtcdBackend(Backend):
                     or parsed.get("error")
                     or data[:200].decode("utf-8", "replace")
                 )
-                raise _EtcdError(f"etcd {path} failed on {peer}: {message}", message)
+                raise EtcdError(f"etcd {path} failed on {peer}: {message}", message)
             self._note_header(parsed)
             return parsed
         raise ConnectionProblem("etcd request failed on every peer: " + "; ".join(errors))
@@ -280,7 +255,7 @@ class EtcdBackend(Backend):
         return lease
 
     async def _put_op(self, item: Item) -> dict[str, Any]:
-        op: dict[str, Any] = {"key": _b64(self._k(item.key)), "value": _b64(encode_value(item))}
+        op: dict[str, Any] = {"key": b64(self._k(item.key)), "value": b64(encode_value(item))}
         lease = await self._lease_for(item.expires)
         if lease:
             op["lease"] = str(lease)
@@ -298,7 +273,7 @@ class EtcdBackend(Backend):
             }
             try:
                 return await self._call("/v3/kv/txn", body)
-            except _EtcdError as exc:
+            except EtcdError as exc:
                 if attempt == 0 and "lease not found" in exc.etcd_message:
                     self._leases.clear()
                     continue
@@ -308,12 +283,12 @@ class EtcdBackend(Backend):
     # -- reads -------------------------------------------------------------------------------
 
     def _item(self, kv: dict[str, Any]) -> Item:
-        value, expires = decode_value(_unb64(kv.get("value")))
-        return Item(self._strip(_unb64(kv["key"])), value, expires, int(kv.get("mod_revision", 0)))
+        value, expires = decode_value(unb64(kv.get("value")))
+        return Item(self._strip(unb64(kv["key"])), value, expires, int(kv.get("mod_revision", 0)))
 
     async def _read(self, key: str) -> tuple[Item | None, int]:
         """The item at key if live, and the key's mod_revision (0 when absent)."""
-        body = await self._call("/v3/kv/range", {"key": _b64(self._k(key))})
+        body = await self._call("/v3/kv/range", {"key": b64(self._k(key))})
         kvs = body.get("kvs") or []
         if not kvs:
             return None, 0
@@ -334,7 +309,7 @@ class EtcdBackend(Backend):
         out: list[Item] = []
         page = max(limit, 0) or 0
         while True:
-            req: dict[str, Any] = {"key": _b64(start), "range_end": _b64(end)}
+            req: dict[str, Any] = {"key": b64(start), "range_end": b64(end)}
             if page:
                 req["limit"] = str(page)
             body = await self._call("/v3/kv/range", req)
@@ -348,7 +323,7 @@ class EtcdBackend(Backend):
                         return out
             if not body.get("more") or not kvs:
                 return out
-            start = _unb64(kvs[-1]["key"]) + b"\x00"
+            start = unb64(kvs[-1]["key"]) + b"\x00"
 
     def _range_end(self, prefix: str) -> bytes:
         full = self._k(prefix)
@@ -371,7 +346,7 @@ class EtcdBackend(Backend):
             op = (await self._put_op(item))["request_put"]
             try:
                 body = await self._call("/v3/kv/put", op)
-            except _EtcdError as exc:
+            except EtcdError as exc:
                 if attempt == 0 and "lease not found" in exc.etcd_message:
                     self._leases.clear()
                     continue
@@ -383,7 +358,7 @@ class EtcdBackend(Backend):
     async def create(self, item: Item) -> Item:
         """Create the item unless a live one exists; an expired leftover is replaced."""
         self._validate(item)
-        key = _b64(self._k(item.key))
+        key = b64(self._k(item.key))
         compare = [{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}]
         while True:
             body = await self._txn(compare, item, [{"request_range": {"key": key}}])
@@ -410,7 +385,7 @@ class EtcdBackend(Backend):
     async def update(self, item: Item) -> Item:
         """Overwrite a live item; raise NotFound when there is none."""
         self._validate(item)
-        key = _b64(self._k(item.key))
+        key = b64(self._k(item.key))
         while True:
             current, mod = await self._read(item.key)
             if current is None:
@@ -430,7 +405,7 @@ class EtcdBackend(Backend):
             raise BadParameter(
                 f"compare_and_swap keys differ: {expected.key!r} and {replace_with.key!r}"
             )
-        key = _b64(self._k(expected.key))
+        key = b64(self._k(expected.key))
         while True:
             current, mod = await self._read(expected.key)
             if current is None:
@@ -445,7 +420,7 @@ class EtcdBackend(Backend):
 
     async def delete(self, key: str) -> None:
         """Delete the live item at key; raise NotFound when there is none."""
-        body = await self._call("/v3/kv/deleterange", {"key": _b64(self._k(key)), "prev_kv": True})
+        body = await self._call("/v3/kv/deleterange", {"key": b64(self._k(key)), "prev_kv": True})
         prev = body.get("prev_kvs") or []
         if not prev or self._item(prev[0]).expired():
             raise NotFound(f"key {key!r} is not found")
@@ -454,7 +429,7 @@ class EtcdBackend(Backend):
         """Delete every item under prefix."""
         await self._call(
             "/v3/kv/deleterange",
-            {"key": _b64(self._k(prefix)), "range_end": _b64(self._range_end(prefix))},
+            {"key": b64(self._k(prefix)), "range_end": b64(self._range_end(prefix))},
         )
 
     # -- watch -------------------------------------------------------------------------------
@@ -462,7 +437,7 @@ class EtcdBackend(Backend):
     def watch(self, prefixes: list[str]) -> Watcher:
         """Events under the prefixes from the last revision this client has seen onwards."""
         self._get_session()
-        watcher = _EtcdWatcher(self, prefixes, self._revision + 1 if self._revision else 0)
+        watcher = EtcdWatcher(self, prefixes, self._revision + 1 if self._revision else 0)
         self._watchers.add(watcher)
         return watcher
 
@@ -477,166 +452,3 @@ class EtcdBackend(Backend):
             await self._session.close()
 
 
-# etcd's messages for conditions that pass by themselves: an election in progress or just
-# finished, a member that lost its quorum for a moment, a proposal that timed out, overload.
-# The request may be retried as it is (the gateway answers 503/504 with gRPC code 14/4).
-TRANSIENT_ETCD_ERRORS = (
-    "leader changed",
-    "no leader",
-    "request timed out",
-    "timed out",
-    "too many requests",
-    "server stopped",
-    "not capable",
-    "context deadline exceeded",
-    "connection refused",
-    "transport is closing",
-    "connection is closing",  # the member's own gateway while that member shuts down
-    "error reading from server",
-    "unavailable",
-)
-
-
-def is_transient(etcd_message: str) -> bool:
-    """Whether etcd's error message names a condition that a retry may get past."""
-    text = etcd_message.lower()
-    return any(marker in text for marker in TRANSIENT_ETCD_ERRORS)
-
-
-class _EtcdError(ConnectionProblem):
-    """etcd answered with an error; keeps etcd's own message for matching."""
-
-    def __init__(self, message: str, etcd_message: str) -> None:
-        super().__init__(message)
-        self.etcd_message = etcd_message
-
-
-class _WatchCancelled(ConnectionProblem):
-    """etcd cancelled a watch (e.g. its revision was compacted); resuming cannot help."""
-
-
-class _EtcdWatcher(QueueWatcher):
-    """One streaming /v3/watch request per prefix, merged into one queue."""
-
-    def __init__(self, backend: EtcdBackend, prefixes: Sequence[str], start_revision: int):
-        super().__init__(prefixes, on_close=self._closed_cb)
-        self._backend = backend
-        self._ready = asyncio.get_running_loop().create_future()
-        self._pending = len(prefixes)
-        self._tasks = [
-            asyncio.get_running_loop().create_task(self._stream(p, start_revision))
-            for p in prefixes
-        ]
-        if not prefixes:
-            self._ready.set_result(None)
-
-    def _closed_cb(self, _w: QueueWatcher) -> None:
-        self._backend._watchers.discard(self)
-        for task in self._tasks:
-            task.cancel()
-        if not self._ready.done():
-            self._ready.set_result(None)
-
-    async def wait_ready(self) -> None:
-        """Return once etcd has confirmed every watch stream (or the watcher failed)."""
-        await asyncio.shield(self._ready)
-
-    async def __aenter__(self) -> Watcher:
-        await self.wait_ready()
-        return self
-
-    async def _stream(self, prefix: str, start_revision: int) -> None:
-        backend = self._backend
-        revision = start_revision
-        created = False
-        try:
-            while True:
-                req: dict[str, Any] = {
-                    "key": _b64(backend._k(prefix)),
-                    "range_end": _b64(backend._range_end(prefix)),
-                    "prev_kv": False,
-                }
-                if revision:
-                    req["start_revision"] = str(revision)
-                try:
-                    resp, _peer = await backend._open("/v3/watch", {"create_request": req}, None)
-                    async with resp:
-                        if resp.status != 200:
-                            text = (await resp.read())[:200].decode("utf-8", "replace")
-                            raise ConnectionProblem(f"etcd watch failed: HTTP {resp.status} {text}")
-                        async for msg in _json_stream(resp.content):
-                            if "error" in msg:
-                                raise ConnectionProblem(f"etcd watch failed: {msg}")
-                            result = msg.get("result", {})
-                            backend._note_header(result)
-                            if result.get("canceled"):
-                                raise _WatchCancelled(
-                                    f"etcd cancelled the watch on {prefix!r}: "
-                                    f"{result.get('cancel_reason', '')} (compacted at "
-                                    f"{result.get('compact_revision', '?')}); re-read the state "
-                                    "and watch again"
-                                )
-                            if result.get("created") and not created:
-                                created = True
-                                if not revision:
-                                    revision = int(result.get("header", {}).get("revision", 0)) + 1
-                                self._one_ready()
-                            for ev in result.get("events") or []:
-                                event = self._event(ev)
-                                revision = max(revision, event.item.revision + 1)
-                                self.push(event)
-                except ConnectionProblem as exc:
-                    if not created or isinstance(exc, _WatchCancelled):
-                        raise
-                    log.warning("etcd watch on %r interrupted: %s; resuming", prefix, exc)
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                    if not created:
-                        raise ConnectionProblem(f"etcd watch on {prefix!r} failed: {exc}") from exc
-                    log.warning("etcd watch on %r interrupted: %s; resuming", prefix, exc)
-                # The stream ended (peer restarted?): resume from the next unseen revision.
-                await asyncio.sleep(WATCH_RETRY_DELAY)
-        except asyncio.CancelledError:
-            raise
-        except TeleportError as exc:
-            self.fail(exc)
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-                self._ready.exception()  # mark retrieved; the consumer sees it on iteration
-
-    def _one_ready(self) -> None:
-        self._pending -= 1
-        if self._pending <= 0 and not self._ready.done():
-            self._ready.set_result(None)
-
-    def _event(self, ev: dict[str, Any]) -> Event:
-        kv = ev.get("kv", {})
-        if ev.get("type") == "DELETE":
-            key = self._backend._strip(_unb64(kv.get("key")))
-            return Event(EventType.DELETE, Item(key, b"", None, int(kv.get("mod_revision", 0))))
-        return Event(EventType.PUT, self._backend._item(kv))
-
-    async def close(self) -> None:
-        """Stop the streams and end iteration."""
-        await super().close()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-
-async def _json_stream(content: aiohttp.StreamReader) -> AsyncIterator[dict[str, Any]]:
-    """Yield the JSON objects of a gRPC-gateway stream (concatenated, usually newline-separated)."""
-    decoder = json.JSONDecoder()
-    text = codecs.getincrementaldecoder("utf-8")()
-    buf = ""
-    async for chunk in content.iter_any():
-        buf += text.decode(chunk)
-        while True:
-            buf = buf.lstrip()
-            if not buf:
-                break
-            try:
-                obj, end = decoder.raw_decode(buf)
-            except ValueError:
-                break  # incomplete: wait for more data
-            buf = buf[end:]
-            yield obj

@@ -357,7 +357,7 @@ def connect(config_path: str | None) -> Any:
     """An AuthClient with the admin identity the local auth service wrote into data_dir."""
     from teleport.auth.client import AuthClient, client_ssl_context
     from teleport.cli.teleport import load_config
-    from teleport.service.process import admin_identity_paths
+    from teleport.service.adminid import admin_identity_paths
 
     cfg = load_config(config_path)
     paths = admin_identity_paths(cfg.teleport.data_dir)
@@ -541,7 +541,7 @@ def auth_public_addr(cfg: Any) -> str:
 async def nodes_add(c: Any, a: argparse.Namespace, cfg: Any) -> None:
     from teleport.ca.tlsca import ca_pin
     from teleport.durations import format_duration, parse_duration
-    from teleport.service.process import admin_identity_paths
+    from teleport.service.adminid import admin_identity_paths
     from teleport.types.resources import split_csv
 
     ttl = parse_duration(a.ttl)

@@ -1,5 +1,5 @@
 """`tsh`: the user's client: login | logout | status | signup | ssh | scp | ls | config | agent |
-recordings | play | sessions | join.
+recordings | play | sessions | join | bench | proxy ssh.
 
 Kept light on imports: `tsh status` runs at every prompt of some users' shells.
 """
@@ -150,6 +150,39 @@ def build_parser() -> argparse.ArgumentParser:
                "session ends.")
     join.add_argument("sid", metavar="SID", help="Session ID (see 'tsh sessions ls')")
     join.add_argument("-p", "--port", type=int, default=3022, help=argparse.SUPPRESS)
+
+    bench = add("bench", "Measure session latency under load.",
+                "Open-loop load generator: start RATE sessions per second for DURATION, each a "
+                "connection through the proxy and a command on the node as 'tsh ssh' makes, and "
+                "print latency percentiles timed from each session's scheduled start (so a slow "
+                "cluster cannot hide by slowing the schedule down).")
+    bench.add_argument("--rate", type=float, default=defaults.BENCH_RATE,
+                       help=f"Sessions started per second (default {defaults.BENCH_RATE:g})")
+    bench.add_argument("--duration", default=defaults.BENCH_DURATION,
+                       help=f"How long to start sessions, e.g. 30s or 2m (default {defaults.BENCH_DURATION})")
+    bench.add_argument("--interactive", action="store_true",
+                       help="Type the command into an interactive shell with a terminal instead of "
+                       "running it as an exec request")
+    bench.add_argument("--export", metavar="FILE",
+                       help="Also write every session (due_s,latency_ms,ok,error) to FILE as CSV")
+    bench.add_argument("-p", "--port", type=int, default=defaults.NODE_SSH_PORT,
+                       help=f"Node SSH port (default {defaults.NODE_SSH_PORT})")
+    bench.add_argument("--cluster", default="", help="The cluster of the node")
+    bench.add_argument("destination", help="[user@]host")
+    bench.add_argument("remote_command", nargs=argparse.REMAINDER, help="The command each session runs")
+
+    px = add("proxy", "Relay a connection through the proxy.",
+             "Subcommands that carry a connection to a node through the proxy.")
+    px_sub = px.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    pssh = px_sub.add_parser(
+        "ssh", help="Relay stdin/stdout to a node's SSH port (for OpenSSH's ProxyCommand).",
+        description="Carry stdin/stdout to [user@]host[:port] through the proxy, authenticated "
+        "by your tsh certificate, like 'ssh -W' through a jump host: "
+        "ssh -o 'ProxyCommand tsh proxy ssh %r@%h:%p' user@node")
+    _common(pssh, suppress=True)
+    pssh.add_argument("--cluster", default="", help="The cluster of the node")
+    pssh.add_argument("--tsh-relay", action="store_true", help=argparse.SUPPRESS)
+    pssh.add_argument("target", metavar="[user@]host[:port]")
 
     add("config", "Print an OpenSSH client configuration.",
         "Print an ssh_config block that sends ssh through the proxy with your tsh certificate, "
@@ -336,7 +369,7 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     import asyncio
 
-    from teleport.client import ssh, trusted
+    from teleport.client import forwarding, run, ssh, trusted
     from teleport.proxy.lookup import filter_by_labels, label_selector
 
     login, host = _split_target(args.destination, args.login)
@@ -364,13 +397,13 @@ async def _ssh(args: argparse.Namespace, creds: Any) -> int:
             raise await ssh.explain_unknown_node(proxy, creds, host, exc) from None
         code = 0
         async with conn:
-            await ssh.start_forwards(conn, args.forward, args.remote_forward, args.dynamic_forward)
+            await forwarding.start_forwards(conn, args.forward, args.remote_forward, args.dynamic_forward)
             if args.background:
-                ssh.go_background()
+                forwarding.go_background()
             if args.no_command:
                 await conn.wait_closed()
             else:
-                code = await ssh.run_session(conn, command, args.tty, escape_char=args.escape,
+                code = await run.run_session(conn, command, args.tty, escape_char=args.escape,
                                              host=host)
         return code
     finally:
@@ -379,7 +412,7 @@ async def _ssh(args: argparse.Namespace, creds: Any) -> int:
 
 async def _run_on(proxy: Any, creds: Any, node: dict[str, Any], args: argparse.Namespace,
                   login: str, command: str) -> int:
-    from teleport.client import ssh
+    from teleport.client import run, ssh
 
     name = node.get("spec", {}).get("hostname") or node["metadata"]["name"]
     try:
@@ -389,7 +422,7 @@ async def _run_on(proxy: Any, creds: Any, node: dict[str, Any], args: argparse.N
         sys.stderr.write(f"[{name}] ERROR: {exc}\n")
         return 1
     async with conn:
-        code = await ssh.run_prefixed(conn, command, name)
+        code = await run.run_prefixed(conn, command, name)
     return code
 
 
@@ -418,13 +451,54 @@ def cmd_scp(args: argparse.Namespace) -> int:
             raise BadParameter(f"scp: {loc.path}: No such file or directory")
     creds = _credentials(args)
     _check_cluster(args, creds)
-    return asyncio.run(_scp(args, creds, src, dst, host, login))
+    relayed = None
+    # a trusted cluster's node needs that cluster's credentials, found in-process
+    if not args.cluster and _relay_wanted(src, dst):
+        from teleport.client import relay
+
+        relayed = relay.start(relay.relay_argv(login, host, args.port, args.cluster, args.proxy,
+                                               args.insecure))
+    return asyncio.run(_scp(args, creds, src, dst, host, login, relayed))
+
+
+def _relay_wanted(src: Any, dst: Any) -> bool:
+    """Copy through a relay process (two cores for the two layers of encryption)? For downloads
+    and for uploads of at least RELAY_MIN_BYTES; TSH_SCP_RELAY=0 turns it off."""
+    import os
+
+    if os.environ.get("TSH_SCP_RELAY", "1") == "0":
+        return False
+    if not dst.remote:
+        return True
+    total = 0
+    for loc in src:
+        if os.path.isfile(loc.path):
+            total += os.path.getsize(loc.path)
+        else:
+            return True  # a directory: sizes unknown without walking it, and usually large
+    return total >= defaults.SCP_RELAY_MIN_BYTES
 
 
 async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: str,
-               login: str) -> int:
-    from teleport.client import scp, ssh, trusted
+               login: str, relayed: Any = None) -> int:
+    from teleport.client import relay, scp, ssh, trusted
 
+    if relayed is not None:
+        # the outer layer (to the proxy) runs in a relay process, as scp -J runs ssh -W
+        proc, sock = relayed
+        try:
+            if await relay.wait_ready(proc, sock) is None:
+                conn = await ssh.connect_node(None, creds, host, args.port, login, args.cluster,  # type: ignore[arg-type]
+                                              sock=sock)
+                async with conn:
+                    async with conn.start_sftp_client() as sftp:
+                        progress = None if args.quiet else scp.Progress()
+                        errors = await scp.copy(sftp, src, dst, args.recursive, progress)
+                return _scp_done(errors)
+        finally:
+            relay.close(proc, sock)
+        # the relay could not serve this copy (recording proxy mode, an unknown node...): the
+        # in-process path does it, or explains why not
     proxy = await ssh.connect_proxy(creds, login)
     try:
         creds = await trusted.creds_for(proxy, creds, args.cluster)
@@ -438,6 +512,10 @@ async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: s
                 errors = await scp.copy(sftp, src, dst, args.recursive, progress)
     finally:
         proxy.close()
+    return _scp_done(errors)
+
+
+def _scp_done(errors: list[str]) -> int:
     for message in errors:
         sys.stderr.write(message + "\n")
     return 1 if errors else 0
@@ -683,6 +761,53 @@ def render_qr(data: str) -> str:
     )
 
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client import relay
+    from teleport.config.addr import parse_host_port
+
+    if args.subcommand != "ssh":
+        raise BadParameter("tsh proxy needs a subcommand: tsh proxy ssh [user@]host[:port]")
+    login, hostport = _split_target(args.target, None)
+    addr = parse_host_port(hostport, defaults.NODE_SSH_PORT)
+    creds = _credentials(args)
+    _check_cluster(args, creds)
+    return asyncio.run(relay.relay_stdio(creds, login, addr.host, addr.port, args.cluster,
+                                         for_tsh=args.tsh_relay))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from teleport.client import bench
+    from teleport.client.benchstats import export_csv, render, summarize
+    from teleport.durations import parse_duration
+
+    if not args.remote_command:
+        raise BadParameter("tsh bench needs a command for each session to run, e.g. "
+                           "'tsh bench --rate=10 --duration=30s root@node true'")
+    duration = parse_duration(args.duration)
+    if not (args.rate > 0 and duration > 0):
+        raise BadParameter("--rate and --duration must be positive, e.g. --rate=10 --duration=30s")
+    creds = _credentials(args)
+    _check_cluster(args, creds)
+    login, host = _split_target(args.destination, None)
+    try:
+        results, elapsed = asyncio.run(bench.run(
+            creds, login, host, args.port, " ".join(args.remote_command), rate=args.rate,
+            duration=duration, interactive=args.interactive, cluster=args.cluster))
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    summary = summarize(results, elapsed)
+    sys.stdout.write(render(summary))
+    if args.export:
+        with open(args.export, "w", encoding="utf-8") as f:
+            f.write(export_csv(results))
+        sys.stdout.write(f"\nEvery session written to {args.export}\n")
+    return 1 if summary.failed == summary.originated else 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     from teleport import __version__
 
@@ -720,7 +845,8 @@ def main(argv: list[str] | None = None, error_code: int = 1) -> int:
         "login": cmd_login, "logout": cmd_logout, "status": cmd_status, "signup": cmd_signup,
         "ssh": cmd_ssh, "scp": cmd_scp, "ls": cmd_ls, "config": cmd_config, "agent": cmd_agent,
         "recordings": cmd_recordings, "play": cmd_play, "sessions": cmd_sessions, "join": cmd_join,
-        "version": cmd_version, "clusters": cmd_clusters,
+        "version": cmd_version, "clusters": cmd_clusters, "bench": cmd_bench,
+        "proxy": cmd_proxy,
     }
     if args.command is None:
         parser.print_help()

@@ -12,9 +12,10 @@ from typing import Any
 import asyncssh
 
 from teleport import defaults
-from teleport.client import ssh
+from teleport.client import run, ssh
 from teleport.client.authtunnel import auth_client_via_proxy
 from teleport.errors import AccessDenied, NotFound
+from teleport.types.session import target_of
 
 SESSION_ENV = "TELEPORT_SESSION"
 
@@ -36,13 +37,18 @@ async def lookup_session(creds: ssh.Credentials, proxy: asyncssh.SSHClientConnec
             ) from None
 
 
-def session_target(sess: dict[str, Any], sid: str) -> tuple[str, str]:
-    """(node to dial, login) of a session record."""
-    node = str(sess.get("server_id") or sess.get("server_hostname") or "")
+def session_target(sess: dict[str, Any], sid: str, port: int = defaults.NODE_SSH_PORT) -> tuple[str, int, str]:
+    """(host to dial, port, login) of a session record: a node's own session is joined on that
+    node; one a recording proxy relays, through the proxy, at the host and port its owner asked
+    for (the proxy that runs it attaches the joiner there)."""
     login = str(sess.get("login") or "")
+    via = target_of(sess)
+    if via is not None and login:
+        return via[0], via[1], login
+    node = str(sess.get("server_id") or sess.get("server_hostname") or "")
     if not node or not login:
         raise NotFound(f"session {sid} has no node or login recorded: it cannot be joined")
-    return node, login
+    return node, port, login
 
 
 async def join_session(creds: ssh.Credentials, sid: str, port: int = defaults.NODE_SSH_PORT) -> int:
@@ -50,7 +56,7 @@ async def join_session(creds: ssh.Credentials, sid: str, port: int = defaults.NO
     proxy = await ssh.connect_proxy(creds)
     try:
         sess = await lookup_session(creds, proxy, sid)
-        node, login = session_target(sess, sid)
+        node, port, login = session_target(sess, sid, port)
         where = sess.get("server_hostname") or node
         if login not in creds.logins:
             raise AccessDenied(
@@ -59,7 +65,9 @@ async def join_session(creds: ssh.Credentials, sid: str, port: int = defaults.NO
             )
         conn = await ssh.connect_node(proxy, creds, node, port, login)
         async with conn:
-            code = await ssh.run_session(conn, None, True, env={SESSION_ENV: sid})
+            # OpenSSH's escapes as in `tsh ssh` (~. leaves the session, which goes on)
+            code = await run.run_session(conn, None, True, env={SESSION_ENV: sid},
+                                         escape_char=defaults.ESCAPE_CHAR)
         return code
     finally:
         proxy.close()

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import sys
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,8 +289,10 @@ async def connect_node(
     login: str,
     cluster: str = "",
     agent_forwarding: bool = False,
+    sock: socket.socket | None = None,
 ) -> asyncssh.SSHClientConnection:
-    """An SSH connection to `host:port` through the proxy, the node verified by the host CA."""
+    """An SSH connection to `host:port` through the proxy, the node verified by the host CA;
+    with `sock`, over that stream (a relay process's, see relay.py) instead of `proxy`."""
     if login not in creds.logins:
         raise AccessDenied(
             f"login {login!r} is not in your certificate (your logins: "
@@ -301,7 +302,7 @@ async def connect_node(
     from teleport.client import recproxy
 
     cleanups: list[Any] = []
-    if await recproxy.recording_mode(proxy) == "proxy":
+    if sock is None and await recproxy.recording_mode(proxy) == "proxy":
         # the proxy terminates SSH and logs in to the node with our certificate, which it
         # reaches through the agent we forward on a connection of its own
         agent, stop = await recproxy.agent_for(creds.key, creds.cert, creds.valid_before)
@@ -314,15 +315,18 @@ async def connect_node(
     tunnel = SubsystemTunnel(proxy, cluster)
     opts = _options(creds, login)
     if agent_forwarding:
-        sock = os.environ.get("SSH_AUTH_SOCK")
-        if not sock:
+        agent_sock = os.environ.get("SSH_AUTH_SOCK")
+        if not agent_sock:
             raise BadParameter(
                 "-A needs a running SSH agent (SSH_AUTH_SOCK): start one with 'eval $(tsh agent)'"
             )
-        opts["agent_path"] = sock
+        opts["agent_path"] = agent_sock
         opts["agent_forwarding"] = True
     try:
-        conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
+        if sock is not None:
+            conn = await asyncssh.connect(host, port, sock=sock, **opts)
+        else:
+            conn = await asyncssh.connect(host, port, tunnel=tunnel, **opts)
         if cleanups:
             recproxy.close_after(conn, *cleanups)
             cleanups = []
@@ -355,265 +359,6 @@ async def list_nodes(proxy: asyncssh.SSHClientConnection) -> list[dict[str, Any]
     out = result.stdout
     data = json.loads(out if isinstance(out, bytes | str) else b"[]")
     return data if isinstance(data, list) else []
-
-
-# sessions -------------------------------------------------------------------------------
-class _Terminal:
-    """Raw mode on the local terminal for an interactive session; restored on exit."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.saved: list[Any] | None = None
-
-    def __enter__(self) -> _Terminal:
-        if self.enabled:
-            import termios
-            import tty
-
-            self.saved = termios.tcgetattr(0)
-            tty.setraw(0)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved is not None:
-            import termios
-
-            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
-
-
-def _term_size() -> tuple[int, int]:
-    size = os.get_terminal_size(sys.stdout.fileno() if sys.stdout.isatty() else 0)
-    return size.columns, size.lines
-
-
-async def run_session(
-    conn: asyncssh.SSHClientConnection,
-    command: str | None,
-    tty: bool | None,
-    env: dict[str, str] | None = None,
-    escape_char: str | None = None,
-    host: str = "",
-) -> int:
-    """Run `command` (or a shell) with local stdio; returns the remote exit status. `env` is sent
-    as SSH `env` requests before the shell/exec request. With `escape_char` and a terminal,
-    OpenSSH's escape sequences work (see client/escape.py)."""
-    stdin_tty = os.isatty(0)
-    want_pty = tty if tty is not None else (command is None and stdin_tty)
-    kwargs: dict[str, Any] = {}
-    if env:
-        kwargs["env"] = env
-    if want_pty:
-        kwargs["term_type"] = os.environ.get("TERM", "xterm")
-        try:
-            kwargs["term_size"] = _term_size()
-        except OSError:
-            kwargs["term_size"] = (80, 24)
-    # as OpenSSH: escapes only for a terminal session typed at a terminal
-    escapes = escape_char is not None and want_pty and stdin_tty
-    blocking = {fd: os.get_blocking(fd) for fd in (0, 1, 2)}
-    loop = asyncio.get_running_loop()
-    try:
-        with _Terminal(want_pty and stdin_tty):
-            proc = await conn.create_process(
-                command,
-                stdin=asyncssh.PIPE if escapes else _stdin_source(),
-                stdout=os.dup(1),
-                stderr=os.dup(2),
-                encoding=None,
-                **kwargs,
-            )
-            if want_pty and stdin_tty:
-                loop.add_signal_handler(
-                    signal.SIGWINCH, lambda: proc.change_terminal_size(*_term_size())
-                )
-            disconnected = asyncio.Event()
-            if escapes:
-                assert escape_char is not None
-                _pump_with_escapes(proc, conn, escape_char, disconnected)
-            try:
-                waiter = asyncio.ensure_future(proc.wait())
-                cut = asyncio.ensure_future(disconnected.wait())
-                await asyncio.wait({waiter, cut}, return_when=asyncio.FIRST_COMPLETED)
-                if escapes:
-                    loop.remove_reader(0)
-                if not waiter.done():
-                    waiter.cancel()
-                    conn.close()
-                    os.write(2, f"Connection to {host or 'the node'} closed.\r\n".encode())
-                    return 255
-                cut.cancel()
-                result = waiter.result()
-            finally:
-                if want_pty and stdin_tty:
-                    loop.remove_signal_handler(signal.SIGWINCH)
-    finally:
-        # asyncio made the shared descriptors non-blocking; the user's shell needs them back
-        for fd, value in blocking.items():
-            try:
-                os.set_blocking(fd, value)
-            except OSError:
-                pass
-    return _exit_code(result)
-
-
-def _pump_with_escapes(
-    proc: Any, conn: asyncssh.SSHClientConnection, escape_char: str, disconnected: asyncio.Event
-) -> None:
-    """Read the terminal ourselves, pass it through the escape filter, act on escapes."""
-    from teleport.client.escape import EscapeAction, EscapeFilter, help_text
-
-    filt = EscapeFilter(escape_char)
-    loop = asyncio.get_running_loop()
-
-    def readable() -> None:
-        try:
-            data = os.read(0, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(0)
-            proc.stdin.write_eof()
-            return
-        for item in filt.feed(data):
-            if item is EscapeAction.DISCONNECT:
-                loop.remove_reader(0)
-                disconnected.set()
-                return
-            if item is EscapeAction.HELP:
-                os.write(2, help_text(escape_char).encode())
-            elif isinstance(item, bytes):
-                proc.stdin.write(item)
-
-    os.set_blocking(0, False)
-    loop.add_reader(0, readable)
-
-
-def _exit_code(result: asyncssh.SSHCompletedProcess) -> int:
-    """The remote exit status (128+N for signal N); ConnectionProblem when the session ended
-    without one: the connection to the node dropped (node killed, host or network gone, the
-    keep-alives unanswered) before the command finished."""
-    if result.exit_status is not None:
-        return result.exit_status
-    if result.exit_signal is not None:
-        return 128 + _signal_number(result.exit_signal[0])
-    raise ConnectionProblem(
-        "the connection to the node was lost before the session ended (the node or the network "
-        "to it went away); the command may have been cut short"
-    )
-
-
-def _stdin_source() -> Any:
-    """Our stdin in a form asyncssh can read: pipes, sockets and terminals are polled; epoll
-    refuses regular files and /dev/null, which are read as files (or not at all)."""
-    import stat
-
-    st = os.fstat(0)
-    if os.isatty(0) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
-        return os.dup(0)
-    if stat.S_ISCHR(st.st_mode) and os.path.samestat(st, os.stat(os.devnull)):
-        return asyncssh.DEVNULL
-    return os.fdopen(os.dup(0), "rb")
-
-
-def _signal_number(name: str) -> int:
-    try:
-        return int(getattr(signal, "SIG" + name))
-    except (AttributeError, TypeError, ValueError):
-        return 1
-
-
-async def run_prefixed(
-    conn: asyncssh.SSHClientConnection, command: str, prefix: str
-) -> int:
-    """Run `command` and print each output line as `[prefix] line` (stdout and stderr)."""
-    proc = await conn.create_process(command, stdin=asyncssh.DEVNULL, encoding=None)
-
-    async def pump(stream: asyncssh.SSHReader[bytes], out: Any) -> None:
-        while True:
-            line = await stream.readline()
-            if not line:
-                return
-            out.write(f"[{prefix}] ".encode() + line + (b"" if line.endswith(b"\n") else b"\n"))
-            out.flush()
-
-    await asyncio.gather(pump(proc.stdout, sys.stdout.buffer), pump(proc.stderr, sys.stderr.buffer))
-    result = await proc.wait()
-    try:
-        return _exit_code(result)
-    except ConnectionProblem as exc:
-        sys.stderr.write(f"[{prefix}] ERROR: {exc}\n")
-        return 255
-
-
-def parse_forward(spec: str) -> tuple[str, int, str, int]:
-    """`-L [bind:]port:host:hostport` -> (bind, port, host, hostport)."""
-    parts = spec.split(":")
-    if len(parts) == 3:
-        parts = ["127.0.0.1", *parts]
-    if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
-        raise BadParameter(f"bad -L {spec!r}: use [bind_address:]port:host:hostport")
-    return parts[0] or "127.0.0.1", int(parts[1]), parts[2], int(parts[3])
-
-
-def parse_remote_forward(spec: str) -> tuple[str, int, str, int]:
-    """`-R [bind:]port:host:hostport` -> (bind on the node, port, local host, local port).
-    Without a bind address the node listens on its loopback only, as OpenSSH's default."""
-    parts = spec.split(":")
-    if len(parts) == 3:
-        parts = ["localhost", *parts]
-    if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
-        raise BadParameter(f"bad -R {spec!r}: use [bind_address:]port:host:hostport")
-    return parts[0] or "localhost", int(parts[1]), parts[2], int(parts[3])
-
-
-def parse_dynamic_forward(spec: str) -> tuple[str, int]:
-    """`-D [bind:]port` -> (local bind address, port); loopback by default."""
-    bind, _, port = spec.rpartition(":")
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise BadParameter(f"bad -D {spec!r}: use [bind_address:]port")
-    return bind or "127.0.0.1", int(port)
-
-
-async def start_forwards(
-    conn: asyncssh.SSHClientConnection, local: list[str], remote: list[str], dynamic: list[str]
-) -> None:
-    """Start -L, -R and -D forwardings; a refused one is an error that says why."""
-    for spec in local:
-        bind, lport, rhost, rport = parse_forward(spec)
-        try:
-            await conn.forward_local_port(bind, lport, rhost, rport)
-        except OSError as exc:
-            raise ConnectionProblem(f"-L {spec}: cannot listen on {bind}:{lport}: {exc.strerror}") from None
-    for spec in remote:
-        rbind, rlport, lhost, lport = parse_remote_forward(spec)
-        try:
-            await conn.forward_remote_port(rbind, rlport, lhost, lport)
-        except asyncssh.ChannelListenError:
-            raise AccessDenied(
-                f"-R {spec}: the node refused to listen on {rbind}:{rlport} (port forwarding "
-                "is not allowed by your roles' port_forwarding option, or the port is taken or "
-                "privileged)"
-            ) from None
-    for spec in dynamic:
-        bind, port = parse_dynamic_forward(spec)
-        try:
-            await conn.forward_socks(bind, port)
-        except OSError as exc:
-            raise ConnectionProblem(f"-D {spec}: cannot listen on {bind}:{port}: {exc.strerror}") from None
-
-
-def go_background() -> None:
-    """ssh -f: once connected, the parent returns to the shell and the child carries on
-    (detached from the terminal, stdin from /dev/null)."""
-    pid = os.fork()
-    if pid:
-        os._exit(0)  # the parent must not run the event loop's cleanup: the child owns it
-    os.setsid()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.close(devnull)
 
 
 def _node_names(node: dict[str, Any], cluster: str) -> set[str]:

@@ -88,6 +88,7 @@ _PROXY_KEYS = (
     "web_listen_addr",
     "tunnel_listen_addr",
     "public_addr",
+    "tunnel_public_addr",
     "https_key_file",
     "https_cert_file",
     "ssh_allowed_hosts",
@@ -781,6 +782,14 @@ def _parse_proxy(ctx: _Ctx, raw: Any) -> ProxyServiceConfig:
             f"{p}.public_addr",
             f'expected the address users reach the proxy at, not "{d["public_addr"]}"',
         )
+    # where agents (nodes behind firewalls) reach this proxy's tunnel listener
+    x.tunnel_public_addr = ctx.get(
+        d, "tunnel_public_addr", p,
+        lambda v, q: ctx.addr(v, q, defaults.PROXY_TUNNEL_PORT, listen=False), None,
+    )
+    if x.tunnel_public_addr is not None and x.tunnel_public_addr.host in ("0.0.0.0", "::"):
+        ctx.fail(f"{p}.tunnel_public_addr",
+                 f'expected the address agents reach the tunnel listener at, not "{d["tunnel_public_addr"]}"')
     x.https_key_file = ctx.get(d, "https_key_file", p, ctx.string, None)
     x.https_cert_file = ctx.get(d, "https_cert_file", p, ctx.string, None)
     if (x.https_key_file is None) != (x.https_cert_file is None):
@@ -828,9 +837,13 @@ def _check_listeners(ctx: _Ctx, cfg: FileConfig) -> None:
             ("proxy_service.web_listen_addr", px.web_listen_addr),
             ("proxy_service.tunnel_listen_addr", px.tunnel_listen_addr),
         ]
+    # the one sharing allowed: the tunnel listener on the web port (told apart by first bytes)
+    shared = {"proxy_service.web_listen_addr", "proxy_service.tunnel_listen_addr"}
     for i, (name_a, a) in enumerate(listeners):
         for name_b, b in listeners[i + 1 :]:
             if a.port == 0 or a.port != b.port:
+                continue
+            if {name_a, name_b} == shared and a == b:
                 continue
             wild = ("0.0.0.0", "::")
             if a.host == b.host or a.host in wild or b.host in wild:

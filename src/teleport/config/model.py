@@ -107,6 +107,8 @@ class ProxyServiceConfig:
     web_listen_addr: HostPort = HostPort("0.0.0.0", defaults.PROXY_WEB_PORT)
     tunnel_listen_addr: HostPort = HostPort("0.0.0.0", defaults.PROXY_TUNNEL_PORT)
     public_addr: HostPort | None = None
+    # where agents reach tunnel_listen_addr (default: public_addr's host, tunnel_listen_addr's port)
+    tunnel_public_addr: HostPort | None = None
     https_key_file: str | None = None
     https_cert_file: str | None = None
     # OpenSSH servers (not registered nodes) the proxy may dial: CIDRs, IPs and host-name globs,

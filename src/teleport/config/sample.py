@@ -138,7 +138,12 @@ proxy_service:
   web_listen_addr: 0.0.0.0:{proxy_web_port}
 
   # Reverse tunnel address: nodes and clusters behind firewalls dial out to it.
+  # It may equal web_listen_addr (one port for both).
   tunnel_listen_addr: 0.0.0.0:{proxy_tunnel_port}
+
+  # The address agents reach the tunnel listener at, if not public_addr's host
+  # and the tunnel_listen_addr port.
+  # tunnel_public_addr: proxy.example.com:{proxy_tunnel_port}
 
   # The address users reach the web listener at, if not this host's name
   # (e.g. a load balancer or DNS name). Port {proxy_web_port} by default.

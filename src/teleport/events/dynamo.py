@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from teleport.backend.aws import AWSSettings, connection_problem, error_code
-from teleport.backend.dynamodb import ensure_table
+from teleport.backend.aws import AWSSettings, connection_problem, ensure_table, error_code
 from teleport.errors import BadParameter
 from teleport.events.auditlog import AuditLog
 from teleport.events.schema import DEFAULT_NAMESPACE, parse_time, validate_event

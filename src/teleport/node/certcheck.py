@@ -82,6 +82,8 @@ class CertCaptureConnection(asyncssh.SSHServerConnection):
     ) -> None:
         super().__init__(loop, options)
         self._on_failure = on_failure
+        # set by the node when a signed proxy header says a recording proxy audits this connection
+        self.recorded_by_proxy = False
         self._authorize = authorize
         self._user_ca_keys = user_ca_keys
         self.teleport_client_addr = client_addr

@@ -60,6 +60,9 @@ class SessionServices:
     delete: Callable[[str], Awaitable[Any]] | None = None
     check_access: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
     active: dict[str, ActiveSession] = field(default_factory=dict)
+    # where a join request looks for the session (None: `active`): a recording proxy's joiner of
+    # a session the node runs itself reaches it from the proxy's quiet connection
+    joinable: dict[str, ActiveSession] | None = None
     _bg: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def emit(self, event_type: str, **fields: Any) -> bool:
@@ -277,17 +280,32 @@ class ActiveSession:
 
     def _pty_readable(self) -> None:
         assert self.master is not None
-        try:
-            data = os.read(self.master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                log.debug("pty read: %s", exc)
-            data = b""
-        if not data:  # every slave fd is closed: the session's output is complete
+        # A PTY hands out at most ~4 KiB per read; take whatever is already there (never wait)
+        # so that a burst of output leaves as a few large SSH packets, not thousands of small
+        # ones, each with its own encryption and callbacks on every hop.
+        chunks: list[bytes] = []
+        size = 0
+        ended = False
+        while size < READ_SIZE:
+            try:
+                chunk = os.read(self.master, READ_SIZE - size)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    log.debug("pty read: %s", exc)
+                chunk = b""
+            if not chunk:
+                ended = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+        if ended and not data:  # every slave fd is closed: the session's output is complete
             self._set_reading(False)
             self._pty_eof.set()
+            return
+        if not data:
             return
         for p in self.parties:
             try:

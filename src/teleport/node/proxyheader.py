@@ -1,8 +1,10 @@
 """The one-line header a proxy sends before the SSH banner to tell a node the real client address.
 
 Wire form: ``Teleport-Proxy <base64 JSON>\\r\\n`` where the JSON holds ``client_addr``, ``node_addr``,
-``time`` (unix seconds), ``proxy_cert`` (the proxy's OpenSSH host certificate) and ``sig`` (base64
-signature by the proxy's host key over the canonical JSON of the other fields). Pure module.
+``time`` (unix seconds), ``proxy_cert`` (the proxy's OpenSSH host certificate), optionally
+``recording_proxy`` (true: this proxy terminated the user's SSH and itself records and audits the
+session, so the node must not log a second copy) and ``sig`` (base64 signature by the proxy's host
+key over the canonical JSON of the other fields). Pure module.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ MAX_HEADER_LEN = 16 * 1024  # a host cert plus a few fields; anything longer is 
 MAX_SKEW = 60  # seconds either way
 PROXY_ROLE = "Proxy"
 _FIELDS = ("client_addr", "node_addr", "time", "proxy_cert")
+RECORDING_PROXY = "recording_proxy"  # optional, signed when present
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:
-    return json.dumps({k: fields[k] for k in _FIELDS}, sort_keys=True, separators=(",", ":")).encode()
+    signed = {k: fields[k] for k in _FIELDS}
+    if RECORDING_PROXY in fields:
+        signed[RECORDING_PROXY] = fields[RECORDING_PROXY]
+    return json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _ec_hash(curve: ec.EllipticCurve) -> hashes.HashAlgorithm:
@@ -68,8 +74,10 @@ def make_proxy_header(
     proxy_private_key_openssh: bytes,
     proxy_cert: str,
     now: float | None = None,
+    recording_proxy: bool = False,
 ) -> bytes:
-    """The header line (with CRLF) a proxy writes to a node before relaying the client's SSH bytes."""
+    """The header line (with CRLF) a proxy writes to a node before relaying the client's SSH bytes
+    (`recording_proxy`: the proxy records and audits this connection's sessions itself)."""
     key = keys.load_private_key(proxy_private_key_openssh)
     cert_key = sshcert.parse_cert(proxy_cert).public_key
     if keys.public_key_to_openssh(key) != cert_key:
@@ -80,6 +88,8 @@ def make_proxy_header(
         "time": int(time.time() if now is None else now),
         "proxy_cert": proxy_cert.strip(),
     }
+    if recording_proxy:
+        fields[RECORDING_PROXY] = True
     fields["sig"] = base64.b64encode(_sign(key, _canonical(fields))).decode()
     payload = base64.b64encode(json.dumps(fields, separators=(",", ":")).encode())
     return PREFIX + payload + b"\r\n"
@@ -109,6 +119,8 @@ def parse_proxy_header(line: bytes, host_ca_keys: list[str], now: float | None =
         or not all(isinstance(fields[k], str) for k in ("client_addr", "node_addr", "proxy_cert", "sig"))
     ):
         raise AccessDenied("malformed Teleport-Proxy header: wrong field types")
+    if RECORDING_PROXY in fields and not isinstance(fields[RECORDING_PROXY], bool):
+        raise AccessDenied(f"malformed Teleport-Proxy header: {RECORDING_PROXY} must be true or false")
     current = time.time() if now is None else now
     if abs(current - fields["time"]) > MAX_SKEW:
         raise AccessDenied(
@@ -132,5 +144,6 @@ def parse_proxy_header(line: bytes, host_ca_keys: list[str], now: float | None =
         # BadParameter: a certified key load_public_key refuses (an RSA key under 2048 bits)
         raise AccessDenied("Teleport-Proxy header: bad signature") from None
     out = {k: fields[k] for k in _FIELDS}
+    out[RECORDING_PROXY] = fields.get(RECORDING_PROXY) is True
     out["proxy_id"] = info.key_id
     return out

@@ -54,6 +54,7 @@ class NodeSSHServer(asyncssh.SSHServer):
 
     def __init__(self, node: NodeServer) -> None:
         self.node = node
+        self.services = node.services  # set per connection in connection_made
         self.conn: CertCaptureConnection | None = None
         self.channels: set[NodeSession] = set()
         self.last_input = time.monotonic()
@@ -65,6 +66,10 @@ class NodeSSHServer(asyncssh.SSHServer):
         assert isinstance(conn, CertCaptureConnection)
         self.conn = conn
         self.node.gate.opened(conn, source_of(conn.teleport_client_addr))
+        # a recording proxy that said (signed) it records this connection logs its sessions,
+        # port forwards and recordings: the node keeps quiet, so each event is stored once
+        if conn.recorded_by_proxy:
+            self.services = self.node.proxy_recorded_services()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._guard is not None:
@@ -156,9 +161,10 @@ class NodeSSHServer(asyncssh.SSHServer):
             client_addr=peer,
             local_addr=(str(local[0]), int(local[1])),
             agent_path=conn.get_agent_path,  # read late: the agent request precedes shell/exec
-            services=self.node.services,
+            services=self.services,
             touch=self.touch,
             channels=self.channels,
+            recorded_by_proxy=conn.recorded_by_proxy,
         )
         try:
             check_sessions(self.open_sessions, int(conn.teleport_access.get("max_sessions") or 0))
@@ -186,7 +192,7 @@ class NodeSSHServer(asyncssh.SSHServer):
         log.info("port forwarding for %s to %s:%d", conn.teleport_cert.key_id, dest_host, dest_port)
         self._start_guard()
         local = conn.get_extra_info("sockname") or ("", 0)
-        self.node.services.emit(
+        self.services.emit(
             schema.PORT_FORWARD, user=conn.teleport_cert.key_id, login=conn.teleport_login,
             addr=f"{dest_host}:{dest_port}", addr_remote=conn.teleport_client_addr,
             addr_local=f"{local[0]}:{local[1]}",
@@ -211,7 +217,7 @@ class NodeSSHServer(asyncssh.SSHServer):
         log.info("remote forwarding for %s on %s:%d", who, listen_host, listen_port)
         self._start_guard()
         local = conn.get_extra_info("sockname") or ("", 0)
-        self.node.services.emit(
+        self.services.emit(
             schema.PORT_FORWARD, user=who, login=conn.teleport_login,
             addr=f"{listen_host}:{listen_port}", addr_remote=conn.teleport_client_addr,
             addr_local=f"{local[0]}:{local[1]}",
@@ -256,8 +262,23 @@ class NodeServer:
         self._accept_task: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self._conns: set[CertCaptureConnection] = set()
+        self._quiet: SessionServices | None = None
         self.limits = limits or ListenerLimits()
         self.gate = SSHGate(self.limits, "this node")
+
+    def proxy_recorded_services(self) -> SessionServices:
+        """The session services for connections a recording proxy records and audits: no
+        events, no recording, no entry in auth's session registry (the proxy registers the
+        session; joining goes through it), the same access checks. Their sessions are joinable
+        only through the proxy; they may join a session the node runs (and audits) itself."""
+        if self._quiet is None:
+            s = self.services
+            self._quiet = SessionServices(
+                server_id=s.server_id, server_hostname=s.server_hostname, server_addr=s.server_addr,
+                check_access=s.check_access, joinable=s.active,
+            )
+        self._quiet.server_addr = self.services.server_addr
+        return self._quiet
 
     async def prepare(self) -> None:
         """Build the asyncssh options (listen() does it; a tunnelled node calls it alone and hands
@@ -333,12 +354,14 @@ class NodeServer:
         """Serve one connection on `sock` (accepted here, or a reverse tunnel channel's socket):
         an optional signed proxy header, then SSH. `client_addr` is the peer the socket came
         from; a valid proxy header replaces it with the user's real address."""
+        recorded = False
         try:
             line = await asyncio.wait_for(read_proxy_header(sock), HEADER_TIMEOUT)
             if line is not None:
                 fields = proxyheader.parse_proxy_header(line, self.host_ca_keys())
                 log.debug("connection from %s via proxy %s", fields["client_addr"], client_addr)
                 client_addr = fields["client_addr"]
+                recorded = bool(fields[proxyheader.RECORDING_PROXY])
         except (AccessDenied, OSError, TimeoutError, ConnectionError) as exc:
             log.warning("closing connection from %s: bad proxy header: %s", client_addr, exc)
             sock.close()
@@ -353,6 +376,7 @@ class NodeServer:
                 on_failure=lambda user, login, reason: self._auth_failed(user, login, reason, client_addr),
             )
             self._conns.add(conn)
+            conn.recorded_by_proxy = recorded
             return conn
 
         try:

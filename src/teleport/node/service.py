@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -22,7 +23,7 @@ from teleport.node.server import NodeServer
 from teleport.service.httplistener import ListenerLimits
 
 if TYPE_CHECKING:
-    from teleport.reversetunnel.agent import TunnelAgent
+    from teleport.reversetunnel.pool import AgentPool
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,10 @@ class NodeService:
             emitter=self.emitter,
             uploader=self.uploader,
             upload_dir=self.uploader.dir,
-            recording_enabled=lambda: self.recording_mode == "node",  # proxy mode: the proxy records
+            # in proxy mode the proxy records what it relays (and says so in its signed header:
+            # those connections get NodeServer.proxy_recorded_services); whatever reaches the
+            # node another way is recorded here, so that no session goes unrecorded
+            recording_enabled=lambda: self.recording_mode != "off",
             upsert=auth.upsert_session,
             delete=auth.delete_session,
             check_access=self._check_access,
@@ -92,7 +96,13 @@ class NodeService:
         )
         self.server.remote_access = self._remote_access
         self.addr = ""
-        self.agent: TunnelAgent | None = None  # set when ssh_service.tunnel_addr is configured
+        self.agent: AgentPool | None = None  # set when the node is reached through tunnels
+        # a node that joined through proxies: called with the proxies' heartbeats (the process
+        # lets its auth client fail over among their web addresses)
+        self.on_proxies: Callable[[list[dict[str, Any]]], None] = lambda proxies: None
+        # the proxy's tunnel address: ssh_service.tunnel_addr, or what the proxy it joined
+        # through announced (set by the process before start)
+        self.tunnel_addr = cfg.ssh_service.tunnel_addr
         self._beat_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -160,14 +170,15 @@ class NodeService:
         # Before the first new session: finish what a crash left (session.end, uploads).
         self.emitter.start()
         self.uploader.start()
-        tunnel = self.cfg.ssh_service.tunnel_addr
+        tunnel = self.tunnel_addr
         if tunnel is not None:
-            # behind a firewall: no listener at all; the proxy reaches us through the tunnel
-            from teleport.reversetunnel.agent import TunnelAgent
+            # behind a firewall: no listener at all; the proxies reach us through the tunnels
+            from teleport.reversetunnel.pool import AgentPool
 
             await self.server.prepare()
             self.addr = defaults.TUNNEL_NODE_ADDR
-            self.agent = TunnelAgent(tunnel, self.identity, lambda: self.host_ca, self.server.handle_socket)
+            self.agent = AgentPool(tunnel, lambda: self.identity, lambda: self.host_ca,
+                                   self.server.handle_socket, self._discover_proxies)
         else:
             _, port = await self.server.listen(listen.host, listen.port)
             self.addr = advertise_addr(self.cfg, port)
@@ -184,6 +195,11 @@ class NodeService:
             log.info("node SSH service reached through a reverse tunnel to %s (no listener)", tunnel)
         else:
             log.info("node SSH service listening on %s (advertised as %s)", listen, self.addr)
+
+    async def _discover_proxies(self) -> list[dict[str, Any]]:
+        proxies = await self.auth.list_proxies()
+        self.on_proxies(proxies)
+        return proxies
 
     def _labels_changed(self) -> None:
         self._beat_now.set()

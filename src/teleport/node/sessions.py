@@ -22,9 +22,10 @@ from typing import Any
 
 import asyncssh
 
-from teleport.errors import AccessDenied
+from teleport.errors import AccessDenied, BadParameter
 from teleport.events import schema
 from teleport.node.party import ActiveSession, Party, SessionServices
+from teleport.types.names import check_sid
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 READ_SIZE = 256 * 1024
 STDIN_HIGH_WATER = 1024 * 1024  # stop reading the channel while the child is this far behind
 JOIN_ENV = "TELEPORT_SESSION"  # env request naming a live session to join (the tsh join contract)
+# env request of a recording proxy: the id it gave the session (so that $TELEPORT_SESSION in the
+# shell is the id `tsh join` finds); honoured only on connections the proxy says it records
+PROXY_SID_ENV = "TELEPORT_PROXY_SESSION"
 
 # Client env requests we honour (as OpenSSH's default AcceptEnv LANG LC_*, plus a few harmless).
 ENV_ALLOW = frozenset({"LANG", "LANGUAGE", "TZ", "COLORTERM"})
@@ -99,6 +103,7 @@ class SessionContext:
     services: SessionServices = field(default_factory=SessionServices)
     touch: Callable[[], None] = lambda: None  # the client sent input (idle timeout)
     channels: set[Any] = field(default_factory=set)  # this connection's open session handlers
+    recorded_by_proxy: bool = False  # a recording proxy records and audits this connection
 
 
 def login_user(login: str) -> pwd.struct_passwd:
@@ -336,8 +341,18 @@ class NodeSession(asyncssh.SSHServerSession):
         sid = self.chan.get_environment().get(JOIN_ENV)
         return str(sid) if sid else None
 
+    def _adopt_proxy_sid(self) -> None:
+        if not self.ctx.recorded_by_proxy:
+            return
+        sid = self.chan.get_environment().get(PROXY_SID_ENV)
+        try:
+            self.sid = check_sid(str(sid)) if sid else self.sid
+        except BadParameter:
+            log.warning("ignoring a malformed session id from the recording proxy: %r", sid)
+
     async def _run(self) -> None:
         try:
+            self._adopt_proxy_sid()
             join = self._join_sid()
             if join is not None:
                 await self._join(join)
@@ -369,7 +384,7 @@ class NodeSession(asyncssh.SSHServerSession):
 
     async def _join(self, sid: str) -> None:
         services = self.ctx.services
-        active = services.active.get(sid)
+        active = (services.active if services.joinable is None else services.joinable).get(sid)
         if active is None or active.ended:
             raise AccessDenied(
                 f"session {sid} is not active on this node (ended, or on another node; "

@@ -17,91 +17,27 @@ import asyncio
 import logging
 import socket
 import time
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncssh
+from asyncssh.forward import SSHForwarder
 
 from teleport import defaults, sshalgs
 from teleport.ca import sshcert
 from teleport.errors import AccessDenied, BadParameter, NotFound, TeleportError
 from teleport.events import schema
-from teleport.node.audit import AuditEmitter
 from teleport.node.certcheck import cert_line_from_wire
-from teleport.node.party import _plain
-from teleport.node.recorder import RecordingUploader, SessionRecorder
-from teleport.node.sessions import JOIN_ENV, scp_request
 from teleport.proxy import lookup, recmode
-from teleport.proxy.sftpaudit import SftpAudit
+from teleport.proxy.fwdsession import ForwardSession
 
 if TYPE_CHECKING:
+    from teleport.proxy.recorder import ProxyRecorder
     from teleport.proxy.sshconn import ProxySession
     from teleport.proxy.sshproxy import DialTarget, ProxySSHService
 
 log = logging.getLogger("teleport.proxy.forward")
 
 DIAL_TIMEOUT = 15.0
-CERT_RENEW_MARGIN = 300.0  # renew a forwarding host certificate this long before it expires
-
-
-class ProxyRecorder:
-    """What the proxy needs to audit and record sessions itself: an event spool shipped to auth
-    and a recording uploader, in their own directories (a node in the same process keeps its
-    own), plus the forwarding host key and its certificates per host name."""
-
-    def __init__(self, svc: ProxySSHService, data_dir: str) -> None:
-        import os
-
-        base = os.path.join(data_dir, "log", "upload", "proxy")
-        self.svc = svc
-        self.emitter = AuditEmitter(os.path.join(base, "events.spool"), svc.auth.emit_events)
-        self.uploader = RecordingUploader(
-            os.path.join(base, "sessions"), svc.auth.upload_recording, self.emitter
-        )
-        self._key: asyncssh.SSHKey | None = None
-        self._certs: dict[str, tuple[asyncssh.SSHCertificate, float]] = {}
-        self._lock = asyncio.Lock()
-        self._bg: set[asyncio.Task[Any]] = set()
-
-    def start(self) -> None:
-        """Ship pending events and upload recordings a crashed proxy left behind."""
-        self.emitter.start()
-        self.uploader.start()
-
-    async def close(self) -> None:
-        """Stop the background work (what is left goes at the next start)."""
-        await self.uploader.close()
-        await self.emitter.close()
-
-    def emit(self, event_type: str, **fields: Any) -> bool:
-        """Spool one audit event as this proxy; never breaks a session. Whether it is spooled."""
-        try:
-            self.emitter.emit(event_type, server_id=self.svc.identity.host_id, **fields)
-        except Exception as exc:
-            log.error("cannot spool %s audit event: %s", event_type, exc)
-            return False
-        return True
-
-    def background(self, coro: Any) -> None:
-        """Run a best-effort coroutine (uploads) without awaiting it."""
-        task = asyncio.ensure_future(coro)
-        self._bg.add(task)
-        task.add_done_callback(self._bg.discard)
-
-    async def host_key(self, principal: str) -> tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]:
-        """The proxy's forwarding key and a host certificate naming `principal` (auth signs it
-        in recording proxy mode only; cached until shortly before it expires)."""
-        async with self._lock:
-            if self._key is None:
-                self._key = asyncssh.generate_private_key("ssh-ed25519")
-            cached = self._certs.get(principal)
-            if cached is not None and cached[1] - CERT_RENEW_MARGIN > time.time():
-                return self._key, cached[0]
-            pub = self._key.export_public_key().decode().strip()
-            line = await self.svc.auth.sign_forward_cert(pub, principal)
-            cert = asyncssh.import_certificate(line)
-            self._certs[principal] = (cert, float(sshcert.parse_cert(line).valid_before))
-            return self._key, cert
 
 
 class ChannelTunnel:
@@ -143,8 +79,10 @@ class Forwarder:
         # node knows nothing of them (a teleport node enforces them too, on its own connection)
         self.cert_valid_before = 2**64 - 1
         self.last_input = time.monotonic()
-        self.sessions: set[_ForwardSession] = set()
+        self.sessions: set[ForwardSession] = set()
         self._guard: asyncio.Task[None] | None = None
+        self.options: dict[str, Any] = {}  # auth's access answer for this user and login
+        self.closing = False  # the client went away (the node connection may outlive it)
         peer = outer.conn.get_extra_info("peername") or ("", 0)
         local = outer.conn.get_extra_info("sockname") or ("", 0)
         self.addr_remote = _fmt(str(peer[0]), int(peer[1]))
@@ -197,21 +135,33 @@ class Forwarder:
         """The SSH connection to the node as the user (opened on first use, then shared)."""
         async with self._node_lock:
             if self.node is None:
-                options = await self._session_options()
+                options = self.options = await self._session_options()
                 self.node = await self._open_node()
                 self._watch = asyncio.ensure_future(self._watch_node(self.node))
-                idle, expires = recmode.session_limits(options, self.cert_valid_before)
-                if idle or expires is not None:
-                    self._guard = asyncio.ensure_future(self._guard_loop(idle, expires))
+                self.enforce(options)
             return self.node
 
-    async def _session_options(self) -> dict[str, Any]:
+    def enforce(self, options: dict[str, Any]) -> None:
+        """Apply the roles' client_idle_timeout and disconnect_expired_cert to this client."""
+        idle, expires = recmode.session_limits(options, self.cert_valid_before)
+        if self._guard is None and (idle or expires is not None):
+            self._guard = asyncio.ensure_future(self._guard_loop(idle, expires))
+
+    async def join_options(self, login: str) -> dict[str, Any]:
+        """Auth's answer for this user joining a session of `login` on this connection's host:
+        for a registered node the full access check of that login there (as the node checks a
+        joiner), for a host outside the registry the options of the user's roles (the login is
+        one of the certificate's principals, which is all an OpenSSH node asks)."""
+        return await self._session_options(login)
+
+    async def _session_options(self, login: str | None = None) -> dict[str, Any]:
         """Auth's answer for this user and login: for a registered node its full access check,
         for a host outside the registry (an OpenSSH node decides the login itself) the options
-        of the user's roles. Fails closed, as a node does."""
+        of the user's roles. Fails closed, as a node does. `login`: another than this
+        connection's (a session to join)."""
         host_id = str((self.target.node or {}).get("metadata", {}).get("name") or "")
         try:
-            return await self.svc.auth.check_access(self.user, self.login, host_id)
+            return await self.svc.auth.check_access(self.user, login or self.login, host_id)
         except TeleportError:
             raise
         except Exception as exc:
@@ -255,7 +205,8 @@ class Forwarder:
             chosen = self._pick_key(list(keys))
             sock = await self._dial()
             if self.target.node is not None:
-                header = self.svc.proxy_header(self.addr_remote, self.target.shown)
+                # signed "this proxy records": the node logs nothing of it a second time
+                header = self.svc.proxy_header(self.addr_remote, self.target.shown, recording_proxy=True)
                 if header:
                     await asyncio.get_running_loop().sock_sendall(sock, header)
             options: dict[str, Any] = {
@@ -337,6 +288,45 @@ class Forwarder:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "timed out"
         raise NotFound(f"cannot connect to {self.req.host!r} at {self.target.shown}: {reason}")
 
+    async def remote_forward(self, listen_host: str, listen_port: int) -> asyncssh.SSHListener | bool:
+        """`ssh -R`: ask the node to listen for the client, when the user's roles permit port
+        forwarding, and relay each connection it accepts to the client as a forwarded-tcpip
+        channel. False (the client's request fails) on any refusal: asyncssh answers the
+        client's tcpip-forward request only when this returns, so it must never raise."""
+        try:
+            node = await self.node_conn()
+            if not self.options.get("permit_port_forwarding"):
+                log.info("recording proxy: remote forwarding of %s:%d refused for %s: not "
+                         "permitted by the roles' port_forwarding", listen_host, listen_port, self.user)
+                return False
+            bound = [listen_port]
+
+            async def accept(orig_host: str, orig_port: int) -> Any:
+                inner = self.inner
+                if inner is None or self.closing:
+                    raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "the client is gone")
+                # as asyncssh's forward_tunneled_connection does for -L, the other way round
+                try:
+                    _, peer = await inner.create_connection(
+                        cast(Any, SSHForwarder), listen_host, bound[0], orig_host, orig_port)
+                except asyncssh.ChannelOpenError as exc:
+                    log.info("recording proxy: the client of %s refused a connection forwarded "
+                             "from %s:%d: %s", self.user, listen_host, bound[0], exc.reason)
+                    raise
+                return SSHForwarder(cast(SSHForwarder, peer))
+
+            listener = await node.create_server(accept, listen_host, listen_port)
+        except (TeleportError, asyncssh.Error, asyncssh.ChannelListenError, OSError) as exc:
+            log.info("recording proxy: remote forwarding of %s:%d for %s failed: %s",
+                     listen_host, listen_port, self.user, exc)
+            return False
+        except Exception:
+            log.exception("recording proxy: remote forwarding failed")
+            return False
+        bound[0] = listener.get_port()
+        self.rec.emit(schema.PORT_FORWARD, addr=f"{listen_host}:{bound[0]}", **self.fields())
+        return listener
+
     async def _watch_node(self, node: asyncssh.SSHClientConnection) -> None:
         """The node went away (or disconnected us, e.g. idle timeout): end the client's too."""
         await node.wait_closed()
@@ -344,7 +334,11 @@ class Forwarder:
             self.inner.disconnect(asyncssh.DISC_BY_APPLICATION, "the connection to the node closed")
 
     def close(self) -> None:
-        """The client is gone: drop the node connection."""
+        """The client is gone: drop the node connection, unless parties that joined one of its
+        sessions still use it (then the end of that session closes it: fwdlive.py)."""
+        self.closing = True
+        if any(live.owner.fwd is self and live.has_joiners() for live in self.rec.live.values()):
+            return
         if self.node is not None:
             self.node.close()
         if self._watch is not None:
@@ -400,8 +394,8 @@ class _InnerServer(asyncssh.SSHServer):
     async def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         return key in await self.fwd.svc.user_ca_keys()
 
-    def session_requested(self) -> _ForwardSession:
-        return _ForwardSession(self.fwd)
+    def session_requested(self) -> ForwardSession:
+        return ForwardSession(self.fwd)
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Any:
         fwd = self.fwd
@@ -419,305 +413,14 @@ class _InnerServer(asyncssh.SSHServer):
 
         return forward()
 
-    def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        return False  # remote forwarding through a recording proxy: not supported yet
+    def server_requested(self, listen_host: str, listen_port: int) -> Any:
+        return self.fwd.remote_forward(listen_host, listen_port)
 
     def unix_connection_requested(self, dest_path: str) -> bool:
         return False
 
     def unix_server_requested(self, listen_path: str) -> bool:
         return False
-
-
-class _NodeSide(asyncssh.SSHClientSession[bytes]):
-    """The node's end of one relayed session: output to the client (and the recording)."""
-
-    def __init__(self, session: _ForwardSession) -> None:
-        self.session = session
-
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        self.session.from_node(data, datatype)
-
-    def eof_received(self) -> bool:
-        self.session.node_eof()
-        return True
-
-    def pause_writing(self) -> None:
-        self.session.chan.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.session.chan.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.session.node_closed(exc)
-
-
-class _ForwardSession(asyncssh.SSHServerSession[bytes]):
-    """One session channel of the client, relayed to a session channel on the node; what a node
-    would log about it is logged here (session.start/end and resize for a terminal, exec and scp
-    for commands) and a terminal session is recorded."""
-
-    def __init__(self, fwd: Forwarder) -> None:
-        self.fwd = fwd
-        self.chan: asyncssh.SSHServerChannel[bytes] = None  # type: ignore[assignment]
-        self.node_chan: asyncssh.SSHClientChannel[bytes] | None = None
-        self.command: str | None = None
-        self.subsystem: str | None = None
-        self.term: str | None = None
-        self.size = (0, 0, 0, 0)
-        self.modes: dict[int, int] = {}
-        self.sid = str(uuid.uuid4())
-        self.pending: list[bytes] = []
-        self.pending_eof = False
-        self.recorder: SessionRecorder | None = None
-        self.started = 0.0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.task: asyncio.Task[None] | None = None
-        self.done = False
-        # the sftp subsystem: files read and written, from the relayed SFTP packets
-        self.sftp: SftpAudit | None = None
-
-    # requests ------------------------------------------------------------------------------
-    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
-        self.chan = chan
-        self.fwd.sessions.add(self)
-
-    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
-        self.term = term_type or "xterm"
-        self.size = term_size
-        self.modes = dict(term_modes or {})
-        return True
-
-    def shell_requested(self) -> bool:
-        return True
-
-    def exec_requested(self, command: str) -> bool:
-        self.command = command
-        return True
-
-    def subsystem_requested(self, subsystem: str) -> bool:
-        self.subsystem = subsystem
-        if subsystem == "sftp":
-            self.sftp = SftpAudit()
-        return True
-
-    def _audit_sftp(self, files: list[tuple[str, str, int]]) -> None:
-        """scp events for the files an SFTP session closed, as a node logs them."""
-        for action, path, n in files:
-            self.fwd.rec.emit(schema.SCP, sid=self.sid, path=path, action=action, len=n,
-                              **self.fwd.fields())
-
-    def session_started(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
-
-    async def _run(self) -> None:
-        fwd = self.fwd
-        env = {k: v for k, v in self.chan.get_environment().items()}
-        if env.get(JOIN_ENV) and self.command is None and self.subsystem is None:
-            self._fail("joining a session through a recording proxy is not supported yet")
-            return
-        try:
-            node = await fwd.node_conn()
-            kw: dict[str, Any] = {"env": env, "encoding": None}
-            if self.term is not None:
-                kw.update(term_type=self.term, term_size=self.size, term_modes=self.modes)
-            chan, _ = await node.create_session(
-                lambda: _NodeSide(self), command=self.command, subsystem=self.subsystem, **kw
-            )
-        except (TeleportError, OSError, asyncssh.Error) as exc:
-            msg = exc.reason if isinstance(exc, asyncssh.Error) else str(exc)
-            self._fail(msg)
-            return
-        except Exception as exc:  # the client must always learn why its session closed
-            log.exception("recording proxy session failed")
-            self._fail(f"internal proxy error: {exc}")
-            return
-        self.node_chan = chan
-        self._begin()
-        for data in self.pending:
-            chan.write(data)
-        self.pending = []
-        if self.pending_eof:
-            chan.write_eof()
-
-    def _fail(self, message: str) -> None:
-        log.info("recording proxy: session of %s refused: %s", self.fwd.user, message)
-        try:
-            self.chan.write_stderr(f"ERROR: {message}\r\n".encode())
-            self.chan.exit(255)
-        except (OSError, asyncssh.Error, BrokenPipeError):
-            pass
-
-    # audit ---------------------------------------------------------------------------------
-    def _interactive(self) -> bool:
-        return self.term is not None and self.subsystem is None
-
-    def _begin(self) -> None:
-        fwd = self.fwd
-        self.started = time.time()
-        if not self._interactive():
-            return
-        cols, rows = (self.size[0] or 80), (self.size[1] or 24)
-        fwd.rec.emit(schema.SESSION_START, sid=self.sid, size=(cols, rows), **fwd.fields())
-        if fwd.svc.mode != recmode.PROXY:
-            return
-        f = fwd.fields()
-        meta = {
-            "fields": {**_plain({k: f[k] for k in ("user", "login", "addr_local", "addr_remote")}),
-                       "server_id": fwd.svc.identity.host_id,
-                       "server_hostname": f["server_hostname"]},
-            "session_start": schema.format_time(self.started),
-            "participants": [fwd.user],
-        }
-        try:
-            self.recorder = SessionRecorder(
-                fwd.rec.uploader.dir, self.sid, cols, rows, meta,
-                env={"TERM": self.term or "xterm", "SHELL": "/bin/sh"},
-                on_backlog=self._backlog,
-            )
-            fwd.rec.uploader.active.add(self.sid)
-        except OSError as exc:
-            log.error("cannot record session %s: %s", self.sid, exc)
-
-    def _backlog(self, on: bool) -> None:
-        # the recording falls behind: stop reading the node until it caught up
-        if self.node_chan is not None:
-            if on:
-                self.node_chan.pause_reading()
-            else:
-                self.node_chan.resume_reading()
-
-    def _end(self, rc: int | None, signal_name: str | None) -> None:
-        fwd = self.fwd
-        if self.sftp is not None:
-            self._audit_sftp(self.sftp.close())
-        if self.command is not None:
-            scp = scp_request(self.command)
-            if scp is not None:
-                action, path = scp
-                n = self.bytes_in if action == "upload" else self.bytes_out
-                fwd.rec.emit(schema.SCP, sid=self.sid, path=path, action=action, len=n, **fwd.fields())
-            if scp is None or rc != 0:
-                code = rc if rc is not None else -1
-                fwd.rec.emit(schema.EXEC, sid=self.sid, command=self.command, exitCode=code,
-                             exitError=f"signal: SIG{signal_name}" if signal_name else None,
-                             **fwd.fields())
-        if not self._interactive() or not self.started:
-            return
-        logged = fwd.rec.emit(
-            schema.SESSION_END, sid=self.sid, participants=[fwd.user], interactive=True,
-            session_start=schema.format_time(self.started),
-            session_stop=schema.format_time(time.time()), **fwd.fields())
-        if self.recorder is not None:
-            uploader = fwd.rec.uploader
-            sid = self.sid
-
-            def recorded() -> None:
-                uploader.active.discard(sid)
-                if logged:
-                    fwd.rec.background(uploader.upload(sid))
-
-            self.recorder.close(done=recorded, ended=logged)
-            self.recorder = None
-
-    # client -> node ------------------------------------------------------------------------
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        self.bytes_in += len(data)
-        self.fwd.touch()
-        if self.sftp is not None:
-            self._audit_sftp(self.sftp.client(data))
-        if self.node_chan is not None:
-            self.node_chan.write(data)
-        else:
-            self.pending.append(data)
-
-    def eof_received(self) -> bool:
-        if self.node_chan is not None:
-            self.node_chan.write_eof()
-        else:
-            self.pending_eof = True
-        return True
-
-    def pause_writing(self) -> None:
-        if self.node_chan is not None:
-            self.node_chan.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.node_chan is not None:
-            self.node_chan.resume_reading()
-
-    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
-        if (width, height) == self.size[:2]:
-            return
-        self.size = (width, height, pixwidth, pixheight)
-        if self.node_chan is not None:
-            self.node_chan.change_terminal_size(width, height, pixwidth, pixheight)
-        if self.recorder is not None:
-            self.recorder.resize(width, height)
-        if self._interactive() and self.started:
-            self.fwd.rec.emit(schema.SESSION_RESIZE, sid=self.sid, size=(width, height),
-                              **self.fwd.fields())
-
-    def signal_received(self, signal: str) -> None:
-        if self.node_chan is not None:
-            self.node_chan.send_signal(signal)
-
-    def break_received(self, msec: int) -> bool:
-        if self.node_chan is not None:
-            self.node_chan.send_break(msec)
-            return True
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.fwd.sessions.discard(self)
-        if self.node_chan is not None:
-            self.node_chan.close()
-        elif self.task is not None and not self.task.done():
-            self.task.cancel()
-        if not self.done:
-            self.done = True
-            self._end(None, None)
-
-    # node -> client ------------------------------------------------------------------------
-    def from_node(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        try:
-            if datatype == asyncssh.EXTENDED_DATA_STDERR:
-                self.chan.write_stderr(data)
-            else:
-                self.bytes_out += len(data)
-                self.chan.write(data)
-                if self.sftp is not None:
-                    self._audit_sftp(self.sftp.server(data))
-        except (OSError, asyncssh.Error, BrokenPipeError):
-            return
-        if self.recorder is not None:
-            self.recorder.output(data)
-
-    def node_eof(self) -> None:
-        try:
-            self.chan.write_eof()
-        except (OSError, asyncssh.Error, BrokenPipeError):
-            pass
-
-    def node_closed(self, exc: Exception | None) -> None:
-        chan = self.node_chan
-        rc = chan.get_exit_status() if chan is not None else None
-        sig = chan.get_exit_signal() if chan is not None else None
-        if not self.done:
-            self.done = True
-            self._end(rc, sig[0] if sig else None)
-        try:
-            if sig:
-                self.chan.exit_with_signal(sig[0], sig[1], sig[2], sig[3])
-            elif rc is not None:
-                self.chan.exit(rc)
-            else:
-                if exc is not None:
-                    self.chan.write_stderr(f"ERROR: the connection to the node was lost: {exc}\r\n".encode())
-                self.chan.close()
-        except (OSError, asyncssh.Error, BrokenPipeError):
-            pass
 
 
 def _fmt(host: str, port: int) -> str:

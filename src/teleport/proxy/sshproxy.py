@@ -28,7 +28,7 @@ from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import AccessDenied, NotFound, TeleportError
 from teleport.proxy import dialpolicy, lookup, recmode
-from teleport.proxy.forward import ProxyRecorder
+from teleport.proxy.recorder import ProxyRecorder
 from teleport.proxy.sshconn import CHANNEL_WINDOW, ProxyServer, fmt_addr
 from teleport.reversetunnel import route
 from teleport.service.httplistener import ListenerLimits
@@ -44,7 +44,7 @@ NODES_MISS_REFRESH_SECONDS = 1.0
 ENDPOINTS_CACHE_SECONDS = 60.0
 CA_CACHE_SECONDS = 30.0
 
-HeaderFunc = Callable[[str, str, bytes, str], bytes]
+HeaderFunc = Callable[..., bytes]
 
 
 def _load_header_func() -> HeaderFunc | None:
@@ -211,7 +211,8 @@ class ProxySSHService:
         """The registered nodes, cached for up to `max_age` seconds."""
         async with self._nodes_lock:
             if time.monotonic() - self._nodes_at > max_age:
-                self._nodes = await self.auth.list_nodes()
+                # offline tunnelled nodes too: asking for one says "offline", not "unknown"
+                self._nodes = await self.auth.call("GET", "/v1/nodes?offline=1")
                 self._nodes_at = time.monotonic()
             return self._nodes
 
@@ -312,18 +313,19 @@ class ProxySSHService:
         self._endpoints, self._endpoints_at = out, time.monotonic()
         return out
 
-    async def visible_nodes(self, user: str) -> list[dict[str, Any]]:
+    async def visible_nodes(self, user: str, offline: bool = False) -> list[dict[str, Any]]:
         """The nodes the user's current roles can see, asked fresh from auth (a role edit applies
-        to the next `tsh ls` and the next connection)."""
+        to the next `tsh ls` and the next connection); online ones only unless `offline`."""
         if not user:
             raise AccessDenied("access denied: the proxy could not tell which Teleport user you are")
-        nodes = await self.auth.call("POST", "/v1/access/nodes", {"user": user})
+        body: dict[str, Any] = {"user": user, **({"offline": True} if offline else {})}
+        nodes = await self.auth.call("POST", "/v1/access/nodes", body)
         return nodes if isinstance(nodes, list) else []
 
     async def check_route(self, user: str, node: dict[str, Any]) -> None:
         """AccessDenied unless some role of the user allows a login on this registered node."""
         name = node.get("metadata", {}).get("name")
-        if any(n.get("metadata", {}).get("name") == name for n in await self.visible_nodes(user)):
+        if any(n.get("metadata", {}).get("name") == name for n in await self.visible_nodes(user, True)):
             return
         hostname = node.get("spec", {}).get("hostname", "?")
         raise AccessDenied(
@@ -331,12 +333,14 @@ class ProxySSHService:
             "none of your roles allows a login on it"
         )
 
-    def proxy_header(self, client_addr: str, node_addr: str) -> bytes:
-        """The signed header telling a Teleport node the real client address (b"" when the node
-        service that reads it is not installed)."""
+    def proxy_header(self, client_addr: str, node_addr: str, recording_proxy: bool = False) -> bytes:
+        """The signed header telling a Teleport node the real client address, and whether this
+        proxy records the connection's sessions itself (b"" when the node service that reads it
+        is not installed)."""
         if self._header is None:
             return b""
-        return self._header(client_addr, node_addr, self.identity.private_key, self.identity.cert)
+        return self._header(client_addr, node_addr, self.identity.private_key, self.identity.cert,
+                            recording_proxy=recording_proxy)
 
 
 async def _resolve_ips(host: str) -> list[str]:

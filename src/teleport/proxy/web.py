@@ -22,6 +22,7 @@ from teleport.proxy.webapi.security import security_headers
 from teleport.proxy.webapi.sessions import SessionRoutes
 from teleport.proxy.webapi.static import StaticRoutes
 from teleport.proxy.webapi.terminal import TerminalRoutes
+from teleport.reversetunnel.authrelay import AuthRelay
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class WebProxy:
         self.cluster_name = cluster_name
         self.ssh_public_addr = ssh_public_addr
         self.web_public_addr = web_public_addr
+        self.tunnel_public_addr = ""  # where agents reach the tunnel listener (set by the process)
         self._second_factor: str | None = None
         # Refuse login floods here, before they cost auth an argon2 check (auth limits too).
         self.login_rates = LoginRateLimits()
@@ -59,6 +61,8 @@ class WebProxy:
         r.add_post("/v1/webapi/trustedclusters/validate", self.validate_trusted_cluster)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
+        # nodes behind a firewall: their own TLS to auth, relayed (reversetunnel/authrelay.py)
+        AuthRelay(lambda: list(self.auth.addrs)).add_routes(r)
         StaticRoutes().add_routes(r)
         return app
 
@@ -74,6 +78,7 @@ class WebProxy:
                 "proxy": {
                     "ssh": {"public_addr": self.ssh_public_addr},
                     "web": {"public_addr": self.web_public_addr},
+                    "tunnel": {"public_addr": self.tunnel_public_addr},
                 },
                 "cluster_name": self.cluster_name,
                 "server_version": __version__,

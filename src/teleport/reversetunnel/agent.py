@@ -22,7 +22,9 @@ import asyncssh
 from teleport import defaults, sshalgs
 from teleport.auth.server import HostIdentity
 from teleport.config.addr import HostPort
-from teleport.reversetunnel.authz import agent_login
+from teleport.errors import AccessDenied
+from teleport.node.certcheck import cert_line_from_wire
+from teleport.reversetunnel.authz import agent_login, check_proxy_cert
 from teleport.reversetunnel.bridge import ChannelBridge, socket_pair
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,13 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
 class TunnelAgent:
     """Keeps one reverse tunnel to the proxy at `addr` open (run() until cancelled)."""
 
-    def __init__(self, addr: HostPort, identity: HostIdentity, host_ca_keys: Callable[[], list[str]],
-                 handle: SocketHandler) -> None:
+    def __init__(self, addr: HostPort, identity: Callable[[], HostIdentity],
+                 host_ca_keys: Callable[[], list[str]], handle: SocketHandler,
+                 server_cluster: str = "") -> None:
         self.addr = addr
+        # the cluster whose proxy we tunnel to: our own, or (a leaf's proxy) the trusted root
+        self.server_cluster = server_cluster
+        # read at every connect: a CA rotation re-issues the node's certificate while it runs
         self.identity = identity
         self.host_ca_keys = host_ca_keys
         self.handle = handle
@@ -69,13 +75,15 @@ class TunnelAgent:
             await asyncio.sleep(delay)
 
     async def _serve_once(self) -> None:
-        ident = self.identity
+        ident = self.identity()
         key = asyncssh.import_private_key(ident.private_key)
         cert = asyncssh.import_certificate(ident.cert)
-        ca_keys = [asyncssh.import_public_key(k) for k in self.host_ca_keys()]
+        ca_lines = list(self.host_ca_keys())
+        ca_keys = [asyncssh.import_public_key(k) for k in ca_lines]
         conn = await asyncio.wait_for(
             asyncssh.connect(
                 self.addr.host, self.addr.port,
+                client_factory=lambda: _ProxyCheck(self.server_cluster or ident.cluster_name, ca_lines),
                 username=agent_login(ident.host_id, ident.cluster_name),
                 client_keys=[(key, cert)],
                 # the proxy must show a host certificate of this cluster's host CA for the
@@ -85,6 +93,8 @@ class TunnelAgent:
                 password_auth=False,
                 kbdint_auth=False,
                 encoding=None,
+                window=defaults.TUNNEL_WINDOW,
+                max_pktsize=defaults.TUNNEL_MAX_PACKET,
                 keepalive_interval=defaults.TUNNEL_KEEPALIVE_INTERVAL,
                 keepalive_count_max=defaults.TUNNEL_KEEPALIVE_COUNT_MAX,
                 **sshalgs.client_options(),
@@ -113,3 +123,29 @@ class TunnelAgent:
         """Stop the channel hand-offs still running."""
         for t in list(self._tasks):
             t.cancel()
+
+
+class _ProxyCheck(asyncssh.SSHClient):
+    """Refuses, during the key exchange and so before the agent authenticates, a server whose
+    host certificate is not a proxy's of this cluster. asyncssh checks the certificate's CA
+    and principals and keeps only the certified key; this hook sees the certificate itself."""
+
+    def __init__(self, cluster_name: str, host_ca_lines: list[str]) -> None:
+        self.cluster_name = cluster_name
+        self.host_ca_lines = host_ca_lines
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        original = conn.validate_server_host_key
+
+        def validate_server_host_key(key_data: bytes) -> asyncssh.SSHKey:
+            key = original(key_data)  # CA, validity and principals: asyncssh's own check
+            line = cert_line_from_wire(key_data)
+            if line is None:
+                raise asyncssh.HostKeyNotVerifiable("the tunnel server showed a plain host key")
+            try:
+                check_proxy_cert(line, self.cluster_name, self.host_ca_lines)
+            except AccessDenied as exc:
+                raise asyncssh.HostKeyNotVerifiable(str(exc)) from None
+            return key
+
+        conn.validate_server_host_key = validate_server_host_key  # type: ignore[method-assign]

@@ -56,6 +56,35 @@ def check_agent_cert(line: str, username: str, cluster_name: str, host_ca_keys: 
     return info
 
 
+# The system role whose host certificate a tunnel listener must show (leaf proxies later).
+LISTENER_ROLES = ("Proxy",)
+
+
+def check_proxy_cert(line: str, cluster_name: str, host_ca_keys: list[str],
+                     now: float | None = None) -> CertInfo:
+    """The content of the certificate a tunnel listener showed when an agent may tunnel to it: a
+    valid host certificate of this cluster's host CA issued to a proxy. AccessDenied otherwise
+    (a node, an auth server or another cluster's proxy never receives a node's tunnel)."""
+    try:
+        info = sshcert.verify_cert_signature(line, host_ca_keys)
+    except (BadParameter, AccessDenied) as exc:
+        raise AccessDenied(f"reverse tunnel: the server's certificate is not trusted: {exc}") from None
+    if info.cert_type != "host":
+        raise AccessDenied("reverse tunnel: the server showed a user certificate, not a proxy's host certificate")
+    if not info.valid_at(now):
+        raise AccessDenied(f"reverse tunnel: the server's certificate ({info.key_id!r}) is not valid now")
+    role = info.extensions.get(sshcert.EXT_TELEPORT_ROLE, "")
+    if role not in LISTENER_ROLES:
+        raise AccessDenied(
+            f"reverse tunnel: the server {info.key_id!r} holds the host certificate of a "
+            f"{role or 'host without a role'}, not of a proxy: refusing to tunnel to it"
+        )
+    authority = info.extensions.get(sshcert.EXT_TELEPORT_AUTHORITY)
+    if authority is not None and authority != cluster_name:
+        raise AccessDenied(f"reverse tunnel: the server is a proxy of cluster {authority!r}, not {cluster_name!r}")
+    return info
+
+
 # The system role whose host certificate holds a leaf cluster's tunnel (the leaf's proxy).
 CLUSTER_TUNNEL_ROLES = ("Proxy",)
 

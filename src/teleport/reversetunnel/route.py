@@ -22,9 +22,15 @@ class Route:
     tunnel: str | None
 
 
+def _field(res: dict[str, Any], part: str, key: str) -> Any:
+    """res[part][key], or None when either is missing or not a mapping."""
+    section = res.get(part)
+    return section.get(key) if isinstance(section, dict) else None
+
+
 def is_tunnelled(node: dict[str, Any]) -> bool:
     """Does this registered node live behind a reverse tunnel?"""
-    return str((node.get("spec") or {}).get("addr", "")) == defaults.TUNNEL_NODE_ADDR
+    return _field(node, "spec", "addr") == defaults.TUNNEL_NODE_ADDR
 
 
 def route_for(node: dict[str, Any], connected: Container[str]) -> Route:
@@ -40,3 +46,20 @@ def route_for(node: dict[str, Any], connected: Container[str]) -> Route:
             "and its tunnel to this proxy is not connected"
         )
     return Route(host_id)
+
+
+def tunnels_of(proxies: list[dict[str, Any]]) -> set[str]:
+    """The host ids whose tunnels some live proxy announces (proxy heartbeats' spec.tunnels)."""
+    out: set[str] = set()
+    for p in proxies:
+        ids = _field(p, "spec", "tunnels")
+        if isinstance(ids, list):
+            out.update(i for i in ids if isinstance(i, str))
+    return out
+
+
+def online_only(nodes: list[dict[str, Any]], proxies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`nodes` without the tunnelled ones whose tunnel no proxy holds: they are offline at once,
+    not only when their heartbeat expires (their proxy announces the tunnel's end)."""
+    held = tunnels_of(proxies)
+    return [n for n in nodes if not is_tunnelled(n) or str(_field(n, "metadata", "name")) in held]

@@ -55,13 +55,16 @@ class TunnelServer:
         self.trusted_host_cas: Callable[[], Awaitable[dict[str, list[str]]]] | None = None
         self._conns: set[asyncssh.SSHServerConnection] = set()
         self._server: asyncssh.SSHAcceptor | None = None
+        self._options: asyncssh.SSHServerConnectionOptions | None = None
+        # called when a tunnel comes or goes (the proxy announces its tunnels to auth at once)
+        self.on_change: Callable[[], None] = lambda: None
 
     def connected(self) -> set[str]:
         """The host ids whose tunnels are connected now."""
         return set(self.tunnels)
 
-    async def start(self) -> None:
-        """Listen; OSError names the address when the port is taken."""
+    async def start(self, listen: bool = True) -> None:
+        """Listen (unless `listen` is false); OSError names the address when the port is taken."""
         options = await asyncssh.SSHServerConnectionOptions.construct(
             server_host_keys=[(asyncssh.import_private_key(self.identity.private_key),
                                asyncssh.import_certificate(self.identity.cert))],
@@ -78,6 +81,9 @@ class TunnelServer:
             **sshalgs.connection_options(),
         )
         sshalgs.restrict_server_host_keys(options)
+        self._options = options
+        if not listen:
+            return  # connections come from serve_socket (a port shared with the web proxy)
         try:
             self._server = await asyncssh.create_server(
                 lambda: _TunnelConn(self), self.addr.host or None, self.addr.port,
@@ -86,6 +92,17 @@ class TunnelServer:
         except OSError as exc:
             raise OSError(f"cannot listen on {self.addr} for reverse tunnels: {exc.strerror or exc}") from None
         log.info("reverse tunnel listener on %s", self.addr)
+
+    async def serve_socket(self, sock: socket.socket) -> None:
+        """Run the tunnel protocol on one connection accepted elsewhere (its first bytes were
+        an SSH banner on the shared web port)."""
+        if self._options is None:
+            sock.close()
+            return
+        try:
+            await asyncssh.run_server(sock, options=self._options, server_factory=lambda: _TunnelConn(self))
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            log.info("reverse tunnel connection on the shared port failed: %s", exc)
 
     def bound_port(self) -> int:
         """The port actually listened on (for an ephemeral port)."""
@@ -112,11 +129,13 @@ class TunnelServer:
             old.close()
         log.info("reverse tunnel from host %s connected (%s)", host_id,
                  source_of(conn.get_extra_info("peername")))
+        self.on_change()
 
     def _unregister(self, host_id: str, conn: asyncssh.SSHServerConnection) -> None:
         if self.tunnels.get(host_id) is conn:
             del self.tunnels[host_id]
             log.info("reverse tunnel from host %s disconnected", host_id)
+            self.on_change()
 
     async def dial(self, host_id: str, client_addr: tuple[str, int]) -> socket.socket:
         """A stream socket connected, through host `host_id`'s tunnel, to its node's SSH server.
@@ -131,6 +150,7 @@ class TunnelServer:
                 conn.create_connection(
                     lambda: ChannelBridge(theirs), defaults.TUNNEL_NODE_LISTEN_HOST,
                     defaults.TUNNEL_NODE_LISTEN_PORT, str(client_addr[0]), int(client_addr[1]),
+                    window=defaults.TUNNEL_WINDOW, max_pktsize=defaults.TUNNEL_MAX_PACKET,
                 ),
                 defaults.TUNNEL_DIAL_TIMEOUT,
             )

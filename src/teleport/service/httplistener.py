@@ -105,6 +105,16 @@ class HTTPListener:
             await self.runner.cleanup()
             raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
 
+    async def start_unbound(self, ssl_ctx: ssl.SSLContext | None) -> None:
+        """Serve connections accepted elsewhere (serve_accepted): a port shared with another
+        protocol (reversetunnel/mux.py)."""
+        self.ssl_ctx = ssl_ctx
+        await self.runner.setup()
+
+    async def serve_accepted(self, sock: socket.socket) -> None:
+        """Serve one connection accepted by someone else, behind the same gate."""
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: _Gate(self), sock)
+
     @property
     def sockets(self) -> list[socket.socket]:
         return list(self._server.sockets) if self._server is not None else []

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -63,12 +64,20 @@ def host_uuid(data_dir: str) -> str:
     return value
 
 
-async def fetch_tls_ca(addr: str) -> bytes:
+Connector = Callable[[ssl.SSLContext], aiohttp.BaseConnector]
+
+
+def _tcp(ctx: ssl.SSLContext) -> aiohttp.BaseConnector:
+    return aiohttp.TCPConnector(ssl=ctx)
+
+
+async def fetch_tls_ca(addr: str, connector: Connector = _tcp) -> bytes:
     """Fetch the cluster's TLS CA certificate before we trust anything (checked by pin after)."""
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
+    async with aiohttp.ClientSession(connector=connector(insecure),
+                                     timeout=aiohttp.ClientTimeout(total=15)) as s:
         async with s.get(f"https://{addr}/v1/tlsca", ssl=insecure) as resp:
             if resp.status != 200:
                 raise ConnectionProblem(f"auth server {addr} answered HTTP {resp.status}")
@@ -84,11 +93,13 @@ async def join_cluster(
     addresses: list[str],
     ca_pin: str | None,
     proof: tuple[str, str] | None = None,
+    connector: Connector = _tcp,
 ) -> HostIdentity:
     """Present a join token to the auth server and receive this service's identity.
 
     `proof` (cert, key files) is an identity this host already holds (another of its roles): it
     shows auth that we are that host, which a token alone never does for an existing host id.
+    `connector` makes the connections (a node behind a firewall: through the proxy's relay).
     """
     if not token:
         raise AccessDenied(
@@ -98,7 +109,7 @@ async def join_cluster(
     last: Exception | None = None
     for addr in auth_addrs:
         try:
-            ca_pem = await fetch_tls_ca(addr)
+            ca_pem = await fetch_tls_ca(addr, connector)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             last = exc
             continue
@@ -119,7 +130,8 @@ async def join_cluster(
             "nodename": nodename,
             "addresses": addresses,
         }
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        async with aiohttp.ClientSession(connector=connector(ctx),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as s:
             async with s.post(
                 f"https://{addr}/v1/register", json=body, ssl=ctx, server_hostname=AUTH_SERVER_NAME
             ) as resp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -10,7 +11,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -25,33 +26,26 @@ from teleport.auth.store import ClusterStore
 from teleport.backend import open_backend
 from teleport.backend.base import Backend
 from teleport.ca import tlsca
-from teleport.config.addr import HostPort
+from teleport.config.addr import HostPort, parse_host_port
 from teleport.config.model import FileConfig, TrustedClusterConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import BadParameter
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
+from teleport.reversetunnel import discovery, viaproxy
 from teleport.service import authservers, memory
 from teleport.service import identity as idstore
+from teleport.service.adminid import admin_identity_paths
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
+from teleport.types.names import api_path
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import ProxySSHService
+    from teleport.reversetunnel.server import TunnelServer
     from teleport.trustedcluster.resource import ExportedCAs
 
 log = logging.getLogger("teleport")
-
-
-def admin_identity_paths(data_dir: str) -> dict[str, str]:
-    """Where the auth service leaves tctl's admin identity on its own host."""
-    base = os.path.join(data_dir, defaults.ADMIN_IDENTITY_DIR)
-    return {
-        "cert": os.path.join(base, "admin-cert.pem"),
-        "key": os.path.join(base, "admin-key.pem"),
-        "ca": os.path.join(base, "tls-ca.pem"),
-        "auth_addr": os.path.join(base, "auth-addr"),
-    }
 
 
 def dial_addr(listen: HostPort) -> str:
@@ -88,6 +82,11 @@ class TeleportProcess:
     host_id: str = ""
     banner: list[str] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # a node whose auth_servers are proxies' web addresses: it reaches auth only through them
+    via_proxies: list[viaproxy.ProxyInfo] = field(default_factory=list)
+    relay: viaproxy.RelayDialer | None = None
+    tunnel_server: TunnelServer | None = None
+    _proxy_beat_now: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def data_dir(self) -> str:
@@ -98,6 +97,7 @@ class TeleportProcess:
         self.tasks.append(asyncio.create_task(self._trim_memory()))
         ensure_private_dir(self.data_dir)
         self.host_id = idstore.host_uuid(self.data_dir)
+        await self._find_proxies()
         if self.cfg.auth_service.enabled:
             await self._start_auth()
         if self.cfg.proxy_service.enabled:
@@ -178,8 +178,30 @@ class TeleportProcess:
             return str(HostPort(self.cfg.teleport.advertise_ip, listen.port))
         return dial_addr(listen)
 
+    async def _find_proxies(self) -> None:
+        """A lone node whose auth_servers name proxies joins and talks to auth through them."""
+        c = self.cfg
+        if c.auth_service.enabled or c.proxy_service.enabled or not c.ssh_service.enabled:
+            return
+        configured = [str(a) for a in effective_auth_servers(c)]
+        self.via_proxies = await viaproxy.find_proxies(configured, self.data_dir)
+        if self.via_proxies:
+            self.relay = viaproxy.RelayDialer()
+            self.closers.append(self.relay.close)
+            log.info("reaching the auth service through the proxy at %s",
+                     ", ".join(p.web_addr for p in self.via_proxies))
+
+    def _connector(self) -> idstore.Connector | None:
+        """How auth connections are made: through the proxies' relay when joined through them."""
+        relay = self.relay
+        if relay is None:
+            return None
+        return lambda ctx: viaproxy.relay_connector(relay.dial, ctx)
+
     def _auth_addrs(self) -> list[str]:
         """authservers.json (what the cluster said last) first, then the configuration."""
+        if self.via_proxies:
+            return [p.web_addr for p in self.via_proxies]
         configured = [str(a) for a in effective_auth_servers(self.cfg)]
         if self.cfg.auth_service.enabled:
             return configured  # our own auth service, in this process
@@ -210,6 +232,7 @@ class TeleportProcess:
                 self._addresses(),
                 self.cfg.teleport.ca_pin,
                 proof=idstore.other_identity_files(self.data_dir, role),
+                **({"connector": conn} if (conn := self._connector()) is not None else {}),
             )
             log.info("joined cluster %s as %s %s", ident.cluster_name, role, self.host_id)
         idstore.save_identity(self.data_dir, ident)
@@ -217,9 +240,10 @@ class TeleportProcess:
 
     def _auth_client(self, ident: HostIdentity) -> AuthClient:
         cert, key = idstore.identity_tls_files(self.data_dir, ident)
-        client = AuthClient(self._auth_addrs(), client_ssl_context(ident.tls_ca, cert, key))
+        client = AuthClient(self._auth_addrs(), client_ssl_context(ident.tls_ca, cert, key),
+                            connector=self._connector())
         self.clients.append(client)
-        if not self.cfg.auth_service.enabled:
+        if not self.cfg.auth_service.enabled and not self.via_proxies:
             # learn the cluster's auth servers and keep them in authservers.json
             configured = [str(a) for a in effective_auth_servers(self.cfg)]
             self.tasks.append(asyncio.create_task(
@@ -261,29 +285,53 @@ class TeleportProcess:
             host = public_host(self.cfg)
         return str(HostPort(host, p.listen_addr.port))
 
+    def tunnel_public_addr(self) -> str:
+        """Where agents reach this proxy's reverse tunnel listener."""
+        p = self.cfg.proxy_service
+        if p.tunnel_public_addr is not None:
+            return str(p.tunnel_public_addr)
+        host = p.public_addr.host if p.public_addr is not None else p.tunnel_listen_addr.host
+        if host in ("", "0.0.0.0", "::"):
+            host = public_host(self.cfg)
+        return str(HostPort(host, p.tunnel_listen_addr.port))
+
     async def _start_proxy(self) -> None:
         ident = await self._identity("proxy")
         client = self._auth_client(ident)
         p = self.cfg.proxy_service
         web_proxy = WebProxy(client, ident.cluster_name, self.ssh_public_addr(), self.web_public_addr())
+        web_proxy.tunnel_public_addr = self.tunnel_public_addr()
         cert, key = self._proxy_tls()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
-        await self._serve(web_proxy.app(), p.web_listen_addr, ctx, "the web proxy")
-        self.tasks.append(asyncio.create_task(self._proxy_heartbeat(client, ident)))
+        shared = p.tunnel_listen_addr == p.web_listen_addr  # one port, told apart by first bytes
+        web_listener = await self._serve(web_proxy.app(), p.web_listen_addr, ctx, "the web proxy",
+                                         listen=not shared)
+        beat = asyncio.create_task(self._proxy_heartbeat(client, ident))
+        self.tasks.append(beat)
+        self.closers.append(lambda: self._proxy_goodbye(client, ident, beat))
         from teleport.proxy.sshproxy import ProxySSHService
 
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
         await ssh_proxy.start()
         web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
-        await self._start_tunnel_server(ssh_proxy, ident)
-        self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}")
+        tunnels = await self._start_tunnel_server(ssh_proxy, ident, listen=not shared)
+        if shared:
+            from teleport.reversetunnel.mux import PortMux
+
+            mux = PortMux(p.web_listen_addr, web_listener.serve_accepted, tunnels.serve_socket,
+                          ListenerLimits.from_config(self.cfg.teleport).handshake_timeout)
+            await mux.start()
+            self.closers.append(mux.close)
+        self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}"
+                           + (" (shared with the web proxy)" if shared else ""))
         self._watch_rotation(ident, client, ssh_proxy.apply_authorities, ssh_proxy.reload_identity)
         self.banner.append(f"[PROXY] SSH proxy is listening on {p.listen_addr}")
         self.banner.append(f"[PROXY] web proxy is listening on {p.web_listen_addr} (https://{self.web_public_addr()})")
 
-    async def _start_tunnel_server(self, ssh_proxy: ProxySSHService, ident: HostIdentity) -> None:
+    async def _start_tunnel_server(self, ssh_proxy: ProxySSHService, ident: HostIdentity,
+                                   listen: bool = True) -> TunnelServer:
         """The reverse tunnel listener (3024); the SSH proxy routes tunnelled nodes through it."""
         from teleport.reversetunnel.server import TunnelServer
 
@@ -292,7 +340,9 @@ class TeleportProcess:
 
         tunnels = TunnelServer(self.cfg.proxy_service.tunnel_listen_addr, ident, host_ca_lines,
                                ListenerLimits.from_config(self.cfg.teleport))
-        await tunnels.start()
+        tunnels.on_change = self._proxy_beat_now.set
+        self.tunnel_server = tunnels
+        await tunnels.start(listen)
         self.closers.append(tunnels.close)
         ssh_proxy.tunnels = tunnels
         # trusted clusters: accept the tunnels of our leaves; keep tunnels to our roots
@@ -301,9 +351,26 @@ class TeleportProcess:
         tunnels.trusted_host_cas = ssh_proxy.trust.host_cas
         ssh_proxy.trust.tunnels = tunnels
         self.tasks.append(asyncio.create_task(LeafTunnels(ssh_proxy, ident, ssh_proxy.auth).run()))
+        return tunnels
+
+    async def _proxy_goodbye(self, client: AuthClient, ident: HostIdentity, beat: asyncio.Task[None]) -> None:
+        """A proxy that stops removes its heartbeat, so agents close their tunnels to it now
+        rather than after the heartbeat's TTL."""
+        beats: list[asyncio.Task[None]] = [beat]
+        await cancel_and_wait(beats)
+        try:
+            await asyncio.wait_for(
+                client.call("DELETE", api_path("/v1/proxies/{host_id}", host_id=ident.host_id)),
+                defaults.PROXY_GOODBYE_TIMEOUT)
+        except Exception as exc:  # auth may be down too: the heartbeat then expires by itself
+            log.info("could not remove this proxy's heartbeat: %s", exc)
 
     async def _proxy_heartbeat(self, client: AuthClient, ident: HostIdentity) -> None:
         while True:
+            self._proxy_beat_now.clear()
+            # the reverse tunnels held here: auth shows a tunnelled node online only while some
+            # proxy holds its tunnel
+            tunnels = sorted(self.tunnel_server.connected()) if self.tunnel_server is not None else []
             try:
                 await client.call(
                     "POST",
@@ -316,12 +383,16 @@ class TeleportProcess:
                             "hostname": self.cfg.teleport.nodename,
                             "public_addr": self.web_public_addr(),
                             "ssh_public_addr": self.ssh_public_addr(),
+                            "tunnel_public_addr": self.tunnel_public_addr(),
+                            "tunnels": tunnels,
                         },
                     },
                 )
             except Exception as exc:  # keep beating; the auth server may be restarting
                 log.warning("proxy heartbeat failed: %s", exc)
-            await asyncio.sleep(defaults.HEARTBEAT_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proxy_beat_now.wait(), defaults.HEARTBEAT_INTERVAL)
+                await asyncio.sleep(defaults.TUNNEL_ANNOUNCE_DELAY)  # coalesce a burst of changes
 
     # node -----------------------------------------------------------------------------
     async def _start_node(self) -> None:
@@ -329,6 +400,18 @@ class TeleportProcess:
         from teleport.node.service import NodeService
 
         node_svc = NodeService(self.cfg, ident, self._auth_client(ident), self.data_dir)
+        if self.via_proxies:
+            joined = [p.web_addr for p in self.via_proxies]
+            client = node_svc.auth
+
+            def fail_over(proxies: list[dict[str, Any]]) -> None:
+                # auth through any proxy of the cluster, the ones joined through first
+                client.set_addrs(authservers.merge(joined, discovery.announced_web_addrs(proxies)))
+
+            node_svc.on_proxies = fail_over
+        if node_svc.cfg.ssh_service.tunnel_addr is None and self.via_proxies:
+            # joined through a proxy: no way in but the tunnel the proxy announced
+            node_svc.tunnel_addr = parse_host_port(self.via_proxies[0].tunnel_addr, defaults.PROXY_TUNNEL_PORT)
         await node_svc.start()
         self._watch_rotation(ident, node_svc.auth, node_svc.apply_authorities, node_svc.reload_identity)
         self.tasks.append(asyncio.create_task(node_svc.serve_until_cancelled()))
@@ -347,12 +430,17 @@ class TeleportProcess:
 
     # plumbing -------------------------------------------------------------------------
     async def _serve(self, app: web.Application, addr: HostPort, ctx: ssl.SSLContext,
-                     what: str, user_of: UserOf | None = None) -> None:
-        """Serve an aiohttp app behind the connection-limit gate (limits, timeouts, 429s)."""
+                     what: str, user_of: UserOf | None = None, listen: bool = True) -> HTTPListener:
+        """Serve an aiohttp app behind the connection-limit gate (limits, timeouts, 429s);
+        with listen=False its connections come from a shared port (serve_accepted)."""
         listener = HTTPListener(app, ListenerLimits.from_config(self.cfg.teleport),
                                 f"{what} ({addr})", user_of)
-        await listener.start(addr, ctx)
+        if listen:
+            await listener.start(addr, ctx)
+        else:
+            await listener.start_unbound(ctx)
         self.listeners.append(listener)
+        return listener
 
     async def close(self) -> None:
         for closer in reversed(self.closers):

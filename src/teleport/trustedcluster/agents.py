@@ -91,10 +91,14 @@ class LeafTunnels:
             except (BadParameter, ValueError) as exc:
                 log.warning("trusted cluster %s: bad tunnel_addr %r: %s", name, addr, exc)
                 continue
-            agent = TunnelAgent(hp, self.identity, functools.partial(self._keys_of, name), self.handle)
+            agent = TunnelAgent(hp, self._identity, functools.partial(self._keys_of, name), self.handle,
+                                server_cluster=name)
             task = asyncio.create_task(agent.run())
             self.agents[name] = (addr, agent, task)
             log.info("opening a reverse tunnel to trusted cluster %s at %s", name, addr)
+
+    def _identity(self) -> HostIdentity:
+        return self.identity
 
     def _keys_of(self, cluster: str) -> list[str]:
         return self._root_keys.get(cluster, [])

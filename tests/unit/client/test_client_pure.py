@@ -10,8 +10,9 @@ import pytest
 
 from teleport.ca import keys
 from teleport.ca.export import known_hosts_line
+from teleport.client.forwarding import parse_forward
 from teleport.client.scp import Location, parse_location
-from teleport.client.ssh import parse_forward, read_host_ca_keys
+from teleport.client.ssh import read_host_ca_keys
 from teleport.client.sshconfig import ssh_config_block
 from teleport.errors import BadParameter
 

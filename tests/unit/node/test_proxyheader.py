@@ -80,3 +80,28 @@ def test_signed_by_another_key_than_the_cert(ca: keys.PrivateKey) -> None:
     other_priv, _ = _host(ca, "Proxy")
     with pytest.raises(BadParameter, match="does not match"):
         make_proxy_header("1.2.3.4:1", "n:3022", other_priv, cert)
+
+
+def test_recording_proxy_flag_is_signed(ca: keys.PrivateKey) -> None:
+    """A recording proxy says (signed) that it records the connection; the node keeps quiet only
+    then. Absent (older proxies, relay mode) it reads as false; added or removed, the signature
+    no longer holds."""
+    priv, cert = _host(ca, "Proxy")
+    trusted = [keys.public_key_to_openssh(ca)]
+    plain = make_proxy_header("1.2.3.4:1", "n:3022", priv, cert)
+    flagged = make_proxy_header("1.2.3.4:1", "n:3022", priv, cert, recording_proxy=True)
+    assert parse_proxy_header(plain, trusted)["recording_proxy"] is False
+    assert parse_proxy_header(flagged, trusted)["recording_proxy"] is True
+
+    def edit(line: bytes, change: dict[str, object], drop: str = "") -> bytes:
+        fields = json.loads(base64.b64decode(line[len(b"Teleport-Proxy "):].strip()))
+        fields.update(change)
+        fields.pop(drop, None)
+        return b"Teleport-Proxy " + base64.b64encode(json.dumps(fields).encode()) + b"\r\n"
+
+    with pytest.raises(AccessDenied, match="bad signature"):
+        parse_proxy_header(edit(plain, {"recording_proxy": True}), trusted)
+    with pytest.raises(AccessDenied, match="bad signature"):
+        parse_proxy_header(edit(flagged, {}, drop="recording_proxy"), trusted)
+    with pytest.raises(AccessDenied, match="true or false"):
+        parse_proxy_header(edit(flagged, {"recording_proxy": "yes"}), trusted)
