@@ -266,6 +266,29 @@ AUTH_RETRY_MAX_DELAY = 2.0
 # with the same backoff this many times in all before a ConnectionProblem surfaces. An election
 # takes ~1-2 s with etcd's default timings, so the budget (~6 s of waiting) covers a few.
 ETCD_RETRY_ATTEMPTS = 8
+# Caches (service/cache.py, auth/api_cache.py): nodes and proxies long-poll GET /v1/cache for a
+# snapshot of what they need to serve with auth down, kept in data_dir/CACHE_DIR (0600). A poll
+# waits up to CACHE_WATCH_WAIT seconds for a change (auth caps it at CACHE_WATCH_MAX_WAIT, below
+# the auth client's 30 s timeout); writes within CACHE_WATCH_COALESCE seconds make one answer;
+# an unreachable auth is asked again after CACHE_RETRY_DELAY seconds.
+CACHE_DIR = "cache"
+CACHE_WATCH_WAIT = 20.0
+CACHE_WATCH_MAX_WAIT = 25.0
+CACHE_WATCH_COALESCE = 0.05
+CACHE_RETRY_DELAY = 2.0
+# How long a node waits for its first snapshot before deciding a connection (fail closed after).
+CACHE_FIRST_FILL_TIMEOUT = 10.0
+# A proxy asks auth first (a role edit applies at once) and answers from its cache when auth has
+# not answered within this many seconds (down, frozen, or partitioned).
+CACHE_FALLBACK_AFTER = 5.0
+
+# Shutdown and restart (service/process.py, service/restart.py). SIGQUIT: stop accepting, let live
+# sessions finish for at most SHUTDOWN_TIMEOUT seconds (teleport start --shutdown-timeout), exit.
+# SIGTERM/SIGINT: at once. SIGHUP: start the successor with the listening sockets, wait up to
+# RESTART_READY_TIMEOUT for it to serve, then drain as for SIGQUIT.
+SHUTDOWN_TIMEOUT = 300.0
+RESTART_READY_TIMEOUT = 60.0
+DRAIN_POLL_INTERVAL = 0.2
 ETCD_RETRY_BASE_DELAY = 0.1
 ETCD_RETRY_MAX_DELAY = 1.5
 

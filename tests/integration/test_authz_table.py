@@ -70,6 +70,8 @@ AUTH_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/v1/proxies/{host_id}"): frozenset({PROXY, ADMIN}),
     # HA: nodes and proxies learn the cluster's auth servers (service/authservers.py)
     ("GET", "/v1/authservers"): frozenset({NODE, PROXY, ADMIN}),
+    # caches: the snapshot nodes and proxies serve from while auth is down (service/cache.py)
+    ("GET", "/v1/cache"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/check"): frozenset({NODE, PROXY, ADMIN}),
     ("POST", "/v1/access/nodes"): frozenset({PROXY, ADMIN}),
     # audit: a service emits events as itself; admins and users run no sessions, so they emit

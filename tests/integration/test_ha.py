@@ -3,13 +3,16 @@ it, two proxies and a node that lists only the first auth server.
 
 1. The node and proxies learn both auth servers from the cluster (authservers.json, 0600), and a
    user logged in through one proxy uses the other (proxies are stateless).
-2. While logins, `tsh ls` and `tsh ssh` run in a loop: kill auth server 1, then the etcd leader,
+2. A manual user CA rotation, its phases moved on alternating auth servers.
+3. While logins, `tsh ls` and `tsh ssh` run in a loop: kill auth server 1, then the etcd leader,
    then proxy 1. No operation fails after the documented retry: one retry of an operation, and
    for a dead proxy the client's switch to the other proxy (tsh has one proxy per profile).
+   Every command that ran is in the audit logs of the auth servers exactly once.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -109,6 +112,8 @@ class HA:
     node: Service
     home: str
     counts: dict[str, int] = field(default_factory=lambda: {"tried": 0, "failed": 0, "retried": 0})
+    # the word of every `tsh ssh ... echo WORD` tried, and whether it succeeded
+    commands: dict[str, bool] = field(default_factory=dict)
 
     def tsh(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*cli("tsh"), *args], input=input, capture_output=True, text=True,
@@ -184,6 +189,40 @@ def test_nodes_and_proxies_learn_auth_servers_and_proxies_are_stateless(ha: HA) 
     assert res.returncode == 0 and "via-proxy-2" in res.stdout, res.stdout + res.stderr
 
 
+def test_user_ca_rotation_with_two_auth_servers(ha: HA) -> None:
+    """A manual user CA rotation, each phase moved on a different auth server: logins through
+    both proxies (signed by whichever auth server answers) and sessions work in every phase, and
+    after the last one the old certificate is refused."""
+    assert login(ha, ha.proxies[0]).returncode == 0
+    old_home = ha.home + "-before-rotation"
+    shutil.copytree(ha.home, old_home)
+
+    def ssh_ok(proxy: Service, home: str, word: str) -> bool:
+        res = subprocess.run([*cli("tsh"), "--insecure", f"--proxy={proxy.web_addr}", "ssh",
+                              "root@hanode", "echo", word], capture_output=True, text=True,
+                             timeout=60, env=env_with(TELEPORT_HOME=home))
+        return res.returncode == 0 and word in res.stdout
+
+    try:
+        for i, phase in enumerate(["init", "update_clients", "update_servers", "standby"]):
+            out = ha.auths[i % 2].tctl("auth", "rotate", "--manual", "--type=user",
+                                       f"--phase={phase}").stdout
+            assert f"user CA: rotation phase is now {phase}" in out, out
+            for proxy in ha.proxies:
+                # the other auth server and the caches pick the phase up within a second or so
+                _wait(lambda p=proxy, ph=phase: login(ha, p).returncode == 0 and  # type: ignore[misc]
+                      ssh_ok(p, ha.home, f"rot-{ph}"), 30, f"login and ssh in phase {phase}")
+                if phase != "standby":
+                    assert ssh_ok(proxy, old_home, f"old-{phase}"), phase
+        for proxy in ha.proxies:
+            _wait(lambda p=proxy: not ssh_ok(p, old_home, "refused"), 30,  # type: ignore[misc]
+                  "the old certificate to be refused")
+        for a in ha.auths:
+            assert "user CA: standby" in a.tctl("status").stdout
+    finally:
+        shutil.rmtree(old_home, ignore_errors=True)
+
+
 def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
     """The loop: login, ls, ssh through the current proxy; each operation is retried once, and a
     proxy that cannot be reached makes the client switch to the other proxy."""
@@ -194,11 +233,18 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
         for attempt in range(2):
             ha.counts["tried"] += 1
             proxy = proxies[0]
+            expect = kw.get("expect", "")
             if name == "login":
                 res = login(ha, proxy)
+            elif name == "ssh":
+                # a word of its own per attempt: its exec event is counted below
+                expect = f"ha-{len(ha.commands)}"
+                res = ha.tsh("--insecure", f"--proxy={proxy.web_addr}", *args, expect)
             else:
                 res = ha.tsh("--insecure", f"--proxy={proxy.web_addr}", *args)
-            ok = res.returncode == 0 and kw.get("expect", "") in res.stdout
+            ok = res.returncode == 0 and expect in res.stdout
+            if name == "ssh":
+                ha.commands[expect] = ok
             if ok:
                 return
             if proxy.proc is not None and proxy.proc.poll() is not None and len(proxies) > 1:
@@ -210,10 +256,10 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
         failures.append(f"{name}: {res.returncode} {res.stdout[-300:]} {res.stderr[-500:]}")
 
     def rounds(n: int) -> None:
-        for i in range(n):
+        for _ in range(n):
             op("login")
             op("ls", "ls", expect="hanode")
-            op("ssh", "ssh", "root@hanode", "echo", f"ha-{i}", expect=f"ha-{i}")
+            op("ssh", "ssh", "root@hanode", "echo")
 
     rounds(2)
     ha.auths[0].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
@@ -228,3 +274,30 @@ def test_kill_auth_etcd_member_and_proxy_under_load(ha: HA) -> None:
     print(f"\nHA loop: {ha.counts['tried']} operations tried, {ha.counts['failed']} failed, "
           f"{ha.counts['retried']} retried")
     assert ha.counts["failed"] == 0, failures
+
+    # every command that ran is in the audit log of the auth servers exactly once (the node
+    # buffers what it could not deliver and sends it to whichever auth server answers)
+    expected = [w for w, ok in ha.commands.items() if ok]
+
+    def found() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for a in ha.auths:
+            for path in glob.glob(os.path.join(a.data_dir, "log", "*.log")):
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        try:
+                            ev = json.loads(line)
+                        except ValueError:
+                            continue
+                        cmd = str(ev.get("command", "")) if ev.get("event") == "exec" else ""
+                        if cmd.startswith("echo ha-"):
+                            word = cmd.split()[-1]
+                            counts[word] = counts.get(word, 0) + 1
+        return counts
+
+    _wait(lambda: all(w in found() for w in expected), 90, "every command's exec event")
+    counts = found()
+    print(f"HA events: {len(expected)} exec events expected, {sum(counts.get(w, 0) for w in expected)} "
+          f"found ({len(counts)} distinct commands logged)")
+    assert {w: counts.get(w, 0) for w in expected} == {w: 1 for w in expected}
+    assert all(n == 1 for n in counts.values()), counts

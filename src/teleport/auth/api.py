@@ -17,6 +17,7 @@ from aiohttp import web
 
 from teleport import __version__, defaults
 from teleport.auth.api_audit import add_audit_routes
+from teleport.auth.api_cache import CacheRoutes
 from teleport.auth.audit import AuditService
 from teleport.auth.authz import authorize, identity_phrase
 from teleport.auth.server import AuthServer, host_identity_to_dict
@@ -65,6 +66,7 @@ class AuthAPI:
     def __init__(self, server: AuthServer, audit: AuditService | None = None) -> None:
         self.server = server
         self.audit = audit
+        self.cache_routes: CacheRoutes | None = None  # set by app()
 
     async def _authorize(self, request: web.Request, resource: str, verb: str) -> tlsca.Identity:
         identity = caller_identity(request)
@@ -121,7 +123,15 @@ class AuthAPI:
         from teleport.auth.api_websession import add_websession_routes
 
         add_websession_routes(r, self)
+        from teleport.auth.api_cache import add_cache_routes
+
+        self.cache_routes = add_cache_routes(r, self)
         return app
+
+    def stop_long_polls(self) -> None:
+        """Shutdown: answer the waiting cache long polls now rather than hold the close up."""
+        if self.cache_routes is not None:
+            self.cache_routes.stop_waiting()
 
     def emit(self, event_type: str, **fields: Any) -> None:
         """Write an audit event of the auth service itself (logins)."""

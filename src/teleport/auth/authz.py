@@ -10,7 +10,8 @@ from teleport.rbac.roleset import RoleSet
 # (resource, verb) pairs each service identity may use: exactly what its routes need (a proxy
 # checks CAs, routes to nodes, logs users in and completes invites, and in recording proxy mode
 # reports the sessions it relays and gets forwarding host certificates; a node heartbeats and
-# reports its sessions; both re-issue their own identity in a CA rotation). Anything not listed
+# reports its sessions; both re-issue their own identity in a CA rotation and read the cache
+# snapshot that lets them serve while auth is down). Anything not listed
 # is refused.
 BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
     "Proxy": frozenset(
@@ -39,6 +40,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("trusted_cluster", "validate"),
             # a root user's recording on this (leaf) cluster: auth checks the user's mapped roles
             ("trusted_cluster", "recording"),
+            ("cache", "read"),
         }
     ),
     "Node": frozenset(
@@ -51,6 +53,7 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             ("session", "create"),
             ("access", "check"),
             ("host_cert", "reissue"),
+            ("cache", "read"),
         }
     ),
 }

@@ -24,6 +24,7 @@ from teleport.errors import (
     NotFound,
 )
 from teleport.limits import LoginRateLimits
+from teleport.rbac.access import roleset_of
 from teleport.rbac.presets import preset_roles
 from teleport.rbac.roleset import RoleSet
 from teleport.types.resources import CertAuthority, Metadata, User
@@ -165,11 +166,14 @@ class AuthCore:
 
     # roles ---------------------------------------------------------------------------------
     async def roleset_for(self, user: User) -> RoleSet:
-        roles = []
+        roles = {}
         for name in user.roles:
             try:
-                roles.append(await self.store.get_role(name))
+                roles[name] = await self.store.get_role(name)
             except NotFound:
-                log.warning("user %s refers to a missing role %s", user.name, name)
-        return RoleSet(roles, user.traits)
-
+                pass
+        missing: list[str] = []
+        roleset = roleset_of(user.roles, user.traits, roles, missing)
+        for name in missing:
+            log.warning("user %s refers to a missing role %s", user.name, name)
+        return roleset

@@ -21,6 +21,7 @@ from teleport.errors import (
     NotFound,
 )
 from teleport.limits import source_of
+from teleport.rbac import access
 from teleport.types.resources import User
 
 log = logging.getLogger(__name__)
@@ -208,33 +209,22 @@ class LoginMixin(AuthCore):
     async def check_ssh_access(self, username: str, login: str, node_labels: dict[str, str]) -> dict[str, Any]:
         """Decide with the user's current roles whether login is allowed on a node with these
         labels; returns the session options the roles grant. Raises AccessDenied."""
-        try:
-            user = await self.store.get_user(username)
-        except NotFound:
-            raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
+        user = await self._existing_user(username)
         roleset = await self.roleset_for(user)
-        roleset.check_login(login, node_labels)
-        return {"login": login, **await self.session_options(username)}
+        return access.check_ssh_access(username, user.roles, roleset, login, node_labels)
 
     async def session_options(self, username: str) -> dict[str, Any]:
         """The session options the user's current roles grant (idle timeout, expired-certificate
         disconnect, forwarding, limits), without a login decision: what a recording proxy
         enforces for a host outside the registry (an OpenSSH node decides the login itself)."""
+        user = await self._existing_user(username)
+        return access.session_options(username, user.roles, await self.roleset_for(user))
+
+    async def _existing_user(self, username: str) -> User:
         try:
-            user = await self.store.get_user(username)
+            return await self.store.get_user(username)
         except NotFound:
             raise AccessDenied(f"user {username!r} does not exist (deleted?)") from None
-        roleset = await self.roleset_for(user)
-        return {
-            "user": username,
-            "roles": user.roles,
-            "permit_port_forwarding": roleset.permit_port_forwarding(),
-            "permit_agent_forwarding": roleset.permit_agent_forwarding(),
-            "client_idle_timeout": roleset.client_idle_timeout(),
-            "disconnect_expired_cert": roleset.disconnect_expired_cert(),
-            "max_connections": roleset.max_connections(),
-            "max_sessions": roleset.max_sessions(),
-        }
 
 
 _DUMMY_HASH = secrets.hash_password("not-a-real-password-" + str(uuid.uuid4()))

@@ -17,6 +17,7 @@ from teleport.errors import (
     BadParameter,
     NotFound,
 )
+from teleport.rbac import access
 from teleport.reversetunnel import route
 from teleport.types.names import check_logins, check_new_user_name, check_role_name
 from teleport.types.resources import Metadata, Server, User
@@ -271,11 +272,7 @@ def check_traits(traits: Any) -> dict[str, list[str]]:
 
 def server_labels(node: Server) -> dict[str, str]:
     """A node's static labels plus the latest results of its command labels."""
-    labels = dict(node.metadata.labels)
-    for name, cmd in (node.spec.get("cmd_labels") or {}).items():
-        if isinstance(cmd, dict):
-            labels[str(name)] = str(cmd.get("result", "")).strip()
-    return labels
+    return access.node_labels(node.metadata.labels, node.spec.get("cmd_labels"))
 
 
 def _checked_logins(traits: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Path to a configuration file [{defaults.CONFIG_FILE}]",
     )
     start.add_argument(
+        "--pid-file", default="", help="Write the process id to this file (for systemd's PIDFile)"
+    )
+    start.add_argument(
+        "--shutdown-timeout", default="",
+        help="SIGQUIT and SIGHUP: how long live sessions may run on before they are closed "
+        f"[{int(defaults.SHUTDOWN_TIMEOUT)}s], e.g. 30s, 10m",
+    )
+    start.add_argument(
         "--labels",
         help='List of labels for this node, e.g. env=prod,uptime=[1m:"uptime -p"]',
     )
@@ -82,7 +90,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     import logging
 
     from teleport.config.start import apply_start_flags
-    from teleport.service.process import run
+    from teleport.service.process import Lifecycle, run
 
     cfg = apply_start_flags(
         load_config(args.config),
@@ -101,7 +109,18 @@ def cmd_start(args: argparse.Namespace) -> int:
         sys.stderr.write("ERROR: no service is enabled: set --roles or enable a service in the file\n")
         return 1
     logging.getLogger("teleport").debug("starting roles %s", ",".join(cfg.roles()))
-    asyncio.run(run(cfg))
+    life = Lifecycle(pid_file=os.path.abspath(args.pid_file) if args.pid_file else "",
+                     check_config=lambda: load_config(args.config))
+    if args.shutdown_timeout:
+        from teleport.durations import parse_duration
+        from teleport.errors import TeleportError
+
+        try:
+            life.shutdown_timeout = parse_duration(args.shutdown_timeout)
+        except TeleportError as exc:
+            sys.stderr.write(f"ERROR: --shutdown-timeout: {exc}\n")
+            return 1
+    asyncio.run(run(cfg, life=life))
     return 0
 
 

@@ -21,6 +21,7 @@ from teleport.node import proxyheader
 from teleport.node.certcheck import CertCaptureConnection
 from teleport.node.party import SessionServices
 from teleport.node.sessions import NodeSession, SessionContext, login_user
+from teleport.service import listeners
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
 
@@ -305,19 +306,10 @@ class NodeServer:
     async def listen(self, host: str, port: int) -> tuple[str, int]:
         """Bind and start accepting; returns the bound address."""
         await self.prepare()
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        family, _, _, _, addr = infos[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(addr)
+            sock = listeners.listen_socket(host, port)  # inherited across a SIGHUP restart
         except OSError as exc:
-            sock.close()
             raise OSError(f"cannot listen on {host}:{port} for the node SSH service: {exc.strerror}") from None
-        sock.listen(1024)
-        sock.setblocking(False)
         self._sock = sock
         self._accept_task = asyncio.create_task(self._accept_loop())
         bound = sock.getsockname()
@@ -405,6 +397,17 @@ class NodeServer:
             schema.AUTH_ATTEMPT, user=user, login=login, success=False, error=reason,
             addr_remote=client_addr, addr_local=f"{local[0]}:{local[1]}",
         )
+
+    def stop_accepting(self) -> None:
+        """Graceful shutdown: accept no new connection; live sessions carry on."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def live_connections(self) -> int:
+        return len(self._conns)
 
     async def close(self) -> None:
         """Stop accepting and drop every connection."""

@@ -20,6 +20,8 @@ from teleport.node.labels import CommandLabels
 from teleport.node.party import SessionServices
 from teleport.node.recorder import RecordingUploader, upload_dir
 from teleport.node.server import NodeServer
+from teleport.service.cache import LocalCache
+from teleport.service.cachedata import CacheData
 from teleport.service.httplistener import ListenerLimits
 
 if TYPE_CHECKING:
@@ -57,7 +59,8 @@ def ca_keys(authorities: list[dict[str, Any]], ca_type: str) -> list[str]:
 class NodeService:
     """The node role: SSH access to this host for certificates of the cluster's user CA."""
 
-    def __init__(self, cfg: FileConfig, identity: HostIdentity, auth: AuthClient, data_dir: str) -> None:
+    def __init__(self, cfg: FileConfig, identity: HostIdentity, auth: AuthClient, data_dir: str,
+                 cache: LocalCache | None = None) -> None:
         self.cfg = cfg
         self.identity = identity
         self.auth = auth
@@ -105,6 +108,13 @@ class NodeService:
         self.tunnel_addr = cfg.ssh_service.tunnel_addr
         self._beat_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # the access decision, CAs and recording mode, fed by auth's watch and kept on disk
+        self.cache = cache or LocalCache(auth, data_dir, "node", identity.cluster_name)
+        self.cache.on_update(self._cache_updated)
+
+    def _cache_updated(self, data: CacheData) -> None:
+        self.apply_authorities(data.authorities)
+        self.recording_mode = data.session_recording
 
     def node_labels(self) -> dict[str, str]:
         """Static labels plus the latest command label results (what RBAC matches against)."""
@@ -148,7 +158,10 @@ class NodeService:
             await asyncio.sleep(defaults.TRUSTED_CA_REFRESH * (1 + random.random() / 5))
 
     async def _check_access(self, user: str, login: str) -> dict[str, Any]:
-        return await self.auth.check_access(user, login, self.identity.host_id, self.node_labels())
+        """Decided here from the cached roles, with auth's own rbac code (no round trip to auth,
+        and it keeps working while auth is down); fails closed when the cache was never filled."""
+        data = await self.cache.get("node")
+        return data.check_ssh_access(user, login, self.node_labels())
 
     def heartbeat_resource(self) -> dict[str, Any]:
         """The `node` resource this node posts to auth."""
@@ -166,7 +179,10 @@ class NodeService:
     async def start(self) -> None:
         """Listen on ssh_service.listen_addr, run label commands, send the first heartbeat."""
         listen = self.cfg.ssh_service.listen_addr
-        await self.refresh_recording_mode()
+        started_from_cache = self.cache.load()
+        self._tasks.append(asyncio.create_task(self.cache.run()))
+        if not started_from_cache:
+            await self.refresh_recording_mode()
         # Before the first new session: finish what a crash left (session.end, uploads).
         self.emitter.start()
         self.uploader.start()
@@ -184,8 +200,11 @@ class NodeService:
             self.addr = advertise_addr(self.cfg, port)
         self.services.server_addr = self.addr
         await self.labels.start()
-        await self._heartbeat_once()
-        self._tasks = [
+        if started_from_cache:
+            self._beat_now.set()  # auth may be down: beat from the loop, do not hold up the start
+        else:
+            await self._heartbeat_once()
+        self._tasks += [
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._ca_loop()),
             asyncio.create_task(self._trusted_loop()),

@@ -29,6 +29,7 @@ from teleport.events import schema
 from teleport.node.certcheck import cert_line_from_wire
 from teleport.proxy import lookup, recmode
 from teleport.proxy.fwdsession import ForwardSession
+from teleport.service.cachedata import CacheData, labels_of
 
 if TYPE_CHECKING:
     from teleport.proxy.recorder import ProxyRecorder
@@ -160,8 +161,16 @@ class Forwarder:
         of the user's roles. Fails closed, as a node does. `login`: another than this
         connection's (a session to join)."""
         host_id = str((self.target.node or {}).get("metadata", {}).get("name") or "")
+        node = self.target.node or {}
+
+        def decide(data: CacheData) -> dict[str, Any]:
+            if not host_id:
+                return data.session_options(self.user)
+            return data.check_ssh_access(self.user, login or self.login, labels_of(node))
+
         try:
-            return await self.svc.auth.check_access(self.user, login or self.login, host_id)
+            return await self.svc.from_auth_or_cache(
+                lambda: self.svc.auth.check_access(self.user, login or self.login, host_id), decide)
         except TeleportError:
             raise
         except Exception as exc:

@@ -15,9 +15,9 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncssh
 
@@ -26,11 +26,14 @@ from teleport.auth.client import AuthClient
 from teleport.auth.server import HostIdentity
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
-from teleport.errors import AccessDenied, NotFound, TeleportError
+from teleport.errors import AccessDenied, ConnectionProblem, NotFound, TeleportError
 from teleport.proxy import dialpolicy, lookup, recmode
 from teleport.proxy.recorder import ProxyRecorder
 from teleport.proxy.sshconn import CHANNEL_WINDOW, ProxyServer, fmt_addr
 from teleport.reversetunnel import route
+from teleport.service import listeners
+from teleport.service.cache import LocalCache
+from teleport.service.cachedata import CacheData
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
 
@@ -45,6 +48,7 @@ ENDPOINTS_CACHE_SECONDS = 60.0
 CA_CACHE_SECONDS = 30.0
 
 HeaderFunc = Callable[..., bytes]
+T = TypeVar("T")
 
 
 def _load_header_func() -> HeaderFunc | None:
@@ -98,6 +102,36 @@ class ProxySSHService:
         from teleport.trustedcluster.proxyside import TrustCache
 
         self.trust = TrustCache(auth_client, self.cluster_name)
+        # what the proxy serves from when auth is down (set by the process; None in tests)
+        self.cache: LocalCache | None = None
+
+    def use_cache(self, cache: LocalCache) -> None:
+        """Serve CAs, the recording mode and, with auth down, routing and access from `cache`."""
+        self.cache = cache
+        cache.on_update(self._cache_updated)
+
+    def _cache_updated(self, data: CacheData) -> None:
+        self.apply_authorities(data.authorities)
+        self.mode = recmode.parse_mode(data.session_recording, self.mode)
+        self._mode_at = time.monotonic()
+
+    async def from_auth_or_cache(self, ask: Callable[[], Awaitable[T]],
+                                 decide: Callable[[CacheData], T]) -> T:
+        """Auth's answer while auth answers (within CACHE_FALLBACK_AFTER); the same decision made
+        from the cache when it does not. Without a cache, auth's error."""
+        cache = self.cache
+        if cache is not None and cache.data is not None and not cache.online:
+            return decide(cache.data)  # known down: no round trip to wait for
+        try:
+            return await asyncio.wait_for(ask(), defaults.CACHE_FALLBACK_AFTER)
+        except (ConnectionProblem, TimeoutError, OSError) as exc:
+            if cache is None:
+                if isinstance(exc, TimeoutError):
+                    raise ConnectionProblem("the auth server did not answer in time") from None
+                raise
+            log.info("auth did not answer (%s); deciding from the cache", exc or "timeout")
+            cache.online = False  # until the cache's own poll reaches auth again: no more waits
+            return decide(await cache.get("proxy"))
 
     @property
     def listen_addr(self) -> str:
@@ -125,10 +159,8 @@ class ProxySSHService:
         try:
             self._server = await asyncssh.create_server(
                 lambda: ProxyServer(self),
-                addr.host or None,
-                addr.port,
                 options=options,
-                reuse_address=True,
+                sock=listeners.listen_socket(addr.host, addr.port),  # kept across a SIGHUP restart
             )
         except OSError as exc:
             raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
@@ -137,6 +169,14 @@ class ProxySSHService:
         await self.recording_mode()
         self.recorder.start()
         log.info("proxy SSH service listening on %s (session recording: %s)", addr, self.mode)
+
+    def stop_accepting(self) -> None:
+        """Graceful shutdown: no new clients; the connected ones carry on."""
+        if self._server is not None:
+            self._server.close()
+
+    def live_connections(self) -> int:
+        return len(self._conns)
 
     async def close(self) -> None:
         """Stop listening and drop the open client connections."""
@@ -152,7 +192,8 @@ class ProxySSHService:
     # cluster state ----------------------------------------------------------------------
     async def recording_mode(self) -> str:
         """auth_service.session_recording as auth last announced it (node | proxy | off)."""
-        if time.monotonic() - self._mode_at > defaults.RECORDING_MODE_REFRESH:
+        cached = self.cache is not None and self.cache.data is not None
+        if not cached and time.monotonic() - self._mode_at > defaults.RECORDING_MODE_REFRESH:
             try:
                 self.mode = recmode.parse_mode((await self.auth.ping()).get("session_recording"), self.mode)
                 self._mode_at = time.monotonic()
@@ -171,7 +212,8 @@ class ProxySSHService:
 
     async def user_ca_keys(self) -> set[asyncssh.SSHKey]:
         """The user CA's checking keys (refreshed from auth; the last known set on failure)."""
-        if time.monotonic() - self._ca_at > CA_CACHE_SECONDS:
+        cached = self.cache is not None and self.cache.data is not None
+        if not cached and time.monotonic() - self._ca_at > CA_CACHE_SECONDS:
             try:
                 self.apply_authorities(await self.auth.get_authorities())
             except (TeleportError, OSError, ValueError) as exc:
@@ -212,7 +254,9 @@ class ProxySSHService:
         async with self._nodes_lock:
             if time.monotonic() - self._nodes_at > max_age:
                 # offline tunnelled nodes too: asking for one says "offline", not "unknown"
-                self._nodes = await self.auth.call("GET", "/v1/nodes?offline=1")
+                self._nodes = await self.from_auth_or_cache(
+                    lambda: self.auth.call("GET", "/v1/nodes?offline=1"),
+                    lambda data: list(data.nodes or []))
                 self._nodes_at = time.monotonic()
             return self._nodes
 
@@ -315,12 +359,17 @@ class ProxySSHService:
 
     async def visible_nodes(self, user: str, offline: bool = False) -> list[dict[str, Any]]:
         """The nodes the user's current roles can see, asked fresh from auth (a role edit applies
-        to the next `tsh ls` and the next connection); online ones only unless `offline`."""
+        to the next `tsh ls` and the next connection); online ones only unless `offline`; decided
+        from the cache when auth is down."""
         if not user:
             raise AccessDenied("access denied: the proxy could not tell which Teleport user you are")
         body: dict[str, Any] = {"user": user, **({"offline": True} if offline else {})}
-        nodes = await self.auth.call("POST", "/v1/access/nodes", body)
-        return nodes if isinstance(nodes, list) else []
+
+        async def ask() -> list[dict[str, Any]]:
+            nodes = await self.auth.call("POST", "/v1/access/nodes", body)
+            return nodes if isinstance(nodes, list) else []
+
+        return await self.from_auth_or_cache(ask, lambda data: data.visible_nodes(user))
 
     async def check_route(self, user: str, node: dict[str, Any]) -> None:
         """AccessDenied unless some role of the user allows a login on this registered node."""

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from teleport import __version__
 from teleport.auth.client import AuthClient
-from teleport.errors import BadParameter
+from teleport.errors import BadParameter, ConnectionProblem
 from teleport.httpapi import error_middleware, json_body, path_param
 from teleport.limits import LoginRateLimits, source_of
 from teleport.proxy.webapi.security import security_headers
@@ -25,6 +25,13 @@ from teleport.proxy.webapi.terminal import TerminalRoutes
 from teleport.reversetunnel.authrelay import AuthRelay
 
 log = logging.getLogger(__name__)
+
+# a login needs auth (it checks the password and signs the certificate); what is already signed
+# keeps working from the proxies' and nodes' caches
+LOGIN_AUTH_DOWN = (
+    "cannot log in now: the cluster's auth service cannot be reached ({error}). Users already "
+    "logged in can still list nodes and connect; try again when the auth service is back"
+)
 
 
 class WebProxy:
@@ -100,14 +107,17 @@ class WebProxy:
             raise BadParameter("missing user name")
         source = source_of(_remote(request))
         self.login_rates.check(source, user)
-        result = await self.auth.authenticate_ssh(
-            user,
-            str(data.get("password") or ""),
-            str(data.get("otp_token") or ""),
-            str(data.get("pub_key") or ""),
-            data.get("ttl"),
-            remote_addr=_remote(request),
-        )
+        try:
+            result = await self.auth.authenticate_ssh(
+                user,
+                str(data.get("password") or ""),
+                str(data.get("otp_token") or ""),
+                str(data.get("pub_key") or ""),
+                data.get("ttl"),
+                remote_addr=_remote(request),
+            )
+        except ConnectionProblem as exc:
+            raise ConnectionProblem(LOGIN_AUTH_DOWN.format(error=exc.message)) from None
         return web.json_response(self._certs_body(result))
 
     @staticmethod

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from teleport import defaults
 from teleport.config.addr import HostPort
+from teleport.service import listeners
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,11 @@ class PortMux:
 
     async def start(self) -> None:
         """Listen; OSError names the address when the port is taken."""
-        host = self.addr.host or "0.0.0.0"
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            sock = socket.create_server((host, self.addr.port), family=family, backlog=1024)
+            # kept across a SIGHUP restart, like every other listener (service/listeners.py)
+            sock = listeners.listen_socket(self.addr.host or "0.0.0.0", self.addr.port)
         except OSError as exc:
             raise OSError(f"cannot listen on {self.addr}: {exc.strerror or exc}") from None
-        sock.setblocking(False)
         self._sock = sock
         self._accept = asyncio.create_task(self._accept_loop())
         log.info("web proxy and reverse tunnel listener share %s", self.addr)
@@ -117,6 +116,11 @@ class PortMux:
         except OSError as exc:
             log.info("connection on %s failed: %s", self.addr, exc)
             conn.close()
+
+    def stop_accepting(self) -> None:
+        """Graceful shutdown: accept nothing more (the connections handed over go on)."""
+        if self._accept is not None:
+            self._accept.cancel()
 
     async def close(self) -> None:
         """Stop accepting (connections already handed over belong to their servers)."""

@@ -28,6 +28,7 @@ from teleport.limits import source_of
 from teleport.node.certcheck import cert_line_from_wire
 from teleport.reversetunnel import authz
 from teleport.reversetunnel.bridge import ChannelBridge, socket_pair
+from teleport.service import listeners
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
 
@@ -86,8 +87,8 @@ class TunnelServer:
             return  # connections come from serve_socket (a port shared with the web proxy)
         try:
             self._server = await asyncssh.create_server(
-                lambda: _TunnelConn(self), self.addr.host or None, self.addr.port,
-                options=options, reuse_address=True,
+                lambda: _TunnelConn(self), options=options,
+                sock=listeners.listen_socket(self.addr.host, self.addr.port),  # kept across a restart
             )
         except OSError as exc:
             raise OSError(f"cannot listen on {self.addr} for reverse tunnels: {exc.strerror or exc}") from None
@@ -107,6 +108,11 @@ class TunnelServer:
     def bound_port(self) -> int:
         """The port actually listened on (for an ephemeral port)."""
         return int(self._server.get_port()) if self._server is not None else 0
+
+    def stop_accepting(self) -> None:
+        """Graceful shutdown: no new tunnels; the open ones carry the sessions they carry."""
+        if self._server is not None:
+            self._server.close()
 
     async def close(self) -> None:
         """Stop listening and drop every tunnel."""

@@ -32,7 +32,7 @@ from teleport.config.addr import HostPort
 from teleport.config.model import GlobalConfig
 from teleport.errors import LimitExceeded, error_to_dict
 from teleport.limits import ConnectionLimiter, source_of
-from teleport.service import memory
+from teleport.service import listeners, memory
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,8 @@ class HTTPListener:
         await self.runner.setup()
         loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(
-                lambda: _Gate(self), addr.host or None, addr.port, reuse_address=True,
-                backlog=1024,
-            )
+            sock = listeners.listen_socket(addr.host, addr.port)  # inherited across a SIGHUP restart
+            self._server = await loop.create_server(lambda: _Gate(self), sock=sock, backlog=1024)
         except OSError as exc:
             await self.runner.cleanup()
             raise OSError(f"cannot listen on {addr}: {exc.strerror or exc}") from None
@@ -124,6 +122,11 @@ class HTTPListener:
         server = self.runner.server
         assert server is not None
         return server()
+
+    def stop_accepting(self) -> None:
+        """Graceful shutdown: no new connections; the open ones carry on."""
+        if self._server is not None:
+            self._server.close()
 
     async def close(self) -> None:
         """Stop listening, close the open connections, stop the application."""

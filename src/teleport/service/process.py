@@ -33,9 +33,10 @@ from teleport.errors import BadParameter
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
 from teleport.reversetunnel import discovery, viaproxy
-from teleport.service import authservers, memory
+from teleport.service import authservers, memory, restart
 from teleport.service import identity as idstore
 from teleport.service.adminid import admin_identity_paths
+from teleport.service.cache import LocalCache
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
 from teleport.storage import open_audit_storage
 from teleport.types.names import api_path
@@ -87,6 +88,9 @@ class TeleportProcess:
     relay: viaproxy.RelayDialer | None = None
     tunnel_server: TunnelServer | None = None
     _proxy_beat_now: asyncio.Event = field(default_factory=asyncio.Event)
+    # graceful shutdown: what stops accepting, and what counts the live connections to wait for
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+    counters: list[Callable[[], int]] = field(default_factory=list)
 
     @property
     def data_dir(self) -> str:
@@ -148,6 +152,7 @@ class TeleportProcess:
         api = AuthAPI(auth, self.audit)
         auth.on_event = api.emit  # login locks are announced in the audit log
         self.closers.append(self._close_hasher)
+        self.stoppers.append(api.stop_long_polls)
         await self._serve(api.app(), a.listen_addr, ctx, "the auth service", user_identity_of)
         self.tasks.append(asyncio.create_task(auth.run_rotations()))  # auto CA rotation phases
         self._write_admin_identity(auth, a.listen_addr)
@@ -313,9 +318,16 @@ class TeleportProcess:
         from teleport.proxy.sshproxy import ProxySSHService
 
         ssh_proxy = ProxySSHService(self.cfg, ident, client, self.data_dir)
+        # routing, access and CAs keep working from here while every auth server is down
+        cache = LocalCache(client, self.data_dir, "proxy", ident.cluster_name)
+        cache.load()
+        ssh_proxy.use_cache(cache)
+        self.tasks.append(asyncio.create_task(cache.run()))
         await ssh_proxy.start()
         web_proxy.set_ssh_proxy(ssh_proxy)  # the browser terminal routes as the SSH proxy does
         self.closers.append(ssh_proxy.close)
+        self.stoppers.append(ssh_proxy.stop_accepting)
+        self.counters.append(ssh_proxy.live_connections)
         tunnels = await self._start_tunnel_server(ssh_proxy, ident, listen=not shared)
         if shared:
             from teleport.reversetunnel.mux import PortMux
@@ -324,6 +336,7 @@ class TeleportProcess:
                           ListenerLimits.from_config(self.cfg.teleport).handshake_timeout)
             await mux.start()
             self.closers.append(mux.close)
+            self.stoppers.append(mux.stop_accepting)
         self.banner.append(f"[PROXY] reverse tunnel listener is listening on {p.tunnel_listen_addr}"
                            + (" (shared with the web proxy)" if shared else ""))
         self._watch_rotation(ident, client, ssh_proxy.apply_authorities, ssh_proxy.reload_identity)
@@ -344,6 +357,7 @@ class TeleportProcess:
         self.tunnel_server = tunnels
         await tunnels.start(listen)
         self.closers.append(tunnels.close)
+        self.stoppers.append(tunnels.stop_accepting)
         ssh_proxy.tunnels = tunnels
         # trusted clusters: accept the tunnels of our leaves; keep tunnels to our roots
         from teleport.trustedcluster.agents import LeafTunnels
@@ -413,6 +427,8 @@ class TeleportProcess:
             # joined through a proxy: no way in but the tunnel the proxy announced
             node_svc.tunnel_addr = parse_host_port(self.via_proxies[0].tunnel_addr, defaults.PROXY_TUNNEL_PORT)
         await node_svc.start()
+        self.stoppers.append(node_svc.server.stop_accepting)
+        self.counters.append(node_svc.server.live_connections)
         self._watch_rotation(ident, node_svc.auth, node_svc.apply_authorities, node_svc.reload_identity)
         self.tasks.append(asyncio.create_task(node_svc.serve_until_cancelled()))
         self.banner.append(
@@ -440,9 +456,34 @@ class TeleportProcess:
         else:
             await listener.start_unbound(ctx)
         self.listeners.append(listener)
+        self.stoppers.append(listener.stop_accepting)
         return listener
 
+    def stop_accepting(self) -> None:
+        """Close every listener (not the connections): new clients go to a successor or nowhere."""
+        for stop in self.stoppers:
+            try:
+                stop()
+            except Exception as exc:  # stop the others all the same
+                log.warning("error while closing a listener: %s", exc)
+
+    def live_connections(self) -> int:
+        """SSH connections still open to the node and proxy services (sessions to let finish)."""
+        return sum(count() for count in self.counters)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for the live connections to end, at most `timeout` seconds; True when they did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (live := self.live_connections()) > 0:
+            if loop.time() >= deadline:
+                log.warning("shutdown timeout (%.0f s): closing %d live connection(s)", timeout, live)
+                return False
+            await asyncio.sleep(defaults.DRAIN_POLL_INTERVAL)
+        return True
+
     async def close(self) -> None:
+        self.stop_accepting()  # first: no new work, and the auth API's long polls answer now
         for closer in reversed(self.closers):
             try:
                 await closer()
@@ -477,21 +518,83 @@ def read_static_trust(entries: list[TrustedClusterConfig]) -> list[tuple[Exporte
     return out
 
 
-async def run(cfg: FileConfig, ready: asyncio.Event | None = None) -> None:
+@dataclass
+class Lifecycle:
+    """How `teleport start` ends: SIGTERM/SIGINT at once, SIGQUIT after the live sessions,
+    SIGHUP by handing over to a successor process (then as SIGQUIT)."""
+
+    shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT
+    pid_file: str = ""
+    check_config: Callable[[], object] | None = None  # re-reads teleport.yaml before a restart
+    signals: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+
+SIGNALS = {signal.SIGINT: "fast", signal.SIGTERM: "fast", signal.SIGQUIT: "graceful",
+           signal.SIGHUP: "restart"}
+
+
+async def run(cfg: FileConfig, ready: asyncio.Event | None = None,
+              life: Lifecycle | None = None) -> None:
     """Start the configured services, print what the user does next, and run until signalled."""
+    from teleport.service import listeners
+
+    life = life or Lifecycle()
     proc = TeleportProcess(cfg)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    for sig, how in SIGNALS.items():
+        loop.add_signal_handler(sig, life.signals.put_nowait, how)
     try:
         await proc.start()
+        listeners.forget_unused()
+        if life.pid_file:
+            write_public(life.pid_file, f"{os.getpid()}\n")
         print_banner(proc)
+        listeners.notify_ready()
         if ready is not None:
             ready.set()
-        await stop.wait()
+        while True:
+            how = await life.signals.get()
+            if how == "restart":
+                if life.check_config is None:
+                    log.error("SIGHUP: this process cannot restart itself; ignoring")
+                    continue
+                if await restart.spawn_successor(life.check_config) is None:
+                    continue  # keep serving as we are
+            if how in ("graceful", "restart"):
+                log.warning("%s: no new connections; waiting for %d live connection(s) to end "
+                            "(at most %.0f s)", "restart" if how == "restart" else "SIGQUIT",
+                            proc.live_connections(), life.shutdown_timeout)
+                proc.stop_accepting()
+                await _drain_or_fast(proc, life)
+            break
     finally:
         await proc.close()
+        _remove_pid_file(life.pid_file)
+
+
+async def _drain_or_fast(proc: TeleportProcess, life: Lifecycle) -> None:
+    """Drain, cut short by SIGTERM/SIGINT (a second SIGQUIT or SIGHUP changes nothing)."""
+    drain = asyncio.create_task(proc.drain(life.shutdown_timeout))
+
+    async def fast_signal() -> None:
+        while await life.signals.get() != "fast":
+            pass
+
+    tasks: list[asyncio.Task[Any]] = [drain, asyncio.create_task(fast_signal())]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    await cancel_and_wait(tasks)
+
+
+def _remove_pid_file(path: str) -> None:
+    """Remove the pid file if it still names us (a successor writes its own)."""
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            if f.read().strip() == str(os.getpid()):
+                os.unlink(path)
+    except OSError:
+        pass
 
 
 def print_banner(proc: TeleportProcess) -> None:
