@@ -257,6 +257,21 @@ PROXY_GOODBYE_TIMEOUT = 3.0
 # A web port shared with the tunnel listener: connections still being told apart, at most.
 PORT_MUX_MAX_PENDING = 1024
 
+# Trusted clusters (trustedcluster/, auth/trust.py)
+# The leaf's CA exchange with the root's proxy (connect, TLS, answer).
+TRUSTED_CLUSTER_EXCHANGE_TIMEOUT = 20.0
+# A leaf's proxy re-reads its trusted clusters this often (new ones get a tunnel, removed or
+# disabled ones lose it); the root's proxy re-reads the trusted CAs as often.
+TRUSTED_CLUSTER_POLL = 3.0
+# A node re-reads the user CAs of trusted root clusters this often (plus up to a fifth of it at
+# random, so that thousands of nodes do not ask at once); access itself is decided by auth on
+# every login, so a disabled or removed root loses access at once.
+TRUSTED_CA_REFRESH = 10.0
+# The first line a root's proxy writes on a channel to a leaf (its request) is at most this long.
+CLUSTER_REQUEST_MAX = 16384
+# A leaf's node list (JSON) as the root's proxy reads it is at most this long.
+CLUSTER_NODES_MAX = 64 << 20
+
 # High availability (service/authservers.py, auth/client.py, backend/etcd.py)
 # Auth servers register themselves (kind "auth_server") this often, for SERVER_TTL; nodes and
 # proxies re-read the list this often and keep it in data_dir/AUTH_SERVERS_FILE (0600), which

@@ -120,6 +120,9 @@ class AuthAPI:
         from teleport.auth.api_resources import add_resource_routes
 
         add_resource_routes(r, self)
+        from teleport.auth.api_trust import add_trust_routes
+
+        add_trust_routes(r, self)
         from teleport.auth.api_websession import add_websession_routes
 
         add_websession_routes(r, self)
@@ -407,6 +410,11 @@ class AuthAPI:
             node_labels = {str(k): str(v) for k, v in labels.items()}
         else:
             node_labels = await self._stored_labels(host_id)
+        cert = data.get("cert")
+        if isinstance(cert, str) and cert:
+            # a user of a trusted (root) cluster: its certificate's roles, mapped here, decide
+            result = await self.server.check_remote_access(cert, _str(data, "login"), node_labels)
+            return web.json_response(result)
         result = await self.server.check_ssh_access(_str(data, "user"), _str(data, "login"), node_labels)
         return web.json_response(result)
 

@@ -107,6 +107,10 @@ class ResourceRoutes:
         any user; a user only for itself)."""
         identity = await self.api._authorize(request, "node", "list")
         data = await json_body(request)
+        cert = data.get("cert")
+        if isinstance(cert, str) and cert and identity.system_role in ("Proxy", "Admin"):
+            # a root cluster's user, seen through its proxy: the mapped roles decide
+            return web.json_response([n.to_dict() for n in await self.server.remote_visible_nodes(cert)])
         user = data.get("user")
         if not isinstance(user, str) or not user:
             raise BadParameter("missing or invalid field 'user'")

@@ -36,6 +36,12 @@ BUILTIN_RULES: dict[str, frozenset[tuple[str, str]]] = {
             # a web session's own account: keys and password (auth/api_mfa.py)
             ("web_session", "update"),
             ("host_cert", "reissue"),
+            # trusted clusters: a leaf's proxy keeps a tunnel to each root; a root's proxy
+            # passes a leaf's CA exchange (token-authorized) to auth
+            ("trusted_cluster", "list"),
+            ("trusted_cluster", "validate"),
+            # a root user's recording on this (leaf) cluster: auth checks the user's mapped roles
+            ("trusted_cluster", "recording"),
             ("cache", "read"),
             # single sign-on: the login pages' connector list, login requests and callbacks
             ("sso", "read"),

@@ -16,6 +16,7 @@ from teleport.auth.login import NO_LOGIN_PRINCIPAL, LoginResult, clamp_ttl
 from teleport.auth.mfa import MFAMixin
 from teleport.auth.rotation import RotationMixin
 from teleport.auth.sso.flow import SSOMixin
+from teleport.auth.trust import TrustMixin
 from teleport.auth.users import UsersMixin, check_traits, server_labels
 
 __all__ = [
@@ -33,5 +34,5 @@ __all__ = [
 ]
 
 
-class AuthServer(UsersMixin, MFAMixin, RotationMixin, SSOMixin):
+class AuthServer(UsersMixin, MFAMixin, RotationMixin, SSOMixin, TrustMixin):
     """Holds the cluster's CAs and state; every method is an action the API authorizes first."""

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from teleport import defaults
+from teleport.cli import tctl_trust
 from teleport.cli.common import fmt_time, run_cli, table
 from teleport.errors import BadParameter, NotFound
 from teleport.types.names import api_path
@@ -80,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="Manage join and invite tokens.", description="List or delete tokens.")
     ts = tokens.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     ts.add_parser("ls", help="List tokens.", description="List join tokens (static ones never expire) and invites.")
+    tadd = ts.add_parser("add", help="Create a join token.", description="Create a join token: "
+                         "--type=trusted_cluster for a leaf cluster's trusted_cluster resource, or "
+                         "node/proxy/auth for a host (as 'tctl nodes add').")
+    tadd.add_argument("--type", required=True, help="trusted_cluster, or host roles node,proxy,auth")
+    tadd.add_argument("--ttl", default="30m", help="Token lifetime (default 30m; can only be shortened)")
     tdel = ts.add_parser("del", help="Delete a token.", description="Revoke a dynamic join token or an invite.")
     tdel.add_argument("token", help="The token to delete")
 
@@ -96,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         "get",
         help="Print resources.",
         description="Print resources: roles, role/NAME, users, user/NAME, nodes, node/NAME, tokens, "
-        "connectors, github/NAME, oidc/NAME (client secrets are never shown). "
+        "connectors, github/NAME, oidc/NAME (client secrets are never shown), trusted_clusters, "
+        "trusted_cluster/NAME. "
         "'--format=yaml' output can be edited and fed back to 'tctl create -f'.",
     )
-    get.add_argument("resource", help="roles | role/NAME | users | user/NAME | nodes | node/NAME | tokens | connectors | github/NAME | oidc/NAME")
+    get.add_argument("resource", help="roles | role/NAME | users | user/NAME | nodes | node/NAME | tokens | "
+                     "connectors | github/NAME | oidc/NAME | trusted_clusters | trusted_cluster/NAME")
     get.add_argument("--format", choices=["text", "yaml", "json"], default="text", help="Output format (default text)")
     get.set_defaults(subcommand="")
     rm = sub.add_parser(
@@ -107,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="Delete a resource.",
         description="Delete a resource: role/NAME (refused while users hold it), user/NAME, token/TOKEN.",
     )
-    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN | github/NAME | oidc/NAME")
+    rm.add_argument("resource", help="role/NAME | user/NAME | token/TOKEN | github/NAME | oidc/NAME | "
+                    "trusted_cluster/NAME")
     rm.set_defaults(subcommand="")
 
     events = sub.add_parser("events", help="Search the audit log.", description="Search the audit log.")
@@ -174,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # resource files and output (pure helpers) -------------------------------------------------
-CREATE_KINDS = ("role", "user", "github", "oidc")
-GET_KINDS = ("role", "user", "node", "token", "connector", "github", "oidc")
-RM_KINDS = ("role", "user", "token", "github", "oidc")
+CREATE_KINDS = ("role", "user", "github", "oidc", "trusted_cluster")
+GET_KINDS = ("role", "user", "node", "token", "connector", "github", "oidc", "trusted_cluster")
+RM_KINDS = ("role", "user", "token", "github", "oidc", "trusted_cluster")
 CONNECTOR_KINDS = ("github", "oidc")
 
 
@@ -298,6 +307,8 @@ def render(kind: str, items: list[dict[str, Any]], fmt: str, single: bool = Fals
                  i["spec"].get("issuer_url") or i["spec"].get("endpoint_url") or "github.com"]
                 for i in items]
         return table(["Kind", "Name", "Display", "Provider"], rows) + "\n"
+    if kind == "trusted_cluster":
+        return tctl_trust.render_table(items)
     if kind == "node":
         rows = []
         for n in items:
@@ -466,9 +477,12 @@ async def create(c: Any, a: argparse.Namespace) -> None:
             res = await c.call("POST", "/v1/connectors", {"connector": doc, "upsert": a.force})
             print(f"{kind} connector {name!r} has been {'created' if res['created'] else 'updated'}")
             continue
-        path = "/v1/roles" if kind == "role" else "/v1/users"
-        res = await c.call("POST", path, {kind: doc, "upsert": a.force})
-        print(f"{kind} {name!r} has been {'created' if res['created'] else 'updated'}")
+        if kind == "trusted_cluster":
+            created = await tctl_trust.create(c, doc, a.force)
+        else:
+            path = "/v1/roles" if kind == "role" else "/v1/users"
+            created = (await c.call("POST", path, {kind: doc, "upsert": a.force}))["created"]
+        print(f"{kind} {name!r} has been {'created' if created else 'updated'}")
 
 
 async def get(c: Any, a: argparse.Namespace) -> None:
@@ -486,6 +500,8 @@ async def get(c: Any, a: argparse.Namespace) -> None:
             items = [i for i in items if i["metadata"]["name"] == name]
             if not items:
                 raise NotFound(f"{kind} {name!r} not found ('tctl get connectors' lists them)")
+    elif kind == "trusted_cluster":
+        items = await tctl_trust.get_items(c, name)
     elif kind == "node":
         items = await c.list_nodes()
         if name:
@@ -516,6 +532,8 @@ async def rm(c: Any, a: argparse.Namespace) -> None:
         from teleport.auth.sso.connectors import check_connector_name
 
         await c.call("DELETE", f"/v1/connectors/{kind}/{quote(check_connector_name(name), safe='')}")
+    elif kind == "trusted_cluster":
+        await tctl_trust.remove(c, name)
     else:
         await c.delete_token(name)
     print(f"{kind} {name!r} has been deleted")
@@ -626,6 +644,7 @@ async def auth_ls(c: Any, a: argparse.Namespace) -> None:
             rows.append([ca["spec"]["type"], fingerprint_sha256(key)])
     print(f"CA keys for the local cluster {cluster}:\n")
     print(table(["CA Type", "Fingerprint"], rows))
+    print(await tctl_trust.auth_ls_trusted(c))
 
 
 async def auth_sign(c: Any, a: argparse.Namespace) -> None:
@@ -708,6 +727,7 @@ def main(argv: list[str] | None = None) -> int:
         ("nodes", "add"): nodes_add,
         ("nodes", "ls"): nodes_ls,
         ("tokens", "ls"): tokens_ls,
+        ("tokens", "add"): tctl_trust.tokens_add,
         ("tokens", "del"): tokens_del,
         ("auth", "export"): auth_export,
         ("auth", "ls"): auth_ls,
@@ -721,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         async def inner() -> None:
             cfg, client = connect(args.config)
             async with client:
-                if handler is nodes_add:
+                if handler in (nodes_add, tctl_trust.tokens_add):
                     await handler(client, args, cfg)
                 else:
                     await handler(client, args)

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "then reach its nodes.",
     )
     _common(parser, suppress=False)
+    parser.add_argument("--cluster", dest="global_cluster", default="",
+                        help="The cluster for ssh, scp and ls (a trusted leaf; 'tsh clusters' lists them)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_: str, desc: str) -> argparse.ArgumentParser:
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--format", choices=["text", "json", "yaml"], default="text", help="Output format")
     ls.add_argument("--cluster", default="", help="The cluster whose nodes to list (default: your login's cluster)")
 
-    add("clusters", "List the clusters.", "The cluster you are logged in to (and, later, its trusted clusters), with their status.")
+    add("clusters", "List the clusters.", "The cluster you are logged in to and its trusted (leaf) clusters, with their status (online while their tunnel is up).")
 
     rec = add("recordings", "List recorded sessions.", "Recorded sessions, from the audit log.")
     rec_sub = rec.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Replay a recorded session in this terminal with its recorded timing (pauses longer "
                "than 2 s are shortened), or print it as an asciicast v2 file.")
     play.add_argument("sid", metavar="SID", help="Session ID (see 'tsh recordings ls')")
+    play.add_argument("--cluster", default="", help="The (leaf) cluster the session was recorded in")
     play.add_argument("--speed", default="1", help="Playback speed: 2 = twice as fast (default 1)")
     play.add_argument("--format", choices=["text", "cast"], default="text",
                       help="text: replay in the terminal; cast: write asciicast v2 to stdout "
@@ -390,7 +393,7 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     import asyncio
 
-    from teleport.client import forwarding, run, ssh
+    from teleport.client import forwarding, run, ssh, trusted
     from teleport.proxy.lookup import filter_by_labels, label_selector
 
     login, host = _split_target(args.destination, args.login)
@@ -398,11 +401,13 @@ async def _ssh(args: argparse.Namespace, creds: Any) -> int:
     command = " ".join(args.remote_command) if args.remote_command else None
     proxy = await ssh.connect_proxy(creds, login)
     try:
+        creds = await trusted.creds_for(proxy, creds, args.cluster)
         selector = label_selector(host)
         if selector is not None:
             if command is None:
                 raise BadParameter("a label target runs a command on many nodes: give the command")
-            nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
+            nodes = filter_by_labels(
+                await trusted.list_nodes(proxy, args.cluster, creds.profile.cluster), selector)
             if not nodes:
                 raise BadParameter(f"no nodes match the labels {host!r} (see 'tsh ls')")
             return max(await asyncio.gather(*(
@@ -475,10 +480,11 @@ def cmd_scp(args: argparse.Namespace) -> int:
 
 async def _scp(args: argparse.Namespace, creds: Any, src: Any, dst: Any, host: str,
                login: str) -> int:
-    from teleport.client import scp, ssh
+    from teleport.client import scp, ssh, trusted
 
     proxy = await ssh.connect_proxy(creds, login)
     try:
+        creds = await trusted.creds_for(proxy, creds, args.cluster)
         try:
             conn = await ssh.connect_node(proxy, creds, host, args.port, login, args.cluster)
         except ConnectionProblem as exc:
@@ -504,7 +510,7 @@ async def _ls(args: argparse.Namespace) -> int:
     import json
 
     from teleport.cli.common import table
-    from teleport.client import ssh
+    from teleport.client import ssh, trusted
     from teleport.proxy.lookup import filter_by_labels, label_selector, node_labels
 
     selector: dict[str, str] = {}
@@ -517,7 +523,8 @@ async def _ls(args: argparse.Namespace) -> int:
     _check_cluster(args, creds)
     proxy = await ssh.connect_proxy(creds)
     try:
-        nodes = filter_by_labels(await ssh.list_nodes(proxy), selector)
+        await trusted.creds_for(proxy, creds, args.cluster)  # an unknown cluster is an error
+        nodes = filter_by_labels(await trusted.list_nodes(proxy, args.cluster, creds.profile.cluster), selector)
     finally:
         proxy.close()
     nodes.sort(key=lambda n: (n.get("spec", {}).get("hostname", ""), n["metadata"]["name"]))
@@ -544,8 +551,13 @@ async def _ls(args: argparse.Namespace) -> int:
 def _check_cluster(args: argparse.Namespace, creds: Any) -> None:
     """--cluster must name a cluster this proxy knows: never silently the local one."""
     from teleport.client.clusters import check_cluster
+    from teleport.types.names import check_cluster as check_name
 
-    check_cluster(getattr(args, "cluster", "") or "", creds.profile.cluster)
+    wanted = getattr(args, "cluster", "") or ""
+    if wanted and wanted != creds.profile.cluster:
+        check_name(wanted)  # a leaf: the proxy says whether it knows it (client/trusted.py)
+        return
+    check_cluster(wanted, creds.profile.cluster)
 
 
 def cmd_clusters(args: argparse.Namespace) -> int:
@@ -554,7 +566,22 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     from teleport.client.clusters import known_clusters
 
     creds = ssh.load_credentials(proxy=args.proxy)
-    rows = [[c["name"], c["status"]] for c in known_clusters(creds.profile.cluster)]
+
+    async def fetch() -> list[dict[str, Any]]:
+        from teleport.client import trusted
+
+        proxy = await ssh.connect_proxy(creds)
+        try:
+            clusters = await trusted.fetch_clusters(proxy)
+        finally:
+            proxy.close()
+        leaves = [c for c in clusters if c["name"] != creds.profile.cluster]
+        trusted.remember_leaf_cas(creds.known_hosts_path, leaves)  # for tsh config / OpenSSH
+        return leaves
+
+    import asyncio
+
+    rows = [[c["name"], c["status"]] for c in known_clusters(creds.profile.cluster, asyncio.run(fetch()))]
     print(table(["Cluster Name", "Status"], rows))
     return 0
 
@@ -565,10 +592,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     creds = ssh.load_credentials(proxy=args.proxy)
     host, port = ssh._split_hostport(creds.ssh_proxy_addr, 3023)
-    sys.stdout.write(ssh_config_block(
-        cluster=creds.profile.cluster, proxy_host=host, proxy_port=port,
-        key_path=creds.key_path, cert_path=creds.cert_path, known_hosts=creds.known_hosts_path,
-    ))
+    from teleport.client.trusted import leaves_in_known_hosts
+
+    # the leaves 'tsh clusters' has seen get a block each: NODE.LEAF through the same proxy
+    for cluster in [creds.profile.cluster, *leaves_in_known_hosts(creds.known_hosts_path, creds.profile.cluster)]:
+        sys.stdout.write(ssh_config_block(
+            cluster=cluster, proxy_host=host, proxy_port=port,
+            key_path=creds.key_path, cert_path=creds.cert_path, known_hosts=creds.known_hosts_path,
+        ))
     return 0
 
 
@@ -656,6 +687,15 @@ async def _fetch_recording(args: argparse.Namespace) -> bytes:
     from teleport.errors import NotFound
 
     creds = ssh.load_credentials(proxy=args.proxy)
+    if args.cluster and args.cluster != creds.profile.cluster:
+        from teleport.client import trusted
+
+        proxy = await ssh.connect_proxy(creds)
+        try:
+            await trusted.creds_for(proxy, creds, args.cluster)  # an unknown cluster is an error
+            return await trusted.fetch_recording(proxy, args.cluster, args.sid)
+        finally:
+            proxy.close()
     async with auth_client_via_proxy(creds) as auth:
         try:
             return await auth.get_recording(args.sid)
@@ -792,6 +832,11 @@ def main(argv: list[str] | None = None, error_code: int = 1) -> int:
     if args.ttl is not None and not 1 <= args.ttl <= 1800:
         sys.stderr.write("ERROR: --ttl is in minutes, between 1 and 1800 (30 hours)\n")
         return 1
+    if args.global_cluster:  # `tsh --cluster=LEAF ls` as `tsh ls --cluster=LEAF`
+        if not hasattr(args, "cluster"):
+            sys.stderr.write(f"ERROR: tsh {args.command} does not take --cluster (ssh, scp and ls do)\n")
+            return 1
+        args.cluster = args.cluster or args.global_cluster
     return run_cli(lambda: commands[args.command](args), error_code=error_code)
 
 

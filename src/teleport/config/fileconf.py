@@ -27,6 +27,7 @@ from teleport.config.model import (
     Secret,
     SSHServiceConfig,
     StaticToken,
+    TrustedClusterConfig,
 )
 from teleport.config.storageuri import URIError, check_pair, parse_events_uri, parse_sessions_uri
 from teleport.durations import parse_duration
@@ -79,6 +80,7 @@ _AUTH_KEYS = (
     "audit_events_uri",
     "audit_sessions_uri",
     "dynamic_config",
+    "trusted_clusters",
 )
 _SSH_KEYS = ("enabled", "listen_addr", "labels", "commands", "tunnel_addr")
 _PROXY_KEYS = (
@@ -586,7 +588,37 @@ def _parse_auth(ctx: _Ctx, raw: Any) -> AuthServiceConfig:
     a.audit_sessions_uri = ctx.get(d, "audit_sessions_uri", p, ctx.string,
                                    a.audit_sessions_uri).strip()
     ctx.get(d, "dynamic_config", p, ctx.boolean, False)
+    a.trusted_clusters = ctx.get(d, "trusted_clusters", p, _trusted_clusters(ctx), [])
     return a
+
+
+def _trusted_clusters(ctx: _Ctx) -> Callable[[Any, str], list[TrustedClusterConfig]]:
+    def convert(value: Any, path: str) -> list[TrustedClusterConfig]:
+        if not isinstance(value, list):
+            ctx.fail(path, f"expected a list of {{key_file, allow_logins, tunnel_addr}}, got {_describe(value)}")
+        out = []
+        for i, item in enumerate(value):
+            ip = f"{path}[{i}]"
+            d = ctx.mapping(item, ip, ("key_file", "allow_logins", "tunnel_addr"))
+            if "key_file" not in d:
+                ctx.fail(ip, "key_file is required (the other cluster's 'tctl auth export' output)")
+            key_file = ctx.string(d["key_file"], f"{ip}.key_file").strip()
+            logins_raw = d.get("allow_logins") or []
+            if isinstance(logins_raw, str):
+                logins = [x.strip() for x in logins_raw.split(",") if x.strip()]
+            elif isinstance(logins_raw, list) and all(isinstance(x, str) for x in logins_raw):
+                logins = [x.strip() for x in logins_raw if x.strip()]
+            else:
+                ctx.fail(f"{ip}.allow_logins", "expected a comma-separated list of OS logins")
+            for login in logins:
+                if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}", login):
+                    ctx.fail(f"{ip}.allow_logins", f"{login!r} is not an OS login name")
+            tunnel = ctx.get(d, "tunnel_addr", ip,
+                             lambda v, q: ctx.addr(v, q, defaults.PROXY_TUNNEL_PORT, listen=False), None)
+            out.append(TrustedClusterConfig(key_file, logins, tunnel))
+        return out
+
+    return convert
 
 
 def _cluster_name(ctx: _Ctx) -> Callable[[Any, str], str]:

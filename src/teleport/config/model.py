@@ -58,6 +58,15 @@ class GlobalConfig:
 
 
 @dataclass
+class TrustedClusterConfig:
+    """One entry of ``auth_service.trusted_clusters`` (the static form of trust)."""
+
+    key_file: str
+    allow_logins: list[str] = field(default_factory=list)  # logins its users get here
+    tunnel_addr: HostPort | None = None  # its proxy's tunnel address: keep a tunnel open to it
+
+
+@dataclass
 class AuthServiceConfig:
     """The ``auth_service:`` section."""
 
@@ -76,6 +85,7 @@ class AuthServiceConfig:
     # where events and recordings go (config/storageuri.py): "dir", dynamodb://TABLE, s3://...
     audit_events_uri: str = defaults.AUDIT_EVENTS_URI
     audit_sessions_uri: str = defaults.AUDIT_SESSIONS_URI
+    trusted_clusters: list[TrustedClusterConfig] = field(default_factory=list)
 
 
 @dataclass

@@ -89,6 +89,7 @@ class CertCaptureConnection(asyncssh.SSHServerConnection):
         self.teleport_client_addr = client_addr
         self.teleport_cert: CertInfo | None = None
         self.teleport_login = ""
+        self.teleport_cert_line = ""  # the certificate being authorized (OpenSSH line)
         self.teleport_access: dict[str, Any] = {}
         self.agent_owner: tuple[int, int] | None = None  # (uid, gid) for the agent socket
 
@@ -112,6 +113,7 @@ class CertCaptureConnection(asyncssh.SSHServerConnection):
             return False
         try:
             info = check_user_cert(line, username, self._user_ca_keys())
+            self.teleport_cert_line = line
             access = await self._authorize(username, info, self)
         except AccessDenied as exc:
             log.warning(

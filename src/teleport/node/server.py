@@ -254,6 +254,9 @@ class NodeServer:
         self.user_ca_keys = user_ca_keys
         self.host_ca_keys = host_ca_keys
         self.check_access = check_access  # (teleport user, login) -> access result
+        # (certificate line, login) -> access result for a user of a trusted (root) cluster, or
+        # None when the certificate is of this cluster's own user CA (set by the node service)
+        self.remote_access: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None
         self.services = services or SessionServices(server_id=host_id, check_access=check_access)
         self._options: asyncssh.SSHServerConnectionOptions | None = None
         self._sock: socket.socket | None = None
@@ -379,7 +382,11 @@ class NodeServer:
             pw = login_user(login)
         except PermissionError as exc:
             raise AccessDenied(str(exc)) from None
-        access = await self.check_access(cert.key_id, login)
+        access = None
+        if self.remote_access is not None and conn.teleport_cert_line:
+            access = await self.remote_access(conn.teleport_cert_line, login)
+        if access is None:
+            access = await self.check_access(cert.key_id, login)
         conn.agent_owner = (pw.pw_uid, pw.pw_gid)
         log.info("%s logged in as %s from %s", cert.key_id, login, conn.teleport_client_addr)
         return access

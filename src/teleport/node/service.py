@@ -67,6 +67,7 @@ class NodeService:
         self.data_dir = data_dir
         self.user_ca = list(identity.user_ca_keys)
         self.host_ca = list(identity.host_ca_keys)
+        self.trusted_user_ca: list[str] = []  # user CAs of trusted (root) clusters
         self.labels = CommandLabels(cfg.ssh_service.commands, on_change=self._labels_changed)
         self.recording_mode = "node"  # from auth's /v1/ping (auth_service.session_recording)
         self.emitter = AuditEmitter(spool_path(data_dir), auth.emit_events)
@@ -90,12 +91,13 @@ class NodeService:
             asyncssh.import_certificate(identity.cert),
             identity.cluster_name,
             identity.host_id,
-            lambda: self.user_ca,
+            lambda: self.user_ca + self.trusted_user_ca,
             lambda: self.host_ca,
             self._check_access,
             self.services,
             ListenerLimits.from_config(cfg.teleport),
         )
+        self.server.remote_access = self._remote_access
         self.addr = ""
         self.agent: AgentPool | None = None  # set when the node is reached through tunnels
         # a node that joined through proxies: called with the proxies' heartbeats (the process
@@ -117,6 +119,43 @@ class NodeService:
     def node_labels(self) -> dict[str, str]:
         """Static labels plus the latest command label results (what RBAC matches against)."""
         return {**self.cfg.ssh_service.labels, **self.labels.values()}
+
+    async def _remote_access(self, cert_line: str, login: str) -> dict[str, Any] | None:
+        """A user of a trusted root cluster: auth checks its certificate and maps its roles
+        (None for a certificate of this cluster's own user CA)."""
+        from teleport.ca import sshcert
+        from teleport.errors import AccessDenied, BadParameter
+
+        try:
+            sshcert.verify_cert_signature(cert_line, self.user_ca)
+            return None
+        except (AccessDenied, BadParameter):
+            pass
+        result = await self.auth.call("POST", "/v1/access/check", {
+            "user": "", "login": login, "host_id": self.identity.host_id,
+            "labels": self.node_labels(), "cert": cert_line,
+        })
+        return result if isinstance(result, dict) else None
+
+    async def refresh_trusted(self) -> None:
+        """Re-read the user CAs of trusted root clusters (keeps the last on failure)."""
+        try:
+            records = await self.auth.call("GET", "/v1/trustedcas")
+        except Exception as exc:
+            log.warning("cannot read the trusted clusters' CAs, keeping the current ones: %s", exc)
+            return
+        self.trusted_user_ca = [
+            str(k) for r in (records if isinstance(records, list) else [])
+            if r.get("type") == "user" and r.get("relation") == "root" and r.get("enabled")
+            for k in r.get("checking_keys") or []
+        ]
+
+    async def _trusted_loop(self) -> None:
+        import random
+
+        while True:
+            await self.refresh_trusted()
+            await asyncio.sleep(defaults.TRUSTED_CA_REFRESH * (1 + random.random() / 5))
 
     async def _check_access(self, user: str, login: str) -> dict[str, Any]:
         """Decided here from the cached roles, with auth's own rbac code (no round trip to auth,
@@ -168,6 +207,7 @@ class NodeService:
         self._tasks += [
             asyncio.create_task(self._heartbeat_loop()),
             asyncio.create_task(self._ca_loop()),
+            asyncio.create_task(self._trusted_loop()),
         ]
         if self.agent is not None:
             self._tasks.append(asyncio.create_task(self.agent.run()))

@@ -16,6 +16,11 @@ NODES_SUBSYSTEM = "teleport-nodes"
 # answers the session recording mode ("node", "proxy" or "off"): tsh forwards its key to the
 # proxy only when the proxy needs it (recording proxy mode)
 MODE_SUBSYSTEM = "teleport-session-recording"
+# answers this cluster and its trusted (leaf) clusters with their status; `teleport-nodes@LEAF`
+# answers a leaf's nodes
+CLUSTERS_SUBSYSTEM = "teleport-clusters"
+# `teleport-recording@LEAF:SID`: a leaf's session recording (gzip), as the leaf lets this user read it
+RECORDING_SUBSYSTEM = "teleport-recording"
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class ProxyServer(asyncssh.SSHServer):
         self.svc = svc
         self.conn: asyncssh.SSHServerConnection | None = None
         self.teleport_user = ""  # the certificate's key id, once authenticated
+        self.teleport_cert = ""  # the certificate itself (OpenSSH line), passed to leaf clusters
         self.open_sessions = 0  # session channels open on this connection
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
@@ -86,6 +87,9 @@ class ProxyServer(asyncssh.SSHServer):
             ok = await original(username, key_data, msg, signature)
             if ok and msg:
                 self.teleport_user = info.key_id if info is not None else ""
+                from teleport.node.certcheck import cert_line_from_wire
+
+                self.teleport_cert = cert_line_from_wire(key_data) or ""
             elif not ok and info is not None and info.key_id:
                 self._audit_refused(conn, username, info.key_id)
             return bool(ok)
@@ -244,8 +248,9 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
 
     def subsystem_requested(self, subsystem: str) -> bool:
         self.subsystem = subsystem
-        return subsystem.startswith(lookup.PROXY_SUBSYSTEM_PREFIX) or subsystem in (
-            lookup.NODES_SUBSYSTEM, lookup.MODE_SUBSYSTEM
+        return subsystem.startswith((lookup.PROXY_SUBSYSTEM_PREFIX, lookup.NODES_SUBSYSTEM + "@",
+                                     lookup.RECORDING_SUBSYSTEM + "@")) or subsystem in (
+            lookup.NODES_SUBSYSTEM, lookup.MODE_SUBSYSTEM, lookup.CLUSTERS_SUBSYSTEM
         )
 
     def shell_requested(self) -> bool:
@@ -262,6 +267,11 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             if self.subsystem == lookup.MODE_SUBSYSTEM:
                 self.chan.write((await self.svc.recording_mode()).encode() + b"\n")
                 self.chan.exit(0)
+            elif self.subsystem == lookup.CLUSTERS_SUBSYSTEM or self.subsystem.startswith(
+                    (lookup.NODES_SUBSYSTEM + "@", lookup.RECORDING_SUBSYSTEM + "@")):
+                from teleport.trustedcluster.subsystems import serve_cluster_subsystem
+
+                await serve_cluster_subsystem(self.svc, self.owner, self.chan, self.subsystem)
             elif self.subsystem == lookup.NODES_SUBSYSTEM:
                 nodes = await self.svc.visible_nodes(self.owner.teleport_user)
                 self.chan.write(json.dumps(nodes).encode() + b"\n")
@@ -315,7 +325,10 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
             pass
 
     async def _connect(self, req: lookup.ProxyRequest) -> None:
-        target = await self.svc.resolve(req, self.owner.teleport_user)
+        target = await self.svc.resolve(req, self.owner.teleport_user, self.owner.teleport_cert)
+        if target.cluster and recmode.terminates(await self.svc.recording_mode(), req.host):
+            raise NotFound(f"cluster {target.cluster!r}: this proxy records sessions itself (recording "
+                           "proxy mode), which does not reach trusted clusters")
         if recmode.terminates(await self.svc.recording_mode(), req.host):
             self.forwarder = Forwarder(self.svc, self, req, target)
             await self.forwarder.serve()
@@ -326,7 +339,7 @@ class ProxySession(asyncssh.SSHServerSession[bytes]):
         error: BaseException | None = None
         # Dial the checked addresses themselves, never the name again: a second lookup could
         # answer differently (DNS rebinding) and land on an address the policy never saw.
-        if target.tunnel is not None:
+        if target.tunnel is not None or target.cluster:
             peer = self.conn.get_extra_info("peername") or ("", 0)
             tsock = await target.dial_tunnel(self.svc, (str(peer[0]), int(peer[1])))
             try:

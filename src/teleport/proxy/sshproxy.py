@@ -98,6 +98,10 @@ class ProxySSHService:
         self.gate = SSHGate(self.limits, f"the SSH proxy ({cfg.proxy_service.listen_addr})")
         # the reverse tunnel listener (set by the process once it listens): routes tunnelled nodes
         self.tunnels: TunnelServer | None = None
+        # trusted (leaf) clusters: routes `@leaf` requests through their tunnels
+        from teleport.trustedcluster.proxyside import TrustCache
+
+        self.trust = TrustCache(auth_client, self.cluster_name)
         # what the proxy serves from when auth is down (set by the process; None in tests)
         self.cache: LocalCache | None = None
 
@@ -256,15 +260,12 @@ class ProxySSHService:
                 self._nodes_at = time.monotonic()
             return self._nodes
 
-    async def resolve(self, req: lookup.ProxyRequest, user: str) -> DialTarget:
-        """Where to dial for `req` on behalf of Teleport user `user`, after every check of the dial
-        policy (see dialpolicy.py); AccessDenied / NotFound say why not."""
+    async def resolve(self, req: lookup.ProxyRequest, user: str, cert: str = "") -> DialTarget:
+        """Where to dial for `req` on behalf of Teleport user `user` (holding certificate `cert`),
+        after every check of the dial policy (see dialpolicy.py); AccessDenied / NotFound say why
+        not. A trusted (leaf) cluster decides itself, through its tunnel."""
         if req.cluster and req.cluster != self.cluster_name:
-            raise NotFound(
-                f"cluster {req.cluster!r} is not known to this proxy, which serves cluster "
-                f"{self.cluster_name!r} (trusted clusters are not supported yet; 'tsh clusters' "
-                "lists them)"
-            )
+            return await self.trust.resolve(req, cert)
         if not req.host:
             # proxy:@cluster: a byte stream to the cluster's auth API (the client then speaks
             # mutual TLS with its own x509 identity, end to end): a deliberate gateway, the one
@@ -430,9 +431,16 @@ class DialTarget:
     port: int
     node: dict[str, Any] | None
     tunnel: str | None = None  # the host id whose reverse tunnel reaches the node (addrs unused)
+    cluster: str = ""  # a trusted leaf cluster reached through its tunnel (with `request`)
+    request: dict[str, Any] | None = None
 
     async def dial_tunnel(self, svc: ProxySSHService, client_addr: tuple[str, int]) -> socket.socket:
         """A socket to the node through its reverse tunnel (NotFound when it is offline)."""
+        if self.cluster and self.request is not None and svc.tunnels is not None:
+            from teleport.reversetunnel.clusters import open_channel
+
+            req = {**self.request, "client": fmt_addr(str(client_addr[0]), int(client_addr[1]))}
+            return await open_channel(svc.tunnels, self.cluster, req, client_addr)
         assert self.tunnel is not None
         if svc.tunnels is None:
             raise NotFound(f"node {self.shown} is reached through a reverse tunnel, and this proxy "

@@ -75,6 +75,7 @@ class WebProxy:
         r.add_post("/v1/webapi/users", self.complete_invite)
         self.signup.add_routes(r)  # the invite page and API, key logins
         self.account.add_routes(r)
+        r.add_post("/v1/webapi/trustedclusters/validate", self.validate_trusted_cluster)
         self.sessions.add_routes(r)
         self.terminal.add_routes(r)
         # nodes behind a firewall: their own TLS to auth, relayed (reversetunnel/authrelay.py)
@@ -103,6 +104,14 @@ class WebProxy:
                 "server_version": __version__,
             }
         )
+
+    async def validate_trusted_cluster(self, request: web.Request) -> web.Response:
+        """A leaf cluster's CA exchange: its token (the whole authorization, rate limited as a
+        login is) and CAs go to auth, our CAs come back."""
+        data = await json_body(request)
+        self.login_rates.check(source_of(_remote(request)), "trusted_cluster")
+        body = {"token": data.get("token"), "cluster_name": data.get("cluster_name"), "cas": data.get("cas")}
+        return web.json_response(await self.auth.call("POST", "/v1/trustedclusters/validate", body))
 
     async def ssh_certs(self, request: web.Request) -> web.Response:
         data = await json_body(request)

@@ -43,8 +43,11 @@ class TunnelAgent:
     """Keeps one reverse tunnel to the proxy at `addr` open (run() until cancelled)."""
 
     def __init__(self, addr: HostPort, identity: Callable[[], HostIdentity],
-                 host_ca_keys: Callable[[], list[str]], handle: SocketHandler) -> None:
+                 host_ca_keys: Callable[[], list[str]], handle: SocketHandler,
+                 server_cluster: str = "") -> None:
         self.addr = addr
+        # the cluster whose proxy we tunnel to: our own, or (a leaf's proxy) the trusted root
+        self.server_cluster = server_cluster
         # read at every connect: a CA rotation re-issues the node's certificate while it runs
         self.identity = identity
         self.host_ca_keys = host_ca_keys
@@ -80,7 +83,7 @@ class TunnelAgent:
         conn = await asyncio.wait_for(
             asyncssh.connect(
                 self.addr.host, self.addr.port,
-                client_factory=lambda: _ProxyCheck(ident.cluster_name, ca_lines),
+                client_factory=lambda: _ProxyCheck(self.server_cluster or ident.cluster_name, ca_lines),
                 username=agent_login(ident.host_id, ident.cluster_name),
                 client_keys=[(key, cert)],
                 # the proxy must show a host certificate of this cluster's host CA for the

@@ -83,3 +83,37 @@ def check_proxy_cert(line: str, cluster_name: str, host_ca_keys: list[str],
     if authority is not None and authority != cluster_name:
         raise AccessDenied(f"reverse tunnel: the server is a proxy of cluster {authority!r}, not {cluster_name!r}")
     return info
+
+
+# The system role whose host certificate holds a leaf cluster's tunnel (the leaf's proxy).
+CLUSTER_TUNNEL_ROLES = ("Proxy",)
+
+
+def check_cluster_agent_cert(line: str, username: str, trusted_host_cas: dict[str, list[str]],
+                             now: float | None = None) -> tuple[CertInfo, str]:
+    """(certificate, cluster) when `line` is the host certificate of a trusted leaf cluster's
+    proxy logging in as ``<host_id>.<leaf>``: signed by that cluster's host CA, valid now, naming
+    that cluster and no other. AccessDenied otherwise."""
+    for cluster, keys in sorted(trusted_host_cas.items()):
+        try:
+            info = sshcert.verify_cert_signature(line, keys)
+        except (BadParameter, AccessDenied):
+            continue
+        if info.cert_type != "host" or not info.valid_at(now):
+            raise AccessDenied(f"reverse tunnel refused: {info.key_id!r} of cluster {cluster!r} has "
+                               "no valid host certificate")
+        role = info.extensions.get(sshcert.EXT_TELEPORT_ROLE, "")
+        if role not in CLUSTER_TUNNEL_ROLES:
+            raise AccessDenied(f"reverse tunnel refused: {info.key_id!r} of cluster {cluster!r} is a "
+                               f"{role or 'host without a role'}; a trusted cluster's tunnel is its proxy's")
+        authority = info.extensions.get(sshcert.EXT_TELEPORT_AUTHORITY)
+        if authority != cluster:
+            raise AccessDenied(f"reverse tunnel refused: a certificate of cluster {authority!r} signed "
+                               f"by the host CA of {cluster!r}")
+        want = agent_login(info.key_id, cluster)
+        if not info.key_id or username != want or username not in info.principals:
+            raise AccessDenied(f"reverse tunnel refused: the proxy {info.key_id!r} of cluster "
+                               f"{cluster!r} may open a tunnel only as {want!r}")
+        return info, cluster
+    raise AccessDenied("reverse tunnel refused: not signed by the host CA of this cluster or of a "
+                       "trusted cluster")

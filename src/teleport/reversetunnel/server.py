@@ -49,6 +49,11 @@ class TunnelServer:
         self.limits = limits
         self.gate = SSHGate(limits, f"the reverse tunnel listener ({addr})")
         self.tunnels: dict[str, asyncssh.SSHServerConnection] = {}
+        # trusted leaf clusters: cluster -> host id of its proxy -> tunnel (see clusters.py)
+        self.clusters: dict[str, dict[str, asyncssh.SSHServerConnection]] = {}
+        # cluster -> host CA keys of the leaf clusters whose tunnels are accepted (set by the
+        # process when this cluster trusts others)
+        self.trusted_host_cas: Callable[[], Awaitable[dict[str, list[str]]]] | None = None
         self._conns: set[asyncssh.SSHServerConnection] = set()
         self._server: asyncssh.SSHAcceptor | None = None
         self._options: asyncssh.SSHServerConnectionOptions | None = None
@@ -119,6 +124,7 @@ class TunnelServer:
             conn.abort()
         self._conns.clear()
         self.tunnels.clear()
+        self.clusters.clear()
 
     def _register(self, host_id: str, conn: asyncssh.SSHServerConnection) -> None:
         old = self.tunnels.get(host_id)
@@ -185,6 +191,7 @@ class _TunnelConn(asyncssh.SSHServer):
         self.svc = svc
         self.conn: asyncssh.SSHServerConnection | None = None
         self.host_id = ""  # set once the agent authenticated
+        self.cluster = ""  # a trusted leaf cluster's name when the agent is its proxy
         self._expect: asyncssh.SSHKey | None = None  # the certified key being checked
         self._registered = False
 
@@ -203,8 +210,15 @@ class _TunnelConn(asyncssh.SSHServer):
                 log.warning("reverse tunnel refused for %r: plain keys are not accepted", username)
                 return False
             try:
-                info = authz.check_agent_cert(line, username, self.svc.cluster_name,
-                                              await self.svc.host_ca_keys())
+                try:
+                    info = authz.check_agent_cert(line, username, self.svc.cluster_name,
+                                                  await self.svc.host_ca_keys())
+                    cluster = ""
+                except AccessDenied:
+                    if self.svc.trusted_host_cas is None:
+                        raise
+                    info, cluster = authz.check_cluster_agent_cert(
+                        line, username, await self.svc.trusted_host_cas())
                 key = asyncssh.import_certificate(line).key
             except AccessDenied as exc:
                 if msg:
@@ -219,6 +233,7 @@ class _TunnelConn(asyncssh.SSHServer):
                 self._expect = None
             if ok and msg:
                 self.host_id = info.key_id
+                self.cluster = cluster
             return ok
 
         conn.validate_public_key = validate_public_key  # type: ignore[method-assign]
@@ -227,7 +242,11 @@ class _TunnelConn(asyncssh.SSHServer):
         if self.conn is not None:
             self.svc._conns.discard(self.conn)
             self.svc.gate.closed(self.conn)
-            if self.host_id:
+            if self.cluster:
+                from teleport.reversetunnel.clusters import unregister_cluster
+
+                unregister_cluster(self.svc, self.cluster, self.host_id, self.conn)
+            elif self.host_id:
                 self.svc._unregister(self.host_id, self.conn)
 
     def auth_completed(self) -> None:
@@ -251,5 +270,10 @@ class _TunnelConn(asyncssh.SSHServer):
                         self.host_id or "?", listen_host, listen_port)
             return False
         self._registered = True
-        self.svc._register(self.host_id, self.conn)
+        if self.cluster:
+            from teleport.reversetunnel.clusters import register_cluster
+
+            register_cluster(self.svc, self.cluster, self.host_id, self.conn)
+        else:
+            self.svc._register(self.host_id, self.conn)
         return _NoListener(listen_port)

@@ -28,8 +28,9 @@ from teleport.backend import open_backend
 from teleport.backend.base import Backend
 from teleport.ca import tlsca
 from teleport.config.addr import HostPort, parse_host_port
-from teleport.config.model import FileConfig
+from teleport.config.model import FileConfig, TrustedClusterConfig
 from teleport.config.start import effective_auth_servers
+from teleport.errors import BadParameter
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.proxy.web import WebProxy
 from teleport.reversetunnel import discovery, viaproxy
@@ -44,6 +45,7 @@ from teleport.types.names import api_path
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import ProxySSHService
     from teleport.reversetunnel.server import TunnelServer
+    from teleport.trustedcluster.resource import ExportedCAs
 
 log = logging.getLogger("teleport")
 
@@ -133,6 +135,7 @@ class TeleportProcess:
         auth.session_recording = a.session_recording
         auth.webauthn_settings = WebAuthnSettings(a.webauthn_rp_id, list(a.webauthn_origins))
         auth.auth_type, auth.connector_name = a.auth_type, a.connector_name
+        await auth.load_static_trust(read_static_trust(a.trusted_clusters))
         ident = tlsca.Identity(
             username=f"{self.host_id}.{auth.cluster_name}",
             system_role="Auth",
@@ -359,6 +362,12 @@ class TeleportProcess:
         self.closers.append(tunnels.close)
         self.stoppers.append(tunnels.stop_accepting)
         ssh_proxy.tunnels = tunnels
+        # trusted clusters: accept the tunnels of our leaves; keep tunnels to our roots
+        from teleport.trustedcluster.agents import LeafTunnels
+
+        tunnels.trusted_host_cas = ssh_proxy.trust.host_cas
+        ssh_proxy.trust.tunnels = tunnels
+        self.tasks.append(asyncio.create_task(LeafTunnels(ssh_proxy, ident, ssh_proxy.auth).run()))
         return tunnels
 
     async def _proxy_goodbye(self, client: AuthClient, ident: HostIdentity, beat: asyncio.Task[None]) -> None:
@@ -492,6 +501,24 @@ class TeleportProcess:
             self.audit.close()
         if self.backend is not None:
             await self.backend.close()
+
+
+def read_static_trust(entries: list[TrustedClusterConfig]) -> list[tuple[ExportedCAs, list[str], str]]:
+    """auth_service.trusted_clusters with their key files read; BadParameter names the file."""
+    from teleport.trustedcluster.resource import parse_key_file
+
+    out = []
+    for e in entries:
+        try:
+            with open(e.key_file) as f:
+                text = f.read()
+        except OSError as exc:
+            raise BadParameter(
+                f"auth_service.trusted_clusters: cannot read key_file {e.key_file}: {exc.strerror or exc} "
+                "(it holds the other cluster's 'tctl auth export' output)"
+            ) from None
+        out.append((parse_key_file(text, e.key_file), e.allow_logins, str(e.tunnel_addr or "")))
+    return out
 
 
 @dataclass

@@ -135,6 +135,16 @@ def check_ca_type(value: str) -> str:
     return value
 
 
+_CLUSTER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+
+
+def check_cluster(value: str) -> str:
+    """A cluster name (letters, digits, '.', '_', '-'), or BadParameter."""
+    if not isinstance(value, str) or not _CLUSTER.fullmatch(value):
+        raise BadParameter(f"invalid cluster name {_show(value)}: use letters, digits, '.', '_' and '-'")
+    return value
+
+
 # The kinds of path parameters; a route template names its parameters by kind: {user}, {sid}...
 CHECKS: dict[str, Callable[[str], str]] = {
     "user": check_user_name,
@@ -143,6 +153,7 @@ CHECKS: dict[str, Callable[[str], str]] = {
     "sid": check_sid,
     "host_id": check_host_id,
     "ca_type": check_ca_type,
+    "cluster": check_cluster,
 }
 
 _FORMATTER = string.Formatter()

@@ -19,6 +19,7 @@ TEMPLATES = {
     "sid": "/v1/sessions/{sid}/recording",
     "host_id": "/v1/hosts/{host_id}",
     "ca_type": "/v1/authorities/{ca_type}",
+    "cluster": "/v1/trustedclusters/{cluster}",
 }
 
 
