@@ -75,7 +75,7 @@ def test_configure_output_is_accepted_by_start_validation() -> None:
         ("teleport:\n  storge: {type: dir}\n", "teleport.storge"),
         ("auth_service:\n  listen_addr: 'abc:xyz'\n", "auth_service.listen_addr"),
         ("teleport:\n  storage: {type: mongo}\n", "teleport.storage"),
-        ("auth_service:\n  authentication: {second_factor: u2f}\n", "second_factor"),
+        ("auth_service:\n  authentication: {second_factor: yubikey}\n", "second_factor"),
         ("teleport: [\n", "invalid YAML"),
     ],
 )

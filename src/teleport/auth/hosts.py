@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from teleport.errors import (
     NotFound,
 )
 from teleport.proxy.dialpolicy import normalize_host, parse_ip
+from teleport.types.identity import HostIdentity, host_identity_from_dict, host_identity_to_dict  # noqa: F401
 from teleport.types.names import (
     check_host_id,
     check_host_principal,
@@ -27,20 +27,6 @@ from teleport.types.names import (
 from teleport.types.resources import Metadata, ProvisionToken
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class HostIdentity:
-    host_id: str
-    role: str
-    private_key: bytes  # OpenSSH private key (the SSH host key)
-    cert: str  # OpenSSH host certificate
-    tls_key: bytes
-    tls_cert: bytes
-    tls_ca: bytes
-    cluster_name: str
-    user_ca_keys: list[str]
-    host_ca_keys: list[str]
 
 
 class HostsMixin(AuthCore):
@@ -283,36 +269,6 @@ def _check_system_roles(roles: list[str]) -> list[str]:
             )
         out.append(r)
     return out
-
-
-def host_identity_to_dict(h: HostIdentity) -> dict[str, Any]:
-    return {
-        "host_id": h.host_id,
-        "role": h.role,
-        "private_key": h.private_key.decode(),
-        "cert": h.cert,
-        "tls_key": h.tls_key.decode(),
-        "tls_cert": h.tls_cert.decode(),
-        "tls_ca": h.tls_ca.decode(),
-        "cluster_name": h.cluster_name,
-        "user_ca_keys": h.user_ca_keys,
-        "host_ca_keys": h.host_ca_keys,
-    }
-
-
-def host_identity_from_dict(d: dict[str, Any]) -> HostIdentity:
-    return HostIdentity(
-        host_id=d["host_id"],
-        role=d["role"],
-        private_key=d["private_key"].encode(),
-        cert=d["cert"],
-        tls_key=d["tls_key"].encode(),
-        tls_cert=d["tls_cert"].encode(),
-        tls_ca=d["tls_ca"].encode(),
-        cluster_name=d["cluster_name"],
-        user_ca_keys=list(d["user_ca_keys"]),
-        host_ca_keys=list(d["host_ca_keys"]),
-    )
 
 
 INVITE_ID_PREFIX = "invite-"

@@ -10,7 +10,7 @@ from typing import Any
 from teleport import defaults
 from teleport.auth import secrets
 from teleport.auth.core import AuthCore, _now
-from teleport.auth.webauthn import allows_otp, allows_webauthn
+from teleport.auth.relyingparty import allows_otp, allows_webauthn
 from teleport.durations import parse_duration
 from teleport.errors import (
     AccessDenied,

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import yaml
 
 from teleport import defaults
-from teleport.auth import webauthn as webauthn_cfg
+from teleport.auth import relyingparty as webauthn_cfg
 from teleport.config.addr import HostPort, parse_host_port, valid_host
 from teleport.config.model import (
     AuthServiceConfig,

@@ -13,7 +13,6 @@ import asyncssh
 from teleport import defaults
 from teleport.aio import cancel_and_wait
 from teleport.auth.client import AuthClient
-from teleport.auth.server import HostIdentity
 from teleport.config.model import FileConfig
 from teleport.node.audit import AuditEmitter, spool_path
 from teleport.node.labels import CommandLabels
@@ -23,6 +22,7 @@ from teleport.node.server import NodeServer
 from teleport.service.cache import LocalCache
 from teleport.service.cachedata import CacheData
 from teleport.service.httplistener import ListenerLimits
+from teleport.types.identity import HostIdentity
 
 if TYPE_CHECKING:
     from teleport.reversetunnel.pool import AgentPool

@@ -23,7 +23,6 @@ import asyncssh
 
 from teleport import defaults, sshalgs
 from teleport.auth.client import AuthClient
-from teleport.auth.server import HostIdentity
 from teleport.config.model import FileConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import AccessDenied, ConnectionProblem, NotFound, TeleportError
@@ -36,6 +35,7 @@ from teleport.service.cache import LocalCache
 from teleport.service.cachedata import CacheData
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
+from teleport.types.identity import HostIdentity
 
 if TYPE_CHECKING:
     from teleport.reversetunnel.server import TunnelServer

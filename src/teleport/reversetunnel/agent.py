@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 import asyncssh
 
 from teleport import defaults, sshalgs
-from teleport.auth.server import HostIdentity
 from teleport.config.addr import HostPort
 from teleport.errors import AccessDenied
 from teleport.node.certcheck import cert_line_from_wire
 from teleport.reversetunnel.authz import agent_login, check_proxy_cert
 from teleport.reversetunnel.bridge import ChannelBridge, socket_pair
+from teleport.types.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 

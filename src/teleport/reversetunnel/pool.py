@@ -15,10 +15,10 @@ from typing import Any
 
 from teleport import defaults
 from teleport.aio import cancel_and_wait
-from teleport.auth.server import HostIdentity
 from teleport.config.addr import HostPort, parse_host_port
 from teleport.reversetunnel import discovery
 from teleport.reversetunnel.agent import SocketHandler, TunnelAgent
+from teleport.types.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 

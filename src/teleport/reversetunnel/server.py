@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 import asyncssh
 
 from teleport import defaults, sshalgs
-from teleport.auth.server import HostIdentity
 from teleport.config.addr import HostPort
 from teleport.errors import AccessDenied, NotFound
 from teleport.limits import source_of
@@ -31,6 +30,7 @@ from teleport.reversetunnel.bridge import ChannelBridge, socket_pair
 from teleport.service import listeners
 from teleport.service.httplistener import ListenerLimits
 from teleport.service.sshgate import SSHGate
+from teleport.types.identity import HostIdentity
 
 log = logging.getLogger(__name__)
 

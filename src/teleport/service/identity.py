@@ -11,11 +11,11 @@ from typing import Any
 
 import aiohttp
 
-from teleport.auth.server import HostIdentity, host_identity_from_dict, host_identity_to_dict
 from teleport.ca import tlsca
 from teleport.defaults import AUTH_SERVER_NAME
 from teleport.errors import AccessDenied, ConnectionProblem, error_from_dict
 from teleport.files import ensure_private_dir, write_secret
+from teleport.types.identity import HostIdentity, host_identity_from_dict, host_identity_to_dict
 
 log = logging.getLogger(__name__)
 

@@ -17,32 +17,26 @@ from aiohttp import web
 
 from teleport import defaults
 from teleport.aio import cancel_and_wait
-from teleport.auth.api import AuthAPI, server_ssl_context
-from teleport.auth.audit import AuditService
 from teleport.auth.client import AuthClient, client_ssl_context
-from teleport.auth.server import AuthServer, HostIdentity, StaticToken
-from teleport.auth.statecheck import check_cluster_state, storage_location
-from teleport.auth.store import ClusterStore
-from teleport.auth.webauthn import WebAuthnSettings
-from teleport.backend import open_backend
-from teleport.backend.base import Backend
 from teleport.ca import tlsca
 from teleport.config.addr import HostPort, parse_host_port
 from teleport.config.model import FileConfig, TrustedClusterConfig
 from teleport.config.start import effective_auth_servers
 from teleport.errors import BadParameter
 from teleport.files import ensure_private_dir, write_public, write_secret
-from teleport.proxy.web import WebProxy
 from teleport.reversetunnel import discovery, viaproxy
 from teleport.service import authservers, memory, restart
 from teleport.service import identity as idstore
 from teleport.service.adminid import admin_identity_paths
 from teleport.service.cache import LocalCache
 from teleport.service.httplistener import HTTPListener, ListenerLimits, UserOf, user_identity_of
-from teleport.storage import open_audit_storage
+from teleport.types.identity import HostIdentity
 from teleport.types.names import api_path
 
 if TYPE_CHECKING:
+    from teleport.auth.audit import AuditService
+    from teleport.auth.server import AuthServer
+    from teleport.backend.base import Backend
     from teleport.proxy.sshproxy import ProxySSHService
     from teleport.reversetunnel.server import TunnelServer
     from teleport.trustedcluster.resource import ExportedCAs
@@ -118,6 +112,16 @@ class TeleportProcess:
 
     # auth -----------------------------------------------------------------------------
     async def _start_auth(self) -> None:
+        # imported here: a node- or proxy-only process never loads the auth server's code
+        from teleport.auth.api import AuthAPI, server_ssl_context
+        from teleport.auth.audit import AuditService
+        from teleport.auth.relyingparty import WebAuthnSettings
+        from teleport.auth.server import AuthServer, StaticToken
+        from teleport.auth.statecheck import check_cluster_state, storage_location
+        from teleport.auth.store import ClusterStore
+        from teleport.backend import open_backend
+        from teleport.storage import open_audit_storage
+
         a = self.cfg.auth_service
         self.backend = await open_backend(self.cfg.teleport.storage, self.data_dir)
         store = ClusterStore(self.backend)
@@ -304,6 +308,8 @@ class TeleportProcess:
         return str(HostPort(host, p.tunnel_listen_addr.port))
 
     async def _start_proxy(self) -> None:
+        from teleport.proxy.web import WebProxy
+
         ident = await self._identity("proxy")
         client = self._auth_client(ident)
         p = self.cfg.proxy_service

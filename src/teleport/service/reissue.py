@@ -22,8 +22,8 @@ import asyncssh
 from teleport import defaults
 from teleport.auth.client import AuthClient
 from teleport.auth.rotation import ROLLBACK, STANDBY, UPDATE_SERVERS, phase_of
-from teleport.auth.server import HostIdentity, host_identity_from_dict
 from teleport.service import identity as idstore
+from teleport.types.identity import HostIdentity, host_identity_from_dict
 
 log = logging.getLogger(__name__)
 

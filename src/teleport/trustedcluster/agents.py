@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from teleport import defaults
 from teleport.auth.client import AuthClient
-from teleport.auth.server import HostIdentity
 from teleport.config.addr import parse_host_port
 from teleport.errors import BadParameter, NotFound, TeleportError
 from teleport.proxy import lookup
 from teleport.reversetunnel import clusterchan, route
 from teleport.reversetunnel.agent import TunnelAgent
+from teleport.types.identity import HostIdentity
 
 if TYPE_CHECKING:
     from teleport.proxy.sshproxy import ProxySSHService

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from teleport.cli import tctl
+from teleport.cli import tctl_resources as tctl
 from teleport.errors import BadParameter
 from teleport.rbac.presets import preset_roles
 from teleport.types.role import Role
