@@ -90,7 +90,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     import logging
 
     from teleport.config.start import apply_start_flags
-    from teleport.service.process import Lifecycle, run
+    from teleport.service.lifecycle import Lifecycle, run
 
     cfg = apply_start_flags(
         load_config(args.config),

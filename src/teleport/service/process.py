@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -25,7 +24,7 @@ from teleport.config.start import effective_auth_servers
 from teleport.errors import BadParameter
 from teleport.files import ensure_private_dir, write_public, write_secret
 from teleport.reversetunnel import discovery, viaproxy
-from teleport.service import authservers, memory, restart
+from teleport.service import authservers, memory
 from teleport.service import identity as idstore
 from teleport.service.adminid import admin_identity_paths
 from teleport.service.cache import LocalCache
@@ -525,103 +524,3 @@ def read_static_trust(entries: list[TrustedClusterConfig]) -> list[tuple[Exporte
             ) from None
         out.append((parse_key_file(text, e.key_file), e.allow_logins, str(e.tunnel_addr or "")))
     return out
-
-
-@dataclass
-class Lifecycle:
-    """How `teleport start` ends: SIGTERM/SIGINT at once, SIGQUIT after the live sessions,
-    SIGHUP by handing over to a successor process (then as SIGQUIT)."""
-
-    shutdown_timeout: float = defaults.SHUTDOWN_TIMEOUT
-    pid_file: str = ""
-    check_config: Callable[[], object] | None = None  # re-reads teleport.yaml before a restart
-    signals: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-
-
-SIGNALS = {signal.SIGINT: "fast", signal.SIGTERM: "fast", signal.SIGQUIT: "graceful",
-           signal.SIGHUP: "restart"}
-
-
-async def run(cfg: FileConfig, ready: asyncio.Event | None = None,
-              life: Lifecycle | None = None) -> None:
-    """Start the configured services, print what the user does next, and run until signalled."""
-    from teleport.service import listeners
-
-    life = life or Lifecycle()
-    proc = TeleportProcess(cfg)
-    loop = asyncio.get_running_loop()
-    for sig, how in SIGNALS.items():
-        loop.add_signal_handler(sig, life.signals.put_nowait, how)
-    try:
-        await proc.start()
-        listeners.forget_unused()
-        if life.pid_file:
-            write_public(life.pid_file, f"{os.getpid()}\n")
-        print_banner(proc)
-        listeners.notify_ready()
-        if ready is not None:
-            ready.set()
-        while True:
-            how = await life.signals.get()
-            if how == "restart":
-                if life.check_config is None:
-                    log.error("SIGHUP: this process cannot restart itself; ignoring")
-                    continue
-                if await restart.spawn_successor(life.check_config) is None:
-                    continue  # keep serving as we are
-            if how in ("graceful", "restart"):
-                log.warning("%s: no new connections; waiting for %d live connection(s) to end "
-                            "(at most %.0f s)", "restart" if how == "restart" else "SIGQUIT",
-                            proc.live_connections(), life.shutdown_timeout)
-                proc.stop_accepting()
-                await _drain_or_fast(proc, life)
-            break
-    finally:
-        await proc.close()
-        _remove_pid_file(life.pid_file)
-
-
-async def _drain_or_fast(proc: TeleportProcess, life: Lifecycle) -> None:
-    """Drain, cut short by SIGTERM/SIGINT (a second SIGQUIT or SIGHUP changes nothing)."""
-    drain = asyncio.create_task(proc.drain(life.shutdown_timeout))
-
-    async def fast_signal() -> None:
-        while await life.signals.get() != "fast":
-            pass
-
-    tasks: list[asyncio.Task[Any]] = [drain, asyncio.create_task(fast_signal())]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    await cancel_and_wait(tasks)
-
-
-def _remove_pid_file(path: str) -> None:
-    """Remove the pid file if it still names us (a successor writes its own)."""
-    if not path:
-        return
-    try:
-        with open(path) as f:
-            if f.read().strip() == str(os.getpid()):
-                os.unlink(path)
-    except OSError:
-        pass
-
-
-def print_banner(proc: TeleportProcess) -> None:
-    import sys
-
-    cfg = proc.cfg
-    lines = list(proc.banner)
-    if cfg.auth_service.enabled:
-        conf = f" -c {cfg.source}" if cfg.source and os.path.exists(cfg.source) else ""
-        proxy = proc.web_public_addr() if cfg.proxy_service.enabled else "PROXY:3080"
-        lines += [
-            "",
-            "Teleport is running. What to do next, in another terminal:",
-            f"  1. invite a user:        tctl{conf} users add $USER",
-            "  2. complete the invite:  tsh --insecure signup <the URL it prints>",
-            f"  3. log in:               tsh --insecure --proxy={proxy} login --user=$USER",
-            "  4. see your certificate: tsh status",
-            "(--insecure because the proxy uses a self-signed certificate; see proxy_service.https_cert_file)",
-        ]
-    print("\n".join(lines), flush=True)
-    sys.stdout.flush()
