@@ -263,3 +263,41 @@ def test_sighup_with_a_broken_file_keeps_serving(cluster: Cluster) -> None:
     res = c.tsh("--insecure", f"--proxy={c.web_addr}", "ssh", "root@testnode", "echo", "same-process",
                 check=False)
     assert res.returncode == 0 and "same-process" in res.stdout, res.stderr
+
+
+def test_sigterm_while_starting_does_not_wait_for_the_start(tmp_path: object) -> None:
+    """A node whose auth server never answers is still starting (retrying its join); SIGTERM
+    then ends it at once instead of after the retries."""
+    import tempfile
+
+    from tests.helpers import free_port
+
+    root = tempfile.mkdtemp(prefix="tp-sigstart-")
+    silent = socket.socket()  # accepts TCP and never speaks: the join's TLS handshake hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    conf = os.path.join(root, "teleport.yaml")
+    with open(conf, "w") as f:
+        f.write(f"teleport:\n  nodename: sigstart\n  data_dir: {root}/data\n"
+                f"  log: {{output: {root}/teleport.log, severity: INFO}}\n"
+                f"auth_service: {{enabled: no}}\nproxy_service: {{enabled: no}}\n"
+                f"ssh_service: {{enabled: yes, listen_addr: 127.0.0.1:{free_port()}}}\n")
+    proc = subprocess.Popen(
+        [*cli("teleport"), "start", "-c", conf, "--roles=node", "--token=" + "0" * 32,
+         f"--auth-server=127.0.0.1:{silent.getsockname()[1]}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_with())
+    try:
+        time.sleep(2.0)  # well into the join attempt
+        assert proc.poll() is None, "the node gave up on its own: the test proves nothing"
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert time.monotonic() - t < 3.0, f"SIGTERM took {time.monotonic() - t:.1f} s"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        silent.close()
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)

@@ -5,6 +5,7 @@ that tells the user what to do next. The services themselves are process.py's.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -48,7 +49,8 @@ async def run(cfg: FileConfig, ready: asyncio.Event | None = None,
     for sig, how in SIGNALS.items():
         loop.add_signal_handler(sig, life.signals.put_nowait, how)
     try:
-        await proc.start()
+        if not await _start_unless_stopped(proc, life):
+            return
         listeners.forget_unused()
         if life.pid_file:
             write_public(life.pid_file, f"{os.getpid()}\n")
@@ -74,6 +76,28 @@ async def run(cfg: FileConfig, ready: asyncio.Event | None = None,
     finally:
         await proc.close()
         _remove_pid_file(life.pid_file)
+
+
+async def _start_unless_stopped(proc: TeleportProcess, life: Lifecycle) -> bool:
+    """Start the services; False when SIGTERM/SIGINT/SIGQUIT came first (a start may wait on an
+    auth server or a backend that does not answer: the signal must not wait for it)."""
+    starting: asyncio.Task[Any] = asyncio.create_task(proc.start())
+    while True:
+        signalled = asyncio.create_task(life.signals.get())
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            signalled.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await signalled
+            starting.result()  # a failed start raises here
+            return True
+        how = signalled.result()
+        if how == "restart":
+            log.warning("SIGHUP while starting: ignored (send it again once the process serves)")
+            continue
+        log.warning("stopping before the services finished starting")
+        await cancel_and_wait([starting])
+        return False
 
 
 async def _drain_or_fast(proc: TeleportProcess, life: Lifecycle) -> None:
