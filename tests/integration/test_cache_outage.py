@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
-import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,14 +23,12 @@ import yaml
 
 from tests.helpers import (
     Cluster,
+    ServiceProc,
     cli,
     destroy,
     env_with,
-    free_port,
-    kill_proc,
     new_cluster,
     os_account,
-    wait_port,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,63 +37,8 @@ PASSWORD = "secret-pass-1"
 TOKEN = "static-join-token-0123456789abcdef"
 
 
-class Service:
-    """A `teleport start` of a proxy or a node in its own data_dir, pointed at one auth server."""
-
-    def __init__(self, name: str, role: str, auth_addr: str) -> None:
-        self.root = tempfile.mkdtemp(prefix=f"tp-cache-{name}-")
-        self.name, self.role = name, role
-        self.ports = {k: free_port() for k in ("ssh", "web", "tunnel", "node")}
-        p = self.ports
-        proxy = (f"proxy_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:{p['ssh']}\n"
-                 f"  web_listen_addr: 127.0.0.1:{p['web']}\n"
-                 f"  tunnel_listen_addr: 127.0.0.1:{p['tunnel']}\n"
-                 f"  public_addr: 127.0.0.1:{p['web']}\n") if role == "proxy" else \
-            "proxy_service: {enabled: no}\n"
-        node = (f"ssh_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:{p['node']}\n"
-                "  labels: {env: outage}\n" if role == "node" else "ssh_service: {enabled: no}\n")
-        self.config = os.path.join(self.root, "teleport.yaml")
-        with open(self.config, "w") as f:
-            f.write(textwrap.dedent(f"""\
-                teleport:
-                  nodename: {name}
-                  data_dir: {self.root}/data
-                  log: {{output: {self.root}/teleport.log, severity: INFO}}
-                  auth_servers: [{auth_addr}]
-                auth_service: {{enabled: no}}
-                """) + node + proxy)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.root, "data")
-
-    @property
-    def web_addr(self) -> str:
-        return f"127.0.0.1:{self.ports['web']}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [*cli("teleport"), "start", "-c", self.config, f"--roles={self.role}", f"--token={TOKEN}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_with())
-        wait_port(self.ports["web" if self.role == "proxy" else "node"], 60, self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            kill_proc(self.proc)
-            self.proc = None
-
-    def log(self, tail: int = 4000) -> str:
-        path = os.path.join(self.root, "teleport.log")
-        return open(path, errors="replace").read()[-tail:] if os.path.exists(path) else ""
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 class Outage:
-    def __init__(self, auth: Cluster, proxy: Service, node: Service, home: str) -> None:
+    def __init__(self, auth: Cluster, proxy: ServiceProc, node: ServiceProc, home: str) -> None:
         self.auth, self.proxy, self.node, self.home = auth, proxy, node, home
 
     def tsh(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -119,7 +59,7 @@ class Outage:
             yaml.safe_dump(doc, f)
         self.auth.tctl("create", "-f", path)
 
-    def cached_roles(self, service: Service) -> dict[str, Any]:
+    def cached_roles(self, service: ServiceProc) -> dict[str, Any]:
         path = os.path.join(service.data_dir, "cache", f"{service.role}.json")
         if not os.path.exists(path):
             return {}
@@ -149,7 +89,8 @@ def _outage() -> Iterator[Outage]:
     proxy = node = None
     try:
         auth.start()
-        proxy, node = Service("cproxy", "proxy", auth.auth_addr), Service("cnode", "node", auth.auth_addr)
+        proxy = ServiceProc("cproxy", "proxy", [auth.auth_addr], TOKEN)
+        node = ServiceProc("cnode", "node", [auth.auth_addr], TOKEN, labels={"env": "outage"})
         proxy.start()
         node.start()
         o = Outage(auth, proxy, node, os.path.join(auth.root, "tsh-home"))

@@ -21,7 +21,6 @@ import signal
 import stat
 import subprocess
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,13 +30,11 @@ import pytest
 
 from tests.helpers import (
     Cluster,
+    ServiceProc,
     cli,
     destroy,
     env_with,
-    free_port,
-    kill_proc,
     new_cluster,
-    wait_port,
 )
 from tests.unit.backend.conftest import (
     EtcdMember,
@@ -52,65 +49,12 @@ PASSWORD = "secret-pass-1"
 TOKEN = "static-join-token-0123456789abcdef"
 
 
-class Service:
-    """A `teleport start` of one proxy or node in its own data_dir, pointed at auth servers."""
-
-    def __init__(self, name: str, role: str, auth_servers: list[str]) -> None:
-        self.root = tempfile.mkdtemp(prefix=f"tp-ha-{name}-")
-        self.name, self.role = name, role
-        self.ports = {k: free_port() for k in ("ssh", "web", "tunnel", "node")}
-        p = self.ports
-        self.config = os.path.join(self.root, "teleport.yaml")
-        proxy = (f"proxy_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:{p['ssh']}\n"
-                 f"  web_listen_addr: 127.0.0.1:{p['web']}\n"
-                 f"  tunnel_listen_addr: 127.0.0.1:{p['tunnel']}\n"
-                 f"  public_addr: 127.0.0.1:{p['web']}\n") if role == "proxy" else \
-            "proxy_service: {enabled: no}\n"
-        node = (f"ssh_service:\n  enabled: yes\n  listen_addr: 127.0.0.1:{p['node']}\n"
-                if role == "node" else "ssh_service: {enabled: no}\n")
-        with open(self.config, "w") as f:
-            f.write(textwrap.dedent(f"""\
-                teleport:
-                  nodename: {name}
-                  data_dir: {self.root}/data
-                  log: {{output: {self.root}/teleport.log, severity: INFO}}
-                  auth_servers: [{", ".join(auth_servers)}]
-                auth_service: {{enabled: no}}
-                """) + node + proxy)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.root, "data")
-
-    @property
-    def web_addr(self) -> str:
-        return f"127.0.0.1:{self.ports['web']}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [*cli("teleport"), "start", "-c", self.config, f"--roles={self.role}",
-             f"--token={TOKEN}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_with())
-        wait_port(self.ports["web" if self.role == "proxy" else "node"], 30, self.proc)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def destroy(self) -> None:
-        if self.proc is not None:
-            kill_proc(self.proc)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @dataclass
 class HA:
     etcd: list[EtcdMember]
     auths: list[Cluster]
-    proxies: list[Service]
-    node: Service
+    proxies: list[ServiceProc]
+    node: ServiceProc
     home: str
     counts: dict[str, int] = field(default_factory=lambda: {"tried": 0, "failed": 0, "retried": 0})
     # the word of every `tsh ssh ... echo WORD` tried, and whether it succeeded
@@ -136,7 +80,7 @@ def ha() -> Iterator[HA]:
         pytest.skip("the node serves the root login only when run as root")
     directory = Path(tempfile.mkdtemp(prefix="teleport-etcd-ha-"))
     auths: list[Cluster] = []
-    services: list[Service] = []
+    services: list[ServiceProc] = []
     members: list[EtcdMember] = []
     try:
         members = start_etcd_cluster(directory, 3)
@@ -153,8 +97,8 @@ def ha() -> Iterator[HA]:
             os.symlink(shared_log, os.path.join(a.data_dir, "log"))
             a.start()
         addrs = [a.auth_addr for a in auths]
-        proxies = [Service(f"proxy{i}", "proxy", addrs) for i in (1, 2)]
-        node = Service("hanode", "node", addrs[:1])  # knows only auth 1 from its file
+        proxies = [ServiceProc(f"proxy{i}", "proxy", addrs, TOKEN) for i in (1, 2)]
+        node = ServiceProc("hanode", "node", addrs[:1], TOKEN)  # knows only auth 1 from its file
         services += [*proxies, node]
         for s in services:
             s.start()
@@ -174,7 +118,7 @@ def ha() -> Iterator[HA]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def login(ha: HA, proxy: Service) -> subprocess.CompletedProcess[str]:
+def login(ha: HA, proxy: ServiceProc) -> subprocess.CompletedProcess[str]:
     return ha.tsh("--insecure", f"--proxy={proxy.web_addr}", "--user=hauser", "login",
                   input=f"{PASSWORD}\n")
 
@@ -203,7 +147,7 @@ def test_user_ca_rotation_with_two_auth_servers(ha: HA) -> None:
     old_home = ha.home + "-before-rotation"
     shutil.copytree(ha.home, old_home)
 
-    def ssh_ok(proxy: Service, home: str, word: str) -> bool:
+    def ssh_ok(proxy: ServiceProc, home: str, word: str) -> bool:
         res = subprocess.run([*cli("tsh"), "--insecure", f"--proxy={proxy.web_addr}", "ssh",
                               "root@hanode", "echo", word], capture_output=True, text=True,
                              timeout=60, env=env_with(TELEPORT_HOME=home))

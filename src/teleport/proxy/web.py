@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from teleport import __version__
+from teleport import __version__, defaults
 from teleport.auth.client import AuthClient
 from teleport.errors import BadParameter, ConnectionProblem
 from teleport.httpapi import error_middleware, json_body
@@ -92,9 +92,17 @@ class WebProxy:
         return self._second_factor
 
     async def ping(self, request: web.Request) -> web.Response:
+        try:
+            auth = await self.sso.ping_auth(await self.second_factor())
+        except (ConnectionProblem, TimeoutError, OSError):
+            # auth is down: the proxy still says what it knows (a login then fails with the
+            # clear "cannot log in now"; logged-in users keep working from the caches)
+            auth = {"type": defaults.AUTH_TYPE,
+                    "second_factor": self._second_factor or defaults.SECOND_FACTOR,
+                    "connector_name": "", "connectors": []}
         return web.json_response(
             {
-                "auth": await self.sso.ping_auth(await self.second_factor()),
+                "auth": auth,
                 "proxy": {
                     "ssh": {"public_addr": self.ssh_public_addr},
                     "web": {"public_addr": self.web_public_addr},
