@@ -45,9 +45,12 @@ class CacheRoutes:
         self.api = api
         self.server = api.server
         self._waiting: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     def stop_waiting(self) -> None:
-        """Shutdown: end every long poll now (their clients ask again, elsewhere if need be)."""
+        """Shutdown: end every long poll now, and answer the ones still to come at once (their
+        clients ask again, elsewhere if need be; a poll held open would hold the close up)."""
+        self._stopping = True
         for task in list(self._waiting):
             task.cancel()
 
@@ -106,7 +109,7 @@ class CacheRoutes:
         prefixes = WATCHED_BY_PROXIES if with_nodes else WATCHED
         backend = self.server.store.backend
         # watch before reading, so a change between the read and the wait is not missed
-        watcher = backend.watch(prefixes) if since and wait else None
+        watcher = backend.watch(prefixes) if since and wait and not self._stopping else None
         try:
             snap = await self.snapshot(with_nodes)
             if watcher is None or snap["version"] != since:
